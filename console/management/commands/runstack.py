@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import sys
+
+import redis
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from console import setup_token, supervisor
+
+
+class Command(BaseCommand):
+    help = "Run Shoal in the foreground: web, warehouse worker, default worker and beat."
+
+    def handle(self, *args, **opts):
+        try:
+            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
+        except redis.RedisError as exc:
+            self.stderr.write(
+                f"Redis is not reachable at {settings.REDIS_URL} ({exc}). Start it, e.g. "
+                "`redis-server --daemonize yes` (Debian: `apt-get install redis-server`), "
+                "or set REDIS_URL."
+            )
+            sys.exit(1)
+        self.stdout.write(
+            f"Shoal on http://127.0.0.1:{settings.PORT}/  (Firehose endpoints under "
+            f"{settings.PUBLIC_BASE_URL}/ingest/)  data: {settings.DATA_DIR}"
+        )
+        if setup_token.needs_setup():
+            self.stdout.write(
+                self.style.WARNING(
+                    "No user exists yet. Open this one-time link to create the first admin:\n"
+                    f"    {setup_token.setup_url()}"
+                )
+            )
+        sys.exit(supervisor.run(supervisor.plan(settings.PORT)))

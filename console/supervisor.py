@@ -1,0 +1,159 @@
+"""Runs Shoal's processes in the foreground with interleaved, labelled logs (`make run`).
+
+Each process gets its own process group, so that Ctrl-C or SIGTERM stops it with everything it
+started; if one process dies, the others are stopped too, so that a half-running stack never
+pretends to be healthy.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+COLOURS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m"]
+RESET = "\033[0m"
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    popen: subprocess.Popen | None = None
+
+
+def plan(port: int, python: str = sys.executable) -> list[Proc]:
+    web_workers = os.environ.get("WEB_WORKERS", "2")
+    web_threads = os.environ.get("WEB_THREADS", "8")
+    celery = [python, "-m", "celery", "-A", "console"]
+    return [
+        Proc(
+            "web",
+            [
+                python,
+                "-m",
+                "gunicorn",
+                "console.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                web_workers,
+                "--threads",
+                web_threads,
+                "--timeout",
+                "200",
+                "--access-logfile",
+                "-",
+                "--access-logformat",
+                "%(m)s %(U)s %(s)s %(b)s %(M)sms",
+            ],
+        ),
+        # The only process that opens the warehouse; threads share one chDB folder.
+        Proc(
+            "warehouse",
+            celery
+            + [
+                "worker",
+                "-Q",
+                "warehouse",
+                "--pool",
+                "threads",
+                "--concurrency",
+                os.environ.get("WAREHOUSE_CONCURRENCY", "4"),
+                "-n",
+                "warehouse@%h",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        ),
+        Proc(
+            "worker",
+            celery
+            + [
+                "worker",
+                "-Q",
+                "default",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "-n",
+                "default@%h",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        ),
+        Proc("beat", celery + ["beat", "--loglevel", "INFO"]),
+    ]
+
+
+def run(procs: list[Proc], out=sys.stdout) -> int:
+    colour = out.isatty()
+    width = max(len(p.name) for p in procs)
+    lock = threading.Lock()
+    stopping = threading.Event()
+
+    def pump(proc: Proc, index: int) -> None:
+        label = proc.name.ljust(width)
+        if colour:
+            label = f"{COLOURS[index % len(COLOURS)]}{label}{RESET}"
+        for raw in proc.popen.stdout:
+            with lock:
+                out.write(f"{label} | {raw.decode(errors='replace').rstrip()}\n")
+                out.flush()
+
+    for index, proc in enumerate(procs):
+        proc.popen = subprocess.Popen(
+            proc.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        threading.Thread(target=pump, args=(proc, index), daemon=True).start()
+
+    def stop(*_):
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping.is_set():
+        for proc in procs:
+            code = proc.popen.poll()
+            if code is not None:
+                out.write(f"{proc.name} exited with status {code}; stopping the others\n")
+                exit_code = code or 1
+                stopping.set()
+                break
+        stopping.wait(0.5)
+    terminate(procs)
+    return exit_code
+
+
+def terminate(procs: list[Proc], grace: float = 10.0) -> None:
+    for proc in procs:
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.popen.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.popen.wait()
+
+
+def _signal_group(proc: Proc, sig: int) -> None:
+    if proc.popen and proc.popen.poll() is None:
+        try:
+            os.killpg(proc.popen.pid, sig)
+        except ProcessLookupError:
+            pass

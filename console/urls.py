@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from console import views
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="pools:list", permanent=False)),
+    path("setup/<str:token>/", views.first_admin, name="setup"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("", include("pools.urls")),
+]

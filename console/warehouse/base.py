@@ -1,0 +1,121 @@
+"""What every warehouse backend offers, and the settings that make ClickHouse behave the same
+in all of them."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from console.env import WarehouseConfig
+
+
+class WarehouseError(Exception):
+    """A statement failed in the warehouse; `code` is ClickHouse's error code when known."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Result:
+    columns: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+    elapsed_ms: float = 0.0
+    rows_read: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "columns": self.columns,
+            "types": self.types,
+            "rows": self.rows,
+            "elapsed_ms": round(self.elapsed_ms, 2),
+        }
+
+
+# Settings every session runs with. JSON date inference is off so that a DynamoDB string such as
+# "2024-05-08T13:20:37Z" stays a string and the guide's parseDateTimeBestEffort(keys.timestamp.S)
+# works as written.
+SESSION_SETTINGS: dict[str, Any] = {
+    "input_format_try_infer_datetimes": 0,
+    "input_format_try_infer_dates": 0,
+    "date_time_output_format": "iso",
+    "output_format_json_quote_64bit_integers": 0,
+    "output_format_json_quote_decimals": 0,
+    # Let users sort and group by JSON paths (keys.order_id.S is Dynamic) as they would expect.
+    "allow_suspicious_types_in_order_by": 1,
+    "allow_suspicious_types_in_group_by": 1,
+}
+
+
+def readonly_settings(max_seconds: int, max_rows: int) -> dict[str, Any]:
+    """Settings for a user's ad-hoc query: read-only, bounded in time and result size."""
+    return {
+        "readonly": 1,
+        "max_execution_time": max_seconds,
+        "max_result_rows": max_rows + 1,
+        "result_overflow_mode": "break",
+    }
+
+
+class Warehouse(abc.ABC):
+    """One warehouse: a database named config.database holding one table per Data Pool."""
+
+    def __init__(self, config: WarehouseConfig):
+        self.config = config
+        self.database = config.database
+
+    def bootstrap(self) -> None:
+        self.execute(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(self.database)}")
+
+    @abc.abstractmethod
+    def execute(self, sql: str, *, settings: dict[str, Any] | None = None) -> int:
+        """Run a statement that returns no rows (DDL, INSERT … SELECT); returns rows written."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, *, settings: dict[str, Any] | None = None, readonly: bool = False) -> Result:
+        """Run a SELECT in the pool database; readonly=True uses a session that cannot write."""
+
+    @abc.abstractmethod
+    def insert_file(
+        self, select_sql: str, table: str, path: Path, *, settings: dict[str, Any] | None = None
+    ) -> int:
+        """INSERT INTO table SELECT … over one file read as a single String column `raw_blob`;
+        returns the number of rows written (0 when ClickHouse recognised a repeated insert).
+
+        `select_sql` is a SELECT whose FROM is the placeholder `{source}`; the backend substitutes
+        a table expression that yields the file's bytes in a column named raw_blob.
+        """
+
+    @abc.abstractmethod
+    def query_file(self, select_sql: str, path: Path) -> Result:
+        """Run a SELECT whose FROM placeholder `{source}` yields the file as one `raw_blob` row."""
+
+    def close(self) -> None:  # pragma: no cover - nothing to release by default
+        pass
+
+
+def quote_identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def quote_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def settings_clause(settings: dict[str, Any] | None) -> str:
+    if not settings:
+        return ""
+    parts = []
+    for key, value in settings.items():
+        rendered = (
+            quote_string(value)
+            if isinstance(value, str)
+            else str(int(value) if isinstance(value, bool) else value)
+        )
+        parts.append(f"{key} = {rendered}")
+    return " SETTINGS " + ", ".join(parts)

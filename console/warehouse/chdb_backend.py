@@ -1,0 +1,125 @@
+"""Embedded ClickHouse (chDB). One data folder, opened by one process: the warehouse worker.
+
+Each thread gets its own connection (chDB runs queries from separate connections concurrently,
+while one shared session would serialise them), plus a second, read-only connection for users'
+ad-hoc SQL whose limits cannot be lifted from inside the query.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import chdb
+
+from console.warehouse.base import (
+    SESSION_SETTINGS,
+    Result,
+    Warehouse,
+    WarehouseError,
+    quote_identifier,
+    quote_string,
+    readonly_settings,
+    settings_clause,
+)
+
+_CODE = re.compile(r"Code: (\d+)\. ")
+
+
+def _error(exc: Exception) -> WarehouseError:
+    message = str(exc)
+    match = _CODE.search(message)
+    # chDB repeats "Code: N. DB::Exception:" when it wraps; keep the innermost text readable.
+    message = re.sub(r"^(Code: \d+\. DB::Exception: )+", "", message).strip()
+    return WarehouseError(message, int(match.group(1)) if match else None)
+
+
+class ChdbWarehouse(Warehouse):
+    def __init__(self, config, *, sql_max_seconds: int | None = None, sql_max_rows: int | None = None):
+        super().__init__(config)
+        from django.conf import settings
+
+        self.path = config.path
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._bootstrapped = False
+        self._ro_params = {
+            **readonly_settings(
+                sql_max_seconds or settings.SQL_MAX_EXECUTION_SECONDS,
+                sql_max_rows or settings.SQL_MAX_RESULT_ROWS,
+            ),
+            **SESSION_SETTINGS,
+        }
+
+    def _connection(self, readonly: bool = False):
+        attr = "ro" if readonly else "rw"
+        conn = getattr(self._local, attr, None)
+        if conn is None:
+            if readonly:
+                conn = chdb.connect(f"{self.path}?{urlencode(self._ro_params)}")
+            else:
+                conn = chdb.connect(self.path)
+                conn.query("SET " + settings_clause(SESSION_SETTINGS).removeprefix(" SETTINGS "))
+            if self._bootstrapped:
+                conn.query(f"USE {quote_identifier(self.database)}")
+            setattr(self._local, attr, conn)
+        return conn
+
+    def bootstrap(self) -> None:
+        super().bootstrap()
+        self._bootstrapped = True
+        self._connection().query(f"USE {quote_identifier(self.database)}")
+
+    def execute(self, sql: str, *, settings: dict[str, Any] | None = None) -> int:
+        try:
+            res = self._connection().query(sql + settings_clause(settings) if settings else sql)
+        except Exception as exc:  # chDB raises RuntimeError/ChdbError with ClickHouse's text
+            raise _error(exc) from None
+        return res.rows_written() if res is not None and hasattr(res, "rows_written") else 0
+
+    def query(self, sql: str, *, settings: dict[str, Any] | None = None, readonly: bool = False) -> Result:
+        sql = sql.strip().rstrip(";")
+        if settings:
+            sql += settings_clause(settings)
+        started = time.perf_counter()
+        try:
+            raw = self._connection(readonly).query(sql, "JSONCompact")
+        except Exception as exc:
+            raise _error(exc) from None
+        elapsed = (time.perf_counter() - started) * 1000
+        text = raw.bytes() if hasattr(raw, "bytes") else str(raw).encode()
+        if not text.strip():
+            return Result(columns=[], types=[], rows=[], elapsed_ms=elapsed)
+        payload = json.loads(text)
+        stats = payload.get("statistics") or {}
+        return Result(
+            columns=[m["name"] for m in payload["meta"]],
+            types=[m["type"] for m in payload["meta"]],
+            rows=payload["data"],
+            elapsed_ms=elapsed,
+            rows_read=int(stats.get("rows_read") or 0),
+        )
+
+    def insert_file(
+        self, select_sql: str, table: str, path: Path, *, settings: dict[str, Any] | None = None
+    ) -> int:
+        source = f"file({quote_string(str(path))}, 'RawBLOB')"
+        return self.execute(
+            f"INSERT INTO {table}{settings_clause(settings)} " + select_sql.replace("{source}", source)
+        )
+
+    def query_file(self, select_sql: str, path: Path) -> Result:
+        source = f"file({quote_string(str(path))}, 'RawBLOB')"
+        return self.query(select_sql.replace("{source}", source))
+
+    def close(self) -> None:
+        for attr in ("rw", "ro"):
+            conn = getattr(self._local, attr, None)
+            if conn is not None:
+                conn.close()
+                setattr(self._local, attr, None)

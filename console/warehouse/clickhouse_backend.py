@@ -1,0 +1,102 @@
+"""A ClickHouse server through clickhouse-connect (HTTP). The SQL is the same as for chDB; only
+the transport differs: files are streamed to the server and read there with input()."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from console.warehouse.base import (
+    SESSION_SETTINGS,
+    Result,
+    Warehouse,
+    WarehouseError,
+    readonly_settings,
+)
+
+
+def _error(exc: Exception) -> WarehouseError:
+    code = getattr(exc, "code", None)
+    return WarehouseError(str(exc), int(code) if isinstance(code, int) else None)
+
+
+def _written(summary: Any) -> int:
+    counts = getattr(summary, "summary", None) or {}
+    return int(counts.get("written_rows", 0))
+
+
+class ClickHouseWarehouse(Warehouse):
+    def __init__(self, config):
+        super().__init__(config)
+        from django.conf import settings
+
+        self._ro = readonly_settings(settings.SQL_MAX_EXECUTION_SECONDS, settings.SQL_MAX_RESULT_ROWS)
+        self.client = clickhouse_connect.get_client(
+            host=config.host,
+            port=config.port,
+            username=config.username,
+            password=config.password,
+            secure=config.secure,
+            settings=SESSION_SETTINGS,
+            connect_timeout=10,
+            send_receive_timeout=300,
+            autogenerate_session_id=False,
+        )
+
+    def execute(self, sql: str, *, settings: dict[str, Any] | None = None) -> int:
+        try:
+            summary = self.client.command(sql, settings=settings or None)
+        except ClickHouseError as exc:
+            raise _error(exc) from None
+        return _written(summary)
+
+    def query(self, sql: str, *, settings: dict[str, Any] | None = None, readonly: bool = False) -> Result:
+        merged = {**(self._ro if readonly else {}), **(settings or {})}
+        started = time.perf_counter()
+        try:
+            res = self.client.query(sql.strip().rstrip(";"), settings=merged or None, database=self.database)
+        except ClickHouseError as exc:
+            raise _error(exc) from None
+        return Result(
+            columns=list(res.column_names),
+            types=[t.name for t in res.column_types],
+            rows=[list(r) for r in res.result_rows],
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def insert_file(
+        self, select_sql: str, table: str, path: Path, *, settings: dict[str, Any] | None = None
+    ) -> int:
+        source = "input('raw_blob String')"
+        statement = f"INSERT INTO {table} " + select_sql.replace("{source}", source) + " FORMAT RawBLOB"
+        try:
+            summary = self.client.command(statement, data=path.read_bytes(), settings=settings or None)
+        except ClickHouseError as exc:
+            raise _error(exc) from None
+        return _written(summary)
+
+    def query_file(self, select_sql: str, path: Path) -> Result:
+        # The file travels with the query as an external table (clickhouse-connect ExternalData).
+        from clickhouse_connect.driver.external import ExternalData
+
+        blob = ExternalData(
+            file_name="shoal_source", data=path.read_bytes(), fmt="RawBLOB", structure="raw_blob String"
+        )
+        started = time.perf_counter()
+        try:
+            res = self.client.query(select_sql.replace("{source}", "shoal_source"), external_data=blob)
+        except ClickHouseError as exc:
+            raise _error(exc) from None
+        return Result(
+            columns=list(res.column_names),
+            types=[t.name for t in res.column_types],
+            rows=[list(r) for r in res.result_rows],
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,50 @@
+"""Celery worker hooks: a warehouse worker opens the warehouse at start (so that a locked chDB
+folder is reported at once) and keeps a heartbeat in Redis while it runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery.signals import worker_ready, worker_shutdown
+
+log = logging.getLogger(__name__)
+_stop = threading.Event()
+
+
+def _consumes_warehouse(sender) -> bool:
+    try:
+        queues = sender.app.amqp.queues.consume_from or {}
+        return "warehouse" in queues
+    except AttributeError:
+        return False
+
+
+@worker_ready.connect
+def start_heartbeat(sender=None, **_):
+    if not _consumes_warehouse(sender):
+        return
+    from console.warehouse import get_warehouse
+    from console.warehouse_client import HEARTBEAT_KEY, HEARTBEAT_TTL, redis_client
+
+    try:
+        get_warehouse()  # fail loudly now if the warehouse cannot be opened
+    except Exception as exc:
+        log.critical("cannot open the warehouse: %s", exc)
+        raise SystemExit(1) from exc  # not an Exception: Celery lets it stop the worker
+    client = redis_client()
+
+    def beat() -> None:
+        while not _stop.is_set():
+            try:
+                client.set(HEARTBEAT_KEY, sender.hostname, ex=HEARTBEAT_TTL)
+            except Exception as exc:  # Redis restarts: keep trying
+                log.warning("heartbeat: %s", exc)
+            _stop.wait(HEARTBEAT_TTL / 3)
+
+    threading.Thread(target=beat, name="warehouse-heartbeat", daemon=True).start()
+
+
+@worker_shutdown.connect
+def stop_heartbeat(**_):
+    _stop.set()

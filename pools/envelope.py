@@ -1,0 +1,94 @@
+"""The Firehose HTTP endpoint request: parsing and validation, free of Django and the database.
+
+Only the envelope is checked here (requestId, records). Whether each record is a DynamoDB change
+record is decided later, inside the warehouse, so that one bad record never fails a batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from dataclasses import dataclass
+
+
+class EnvelopeError(Exception):
+    """The request cannot be accepted; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Envelope:
+    request_id: str
+    timestamp: int | None
+    record_count: int
+
+
+def decompress(body: bytes, encoding: str, *, max_bytes: int) -> bytes:
+    """The body as JSON bytes; gzip (Firehose's only encoding) is inflated up to max_bytes."""
+    encoding = encoding.strip().lower()
+    if encoding in {"", "identity"}:
+        return body
+    if encoding != "gzip":
+        raise EnvelopeError(400, f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise EnvelopeError(400, f"body is not valid gzip: {exc}") from None
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise EnvelopeError(400, f"decompressed body exceeds {max_bytes} bytes")
+    if not inflater.eof:
+        raise EnvelopeError(400, "gzip body is truncated")
+    return data
+
+
+def parse(data: bytes, *, header_request_id: str) -> Envelope:
+    """Validate a Firehose request body (already decompressed)."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EnvelopeError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise EnvelopeError(400, "body must be a JSON object with requestId and records")
+    request_id = doc.get("requestId")
+    if request_id is None:
+        request_id = header_request_id
+    if not isinstance(request_id, str) or not request_id:
+        raise EnvelopeError(400, "requestId is missing")
+    if header_request_id and request_id != header_request_id:
+        raise EnvelopeError(400, "requestId in the body does not match X-Amz-Firehose-Request-Id")
+    if len(request_id) > 255:
+        raise EnvelopeError(400, "requestId is longer than 255 characters")
+    records = doc.get("records")
+    if not isinstance(records, list):
+        raise EnvelopeError(400, "records must be an array")
+    if not records:
+        raise EnvelopeError(400, "records is empty")
+    timestamp = doc.get("timestamp")
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+        timestamp = None
+    return Envelope(request_id=request_id, timestamp=timestamp, record_count=len(records))
+
+
+def basic_credentials(value: str) -> tuple[str, str] | None:
+    """(user, password) from an Authorization: Basic header, or None."""
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return None
+    return decode_user_password(token.strip())
+
+
+def decode_user_password(token: str) -> tuple[str, str] | None:
+    """(user, password) from base64("user:password"), or None."""
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None

@@ -1,0 +1,143 @@
+"""The Firehose HTTP endpoint of a Data Pool (spec/firehose-http-endpoint.md).
+
+A 200 means the batch is durable in Django's database; any other status makes Firehose send it
+again. Loading into the warehouse happens afterwards, in a `warehouse` worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from pools import envelope
+from pools.models import DataPool, Delivery
+
+log = logging.getLogger(__name__)
+
+
+def firehose_response(request_id: str, status: int = 200, error: str = "") -> HttpResponse:
+    doc: dict = {"requestId": request_id, "timestamp": int(time.time() * 1000)}
+    if error:
+        doc["errorMessage"] = error[:8192]
+    body = json.dumps(doc).encode()
+    response = HttpResponse(body, status=status, content_type="application/json")
+    response["Content-Length"] = str(len(body))
+    return response
+
+
+# Successful Basic checks, keyed by the stored hash, so that each delivery does not pay for
+# PBKDF2 again; a changed password is checked afresh.
+_verified: set[tuple] = set()
+
+
+def _check_basic(pool: DataPool, user: str, password: str) -> bool:
+    digest = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
+    key = (pool.pk, pool.basic_auth_password, user, digest)
+    if key in _verified:
+        return True
+    if pool.check_basic_auth(user, password):
+        if len(_verified) > 4096:
+            _verified.clear()
+        _verified.add(key)
+        return True
+    return False
+
+
+def authenticate(pool: DataPool, request: HttpRequest) -> bool:
+    """The access key header, or HTTP Basic with the pool's user and password.
+
+    Firehose can only send the access key header, so the header may also carry the Basic
+    credentials themselves (base64 of user:password).
+    """
+    key = request.headers.get("X-Amz-Firehose-Access-Key", "")
+    if key:
+        if pool.check_access_key(key):
+            return True
+        creds = envelope.decode_user_password(key)
+        if creds and _check_basic(pool, *creds):
+            return True
+        return False
+    creds = envelope.basic_credentials(request.headers.get("Authorization", ""))
+    return bool(creds) and _check_basic(pool, *creds)
+
+
+@csrf_exempt
+def firehose_endpoint(request: HttpRequest, public_id: str) -> HttpResponse:
+    header_id = request.headers.get("X-Amz-Firehose-Request-Id", "")
+    if request.method != "POST":
+        response = firehose_response(header_id, 405, "use POST")
+        response["Allow"] = "POST"
+        return response
+    try:
+        pool = DataPool.objects.get(public_id=public_id)
+    except DataPool.DoesNotExist:
+        return firehose_response(header_id, 404, "no Data Pool at this endpoint")
+    except DatabaseError as exc:
+        log.warning("ingest: database unavailable: %s", exc)
+        return firehose_response(header_id, 503, "Shoal cannot store data right now, please retry")
+    if not authenticate(pool, request):
+        return firehose_response(header_id, 401, "missing or wrong X-Amz-Firehose-Access-Key")
+    if pool.status == DataPool.Status.DELETING:
+        return firehose_response(header_id, 503, "this Data Pool is being deleted")
+
+    limit = settings.INGEST_MAX_BODY_BYTES
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and int(length) > limit:
+        return firehose_response(header_id, 400, f"body exceeds {limit} bytes")
+    raw = request.read(limit + 1)
+    encoding = request.headers.get("Content-Encoding", "")
+    try:
+        if len(raw) > limit:
+            raise envelope.EnvelopeError(400, f"body exceeds {limit} bytes")
+        data = envelope.decompress(raw, encoding, max_bytes=limit)
+        env = envelope.parse(data, header_request_id=header_id)
+    except envelope.EnvelopeError as exc:
+        return firehose_response(header_id, exc.status, exc.message)
+
+    try:
+        stored = land(pool, env, raw, encoding, request.headers.get("X-Amz-Firehose-Source-Arn", ""))
+    except DatabaseError as exc:
+        log.warning("ingest: could not land %s for pool %s: %s", env.request_id, pool.name, exc)
+        return firehose_response(env.request_id, 503, "Shoal cannot store data right now, please retry")
+    if stored:
+        log.debug("ingest: landed %s (%d records) for %s", env.request_id, env.record_count, pool.name)
+    return firehose_response(env.request_id)
+
+
+def land(pool: DataPool, env: envelope.Envelope, raw: bytes, encoding: str, source_arn: str = "") -> bool:
+    """Store a delivery durably; False when this request id was stored before (a retry)."""
+    try:
+        with transaction.atomic():
+            Delivery.objects.create(
+                pool=pool,
+                request_id=env.request_id,
+                firehose_timestamp=env.timestamp,
+                source_arn=source_arn[:500],
+                record_count=env.record_count,
+                body_bytes=len(raw),
+                content_encoding=encoding.strip().lower() if encoding.strip().lower() == "gzip" else "",
+                body=raw,
+            )
+            transaction.on_commit(lambda: enqueue_load(pool.pk))
+    except IntegrityError:
+        if Delivery.objects.filter(pool=pool, request_id=env.request_id).exists():
+            return False
+        raise
+    return True
+
+
+def enqueue_load(pool_id: int) -> None:
+    """Ask a warehouse worker to load; if Redis is down, the periodic sweep does it later."""
+    from pools.tasks import warehouse_load_pool
+
+    try:
+        warehouse_load_pool.apply_async((pool_id,), retry=False)
+    except Exception as exc:  # the delivery is durable; the sweep will find it
+        log.warning("ingest: could not enqueue a load for pool %s: %s", pool_id, exc)

@@ -1,0 +1,211 @@
+"""Moving landed deliveries into the warehouse. Runs only in `warehouse` workers.
+
+Every step can be repeated after a crash: a delivery is claimed with a conditional UPDATE, its
+insert carries a deduplication token derived from the delivery (so a second insert of it writes
+nothing), quarantine rows are unique per (delivery, position), and the counters move only when
+the delivery itself moves to `loaded`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from console.warehouse import Warehouse, WarehouseError
+from pools import tables
+from pools.envelope import decompress
+from pools.models import DataPool, Delivery, QuarantinedRecord
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 10
+_known_tables: set[tuple[int, str]] = set()
+
+
+@dataclass
+class LoadOutcome:
+    deliveries: int = 0
+    records: int = 0
+    quarantined: int = 0
+    failed: int = 0
+
+
+def ensure_table(warehouse: Warehouse, pool: DataPool) -> None:
+    key = (pool.pk, pool.name)
+    if key not in _known_tables:
+        warehouse.execute(tables.create_change_event_table(pool))
+        _known_tables.add(key)
+
+
+def forget_table(pool_id: int) -> None:
+    for key in [k for k in _known_tables if k[0] == pool_id]:
+        _known_tables.discard(key)
+
+
+def claim(pool_id: int, limit: int) -> tuple[str, list[int]]:
+    """Take up to `limit` landed deliveries of a pool; returns the claim token and their ids."""
+    token = uuid.uuid4().hex
+    candidates = list(
+        Delivery.objects.filter(pool_id=pool_id, status=Delivery.Status.LANDED)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+    if not candidates:
+        return token, []
+    Delivery.objects.filter(id__in=candidates, status=Delivery.Status.LANDED).update(
+        status=Delivery.Status.LOADING,
+        claim_token=token,
+        claimed_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    )
+    claimed = list(
+        Delivery.objects.filter(claim_token=token, status=Delivery.Status.LOADING)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    return token, claimed
+
+
+def load_pool(warehouse: Warehouse, pool_id: int, *, batch: int | None = None) -> LoadOutcome:
+    """Load every landed delivery of a pool, a batch at a time, until none is left.
+
+    After a failure the loop stops: what failed waits for the sweep, which comes back later,
+    instead of being retried at once against a warehouse that just refused it.
+    """
+    outcome = LoadOutcome()
+    batch = batch or settings.LOAD_BATCH_DELIVERIES
+    while True:
+        token, ids = claim(pool_id, batch)
+        if not ids:
+            return outcome
+        for delivery_id in ids:
+            try:
+                loaded, quarantined = load_delivery(warehouse, delivery_id, token)
+            except Exception as exc:  # WarehouseError, or anything else: never leave it claimed
+                if not isinstance(exc, WarehouseError):
+                    log.exception("load of delivery %s failed", delivery_id)
+                release(delivery_id, token, str(exc))
+                outcome.failed += 1
+                continue
+            outcome.deliveries += 1
+            outcome.records += loaded
+            outcome.quarantined += quarantined
+        if outcome.failed:
+            return outcome
+
+
+def load_delivery(warehouse: Warehouse, delivery_id: int, token: str) -> tuple[int, int]:
+    """Insert one claimed delivery; returns (records loaded, records quarantined)."""
+    delivery = Delivery.objects.select_related("pool").get(id=delivery_id)
+    pool = delivery.pool
+    ensure_table(warehouse, pool)
+    path = _spool(delivery)
+    try:
+        received_ms = int(delivery.received_at.timestamp() * 1000)
+        written = warehouse.insert_file(
+            tables.load_select(delivery.pk, received_ms),
+            pool.table,
+            path,
+            settings={"insert_deduplication_token": delivery.dedup_token},
+        )
+        rejected: list[list] = []
+        if written < delivery.record_count:
+            # Some records were refused (or this insert was a repeat): find out which, once.
+            rejected = warehouse.query_file(tables.rejected_select(), path).rows
+    finally:
+        path.unlink(missing_ok=True)
+    if rejected:
+        QuarantinedRecord.objects.bulk_create(
+            [
+                QuarantinedRecord(pool=pool, delivery=delivery, position=position, data=data, reason=reason)
+                for position, data, reason in rejected
+            ],
+            ignore_conflicts=True,
+        )
+    loaded = delivery.record_count - len(rejected)
+    finish(delivery, token, loaded, len(rejected))
+    return loaded, len(rejected)
+
+
+def finish(delivery: Delivery, token: str, loaded: int, quarantined: int) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        moved = Delivery.objects.filter(
+            id=delivery.pk, status=Delivery.Status.LOADING, claim_token=token
+        ).update(
+            status=Delivery.Status.LOADED,
+            loaded_at=now,
+            loaded_count=loaded,
+            quarantined_count=quarantined,
+            body=b"",
+            error="",
+        )
+        if moved:
+            updates = {
+                "record_count": F("record_count") + loaded,
+                "quarantined_count": F("quarantined_count") + quarantined,
+                "last_delivery_at": delivery.received_at,
+                "updated_at": now,
+            }
+            DataPool.objects.filter(pk=delivery.pool_id).update(**updates)
+            if loaded:
+                # First data makes a pool live (also one whose table creation failed earlier: the
+                # load just created it).
+                DataPool.objects.filter(
+                    pk=delivery.pool_id, status__in=[DataPool.Status.CREATED, DataPool.Status.FAILED]
+                ).update(status=DataPool.Status.LIVE, status_detail="")
+
+
+def release(delivery_id: int, token: str, error: str) -> None:
+    """Give a claimed delivery back after a failed load, or fail it after MAX_ATTEMPTS."""
+    delivery = Delivery.objects.filter(id=delivery_id, claim_token=token).first()
+    if delivery is None:
+        return
+    status = Delivery.Status.FAILED if delivery.attempts >= MAX_ATTEMPTS else Delivery.Status.LANDED
+    log.warning("load of delivery %s failed (attempt %s): %s", delivery_id, delivery.attempts, error)
+    Delivery.objects.filter(id=delivery_id, claim_token=token).update(
+        status=status, claim_token="", claimed_at=None, error=error[:4000]
+    )
+
+
+def _spool(delivery: Delivery) -> Path:
+    """Write the delivery body where the warehouse can read it (decompressed)."""
+    folder = settings.DATA_DIR / "spool"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"delivery-{delivery.pk}-{uuid.uuid4().hex[:8]}.json"
+    body = bytes(delivery.body)
+    if delivery.content_encoding == "gzip":
+        body = decompress(body, "gzip", max_bytes=settings.INGEST_MAX_BODY_BYTES)
+    path.write_bytes(body)
+    return path
+
+
+def sweep(stale_after: float | None = None) -> list[int]:
+    """Return stale claims to `landed` and list the pools that have deliveries waiting."""
+    stale_after = settings.LOAD_STALE_SECONDS if stale_after is None else stale_after
+    cutoff = timezone.now() - timedelta(seconds=stale_after)
+    released = Delivery.objects.filter(status=Delivery.Status.LOADING, claimed_at__lt=cutoff).update(
+        status=Delivery.Status.LANDED, claim_token="", claimed_at=None
+    )
+    if released:
+        log.warning("sweep: %d deliveries were claimed by a loader that stopped; loading again", released)
+    return list(
+        Delivery.objects.filter(status=Delivery.Status.LANDED).values_list("pool_id", flat=True).distinct()
+    )
+
+
+def requeue(delivery_ids: list[int]) -> int:
+    """Put failed deliveries back in line (admin action)."""
+    return (
+        Delivery.objects.filter(id__in=delivery_ids)
+        .exclude(status=Delivery.Status.LOADED)
+        .update(status=Delivery.Status.LANDED, claim_token="", claimed_at=None, attempts=0, error="")
+    )

@@ -1,0 +1,184 @@
+"""Data Pools, the Firehose deliveries they receive, and records kept aside in quarantine."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import uuid
+
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.validators import RegexValidator
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from pools import tables
+
+name_validator = RegexValidator(
+    r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+    "Use letters, digits and underscores, starting with a letter or underscore (at most 63).",
+)
+
+
+def new_access_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_public_id() -> str:
+    return uuid.uuid4().hex
+
+
+class DataPool(models.Model):
+    class Status(models.TextChoices):
+        CREATED = "created", "Created"
+        LIVE = "live", "Live"
+        FAILED = "failed", "Failed"
+        DELETING = "deleting", "Deleting"
+
+    class Kind(models.TextChoices):
+        DYNAMODB = "dynamodb", "DynamoDB"
+
+    name = models.CharField(
+        max_length=63,
+        unique=True,
+        validators=[name_validator],
+        help_text="Also the table name in SQL.",
+    )
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.DYNAMODB)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CREATED)
+    status_detail = models.TextField(blank=True)
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+
+    # Table settings (what the warehouse table is created with).
+    engine = models.CharField(max_length=40, default="MergeTree")
+    sorting_key = models.CharField(max_length=500, default="_received_at")
+    partition_key = models.CharField(max_length=500, blank=True, default="toYYYYMM(_received_at)")
+    timestamp_column = models.CharField(max_length=63, blank=True, default="_received_at")
+    version_column = models.CharField(max_length=63, blank=True)
+
+    # Authentication of Firehose deliveries.
+    access_key = models.CharField(max_length=200, default=new_access_key)
+    access_key_rotated_at = models.DateTimeField(default=timezone.now)
+    basic_auth_user = models.CharField(max_length=150, blank=True)
+    basic_auth_password = models.CharField(max_length=200, blank=True, help_text="Hashed.")
+
+    # Counters kept by the loader, so that lists need no warehouse query.
+    record_count = models.BigIntegerField(default=0)
+    quarantined_count = models.BigIntegerField(default=0)
+    last_delivery_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("pools:detail", args=[self.name])
+
+    @property
+    def table(self) -> str:
+        """The quoted warehouse table name (the pool's name, in the pool database)."""
+        return tables.table_ref(self.name)
+
+    def endpoint_path(self) -> str:
+        return reverse("pools:ingest", args=[self.public_id])
+
+    def endpoint_url(self) -> str:
+        from django.conf import settings
+
+        return settings.PUBLIC_BASE_URL + self.endpoint_path()
+
+    def set_basic_auth(self, user: str, password: str) -> None:
+        self.basic_auth_user = user
+        self.basic_auth_password = make_password(password) if password else ""
+
+    def check_basic_auth(self, user: str, password: str) -> bool:
+        if not self.basic_auth_user or not self.basic_auth_password:
+            return False
+        if not hmac.compare_digest(user.encode(), self.basic_auth_user.encode()):
+            return False
+        return check_password(password, self.basic_auth_password)
+
+    def check_access_key(self, key: str) -> bool:
+        return hmac.compare_digest(key.encode(), self.access_key.encode())
+
+    def rotate_access_key(self) -> str:
+        self.access_key = new_access_key()
+        self.access_key_rotated_at = timezone.now()
+        self.save(update_fields=["access_key", "access_key_rotated_at", "updated_at"])
+        return self.access_key
+
+
+class Delivery(models.Model):
+    """One Firehose request, stored as received before it was acknowledged."""
+
+    class Status(models.TextChoices):
+        LANDED = "landed", "Landed"
+        LOADING = "loading", "Loading"
+        LOADED = "loaded", "Loaded"
+        FAILED = "failed", "Failed"
+
+    pool = models.ForeignKey(DataPool, on_delete=models.CASCADE, related_name="deliveries")
+    request_id = models.CharField(max_length=255)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.LANDED)
+    received_at = models.DateTimeField(default=timezone.now)
+    firehose_timestamp = models.BigIntegerField(null=True, blank=True)
+    source_arn = models.CharField(max_length=500, blank=True)
+    record_count = models.IntegerField(default=0)
+    body_bytes = models.IntegerField(default=0)
+    content_encoding = models.CharField(max_length=10, blank=True)
+    # The request body as received; emptied once the delivery is in the warehouse.
+    body = models.BinaryField(default=b"")
+
+    claim_token = models.CharField(max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.IntegerField(default=0)
+    loaded_at = models.DateTimeField(null=True, blank=True)
+    loaded_count = models.IntegerField(default=0)
+    quarantined_count = models.IntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["pool", "request_id"], name="delivery_once_per_request"),
+        ]
+        indexes = [models.Index(fields=["status", "claimed_at"], name="delivery_status_claimed")]
+
+    def __str__(self) -> str:
+        return f"{self.pool_id}:{self.request_id}"
+
+    @property
+    def dedup_token(self) -> str:
+        """The ClickHouse insert deduplication token: a re-run load of this delivery is a no-op."""
+        return f"shoal-delivery-{self.pk}"
+
+
+class QuarantinedRecord(models.Model):
+    """A record of a delivery that is not a DynamoDB change record, kept with the reason."""
+
+    pool = models.ForeignKey(DataPool, on_delete=models.CASCADE, related_name="quarantine")
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="quarantined")
+    position = models.IntegerField(help_text="Index of the record in the delivery (from 0).")
+    data = models.TextField(help_text="The record's base64 data, as Firehose sent it.")
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    replay_delivery = models.ForeignKey(
+        Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "position"], name="quarantine_once_per_record"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id}#{self.position}: {self.reason}"

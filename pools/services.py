@@ -1,0 +1,76 @@
+"""Operations on Data Pools used by the console, the admin and the commands alike."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from pools.models import DataPool
+
+log = logging.getLogger(__name__)
+
+# Names that would shadow something in SQL or in the warehouse.
+RESERVED_NAMES = {"system", "default", "information_schema", "select", "from", "where", "table"}
+
+
+def validate_pool_name(name: str) -> None:
+    from pools.models import name_validator
+
+    name_validator(name)
+    if name.lower() in RESERVED_NAMES:
+        raise ValidationError(f"{name!r} is reserved; choose another name.")
+    if DataPool.objects.filter(name__iexact=name).exists():
+        raise ValidationError(f"A Data Pool named {name!r} already exists.")
+
+
+def create_pool(
+    name: str,
+    *,
+    description: str = "",
+    basic_auth_user: str = "",
+    basic_auth_password: str = "",
+    **table_settings,
+) -> DataPool:
+    """Create a DynamoDB Data Pool; its warehouse table is created by a warehouse worker."""
+    validate_pool_name(name)
+    if bool(basic_auth_user) != bool(basic_auth_password):
+        raise ValidationError("Give both a Basic Authentication user and password, or neither.")
+    pool = DataPool(name=name, description=description, **table_settings)
+    if basic_auth_user:
+        pool.set_basic_auth(basic_auth_user, basic_auth_password)
+    pool.full_clean()
+    with transaction.atomic():
+        pool.save()
+        transaction.on_commit(lambda: _enqueue_create_table(pool.pk))
+    return pool
+
+
+def _enqueue_create_table(pool_id: int) -> None:
+    from pools.tasks import warehouse_create_table
+
+    try:
+        warehouse_create_table.apply_async((pool_id,), retry=False)
+    except Exception as exc:  # the loader creates the table on first delivery anyway
+        log.warning("could not enqueue table creation for pool %s: %s", pool_id, exc)
+
+
+def pool_as_dict(pool: DataPool, *, reveal_key: bool = True) -> dict:
+    return {
+        "id": pool.pk,
+        "name": pool.name,
+        "description": pool.description,
+        "status": pool.status,
+        "endpoint_url": pool.endpoint_url(),
+        "access_key": pool.access_key if reveal_key else None,
+        "basic_auth_user": pool.basic_auth_user or None,
+        "table": {
+            "engine": pool.engine,
+            "sorting_key": pool.sorting_key,
+            "partition_key": pool.partition_key,
+            "timestamp_column": pool.timestamp_column,
+            "version_column": pool.version_column or None,
+        },
+        "created_at": pool.created_at.isoformat(),
+    }

@@ -1,0 +1,67 @@
+"""Celery tasks of Data Pools. Tasks take ids, never model objects, and are safe to run twice.
+
+Tasks named warehouse_* run on the `warehouse` queue (see CELERY_TASK_ROUTES); the rest on `default`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from console.warehouse import WarehouseError, get_warehouse
+from pools import loader, tables
+from pools.models import DataPool
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True)
+def warehouse_load_pool(pool_id: int) -> dict:
+    outcome = loader.load_pool(get_warehouse(), pool_id)
+    if outcome.deliveries or outcome.failed:
+        log.info(
+            "pool %s: loaded %d deliveries, %d records (%d quarantined, %d failed)",
+            pool_id,
+            outcome.deliveries,
+            outcome.records,
+            outcome.quarantined,
+            outcome.failed,
+        )
+    return outcome.__dict__
+
+
+@shared_task
+def warehouse_create_table(pool_id: int) -> None:
+    pool = DataPool.objects.get(pk=pool_id)
+    try:
+        loader.ensure_table(get_warehouse(), pool)
+    except WarehouseError as exc:
+        DataPool.objects.filter(pk=pool_id).update(status=DataPool.Status.FAILED, status_detail=str(exc))
+        raise
+
+
+@shared_task
+def warehouse_drop_table(pool_id: int, name: str) -> None:
+    get_warehouse().execute(tables.drop_table(name))
+    loader.forget_table(pool_id)
+
+
+@shared_task
+def warehouse_preview(pool_id: int, limit: int = 50) -> dict:
+    pool = DataPool.objects.get(pk=pool_id)
+    warehouse = get_warehouse()
+    try:
+        loader.ensure_table(warehouse, pool)
+        return warehouse.query(tables.preview_select(pool.name, max(1, min(limit, 1000)))).as_dict()
+    except WarehouseError as exc:
+        return {"error": str(exc), "code": exc.code}
+
+
+@shared_task
+def sweep_deliveries() -> list[int]:
+    """Periodic (beat): re-queue loads that were lost or whose worker died."""
+    pool_ids = loader.sweep()
+    for pool_id in pool_ids:
+        warehouse_load_pool.delay(pool_id)
+    return pool_ids

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from celery.result import AsyncResult
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from console import warehouse_client
+from pools.models import DataPool
+from pools.tasks import warehouse_preview
+
+PREVIEW_LIMITS = (10, 50, 100, 500)
+
+
+@login_required
+def pool_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "pools/list.html", {"pools": DataPool.objects.all()})
+
+
+@login_required
+def pool_detail(request: HttpRequest, name: str) -> HttpResponse:
+    pool = get_object_or_404(DataPool, name=name)
+    context = {
+        "pool": pool,
+        "deliveries": pool.deliveries.defer("body")[:20],
+        "quarantined": pool.quarantine.all()[:20],
+        "limits": PREVIEW_LIMITS,
+    }
+    return render(request, "pools/detail.html", context)
+
+
+@login_required
+def preview(request: HttpRequest, name: str) -> HttpResponse:
+    """Start a Preview Data task and answer with a panel that polls for its result."""
+    pool = get_object_or_404(DataPool, name=name)
+    limit = _limit(request)
+    try:
+        task_id = warehouse_client.submit(warehouse_preview, pool.pk, limit)
+    except warehouse_client.WarehouseUnavailable as exc:
+        return render(request, "pools/_preview.html", {"pool": pool, "error": str(exc), "limit": limit})
+    context = {"pool": pool, "task_id": task_id, "limit": limit, "pending": True, "limits": PREVIEW_LIMITS}
+    template = "pools/_preview.html" if request.htmx else "pools/preview.html"
+    return render(request, template, context)
+
+
+@login_required
+def preview_result(request: HttpRequest, name: str, task_id: str) -> HttpResponse:
+    pool = get_object_or_404(DataPool, name=name)
+    result = AsyncResult(task_id)
+    context = {"pool": pool, "task_id": task_id, "limit": _limit(request), "limits": PREVIEW_LIMITS}
+    if not result.ready():
+        context["pending"] = True
+    elif result.failed():
+        context["error"] = f"Preview failed: {result.result}"
+    else:
+        data = result.get()
+        if "error" in data:
+            context["error"] = data["error"]
+        else:
+            context["result"] = data
+            context["rows"] = [list(zip(data["columns"], row, strict=False)) for row in data["rows"]]
+        result.forget()
+    template = "pools/_preview.html" if request.htmx else "pools/preview.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def rotate_key(request: HttpRequest, name: str) -> HttpResponse:
+    pool = get_object_or_404(DataPool, name=name)
+    pool.rotate_access_key()
+    messages.success(request, "A new access key is in force; update your Firehose stream with it.")
+    return redirect(pool)
+
+
+def _limit(request: HttpRequest) -> int:
+    try:
+        value = int(request.GET.get("limit", 50))
+    except ValueError:
+        value = 50
+    return value if value in PREVIEW_LIMITS else 50

@@ -1,0 +1,247 @@
+"""Fixtures: a real warehouse worker process (Celery + chDB), real Redis, real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionstart(session):
+    # A clean warehouse and Redis database for every run.
+    shutil.rmtree(Path(settings.DATA_DIR) / "warehouse", ignore_errors=True)
+    shutil.rmtree(Path(settings.DATA_DIR) / "spool", ignore_errors=True)
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+def database_url() -> str:
+    from django.db import connection
+
+    conf = connection.settings_dict
+    if conf["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(conf['NAME']).resolve()}"
+    auth = f"{conf['USER']}:{conf['PASSWORD']}@" if conf["USER"] else ""
+    return f"postgres://{auth}{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}/{conf['NAME']}"
+
+
+class WorkerProcess:
+    """A `warehouse` Celery worker in its own process, as `make run` starts it."""
+
+    def __init__(self, queues: str = "warehouse"):
+        self.queues = queues
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(settings.DATA_DIR) / f"worker-{queues}.log"
+
+    def start(self) -> None:
+        from console.warehouse_client import HEARTBEAT_KEY
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        client.delete(HEARTBEAT_KEY)
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "console",
+                "worker",
+                "-Q",
+                self.queues,
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "-n",
+                f"test-{uuid.uuid4().hex[:6]}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while not client.exists(HEARTBEAT_KEY):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"warehouse worker exited: see {self.log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"warehouse worker did not start in 60 s: see {self.log}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        from console.warehouse_client import HEARTBEAT_KEY
+
+        redis.Redis.from_url(settings.REDIS_URL).delete(HEARTBEAT_KEY)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def alive(self) -> bool:
+        return bool(self.proc and self.proc.poll() is None)
+
+
+@pytest.fixture(scope="session")
+def _worker_process(django_db_setup, django_db_blocker):
+    worker = WorkerProcess()
+    with django_db_blocker.unblock():
+        worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def warehouse_worker(_worker_process, transactional_db):
+    """A running warehouse worker that sees this test's committed data."""
+    if not _worker_process.alive():
+        _worker_process.start()
+    yield _worker_process
+    if not _worker_process.alive():
+        _worker_process.start()
+
+
+@pytest.fixture
+def pool_name():
+    return f"pool_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def pool(transactional_db, pool_name):
+    from pools.services import create_pool
+
+    return create_pool(
+        pool_name, description="test pool", basic_auth_user="firehose", basic_auth_password="s3cret-pass"
+    )
+
+
+# --- DynamoDB change records, as Kinesis Data Streams for DynamoDB writes them ------------------
+
+
+def change_record(
+    order_id: str,
+    event: str = "INSERT",
+    *,
+    quantity: int = 2,
+    ts_ms: int | None = None,
+    taqueria: str = "La Paloma",
+) -> dict:
+    keys = {"order_id": {"S": order_id}, "timestamp": {"S": "2024-05-08T13:20:37Z"}}
+    image = {
+        **keys,
+        "taqueria": {"S": taqueria},
+        "quantity": {"N": str(quantity)},
+        "total_price": {"S": "12.50"},
+        "orderItems": {"L": [{"M": {"name": {"S": "al pastor"}, "qty": {"N": "2"}}}]},
+    }
+    dynamodb = {
+        "ApproximateCreationDateTime": ts_ms or 1719347890250,
+        "Keys": keys,
+        "SizeBytes": 120,
+        "ApproximateCreationDateTimePrecision": "MILLISECOND",
+    }
+    if event in ("INSERT", "MODIFY"):
+        dynamodb["NewImage"] = image
+    if event in ("MODIFY", "REMOVE"):
+        dynamodb["OldImage"] = {**image, "quantity": {"N": str(quantity - 1)}}
+    return {
+        "awsRegion": "us-east-1",
+        "eventID": str(uuid.uuid4()),
+        "eventName": event,
+        "userIdentity": None,
+        "recordFormat": "application/json",
+        "tableName": "orders",
+        "dynamodb": dynamodb,
+        "eventSource": "aws:dynamodb",
+    }
+
+
+def firehose_body(records: list, request_id: str | None = None) -> tuple[str, bytes]:
+    """A Firehose request body; records may be dicts (encoded) or raw bytes."""
+    request_id = request_id or str(uuid.uuid4())
+    entries = []
+    for record in records:
+        raw = record if isinstance(record, bytes) else json.dumps(record).encode()
+        entries.append({"data": base64.b64encode(raw).decode()})
+    body = {"requestId": request_id, "timestamp": int(time.time() * 1000), "records": entries}
+    return request_id, json.dumps(body).encode()
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+class Reply:
+    def __init__(self, status: int, headers, body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None) -> Reply:
+    """A real HTTP request, as Firehose would make it; errors are returned, not raised."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return Reply(resp.status, resp.headers, resp.read())
+    except urllib.error.HTTPError as exc:
+        return Reply(exc.code, exc.headers, exc.read())
+
+
+def firehose_headers(request_id: str, access_key: str | None, **extra) -> dict:
+    headers = {
+        "Content-Type": "application/json",
+        "X-Amz-Firehose-Protocol-Version": "1.0",
+        "X-Amz-Firehose-Request-Id": request_id,
+        "X-Amz-Firehose-Source-Arn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/orders",
+    }
+    if access_key is not None:
+        headers["X-Amz-Firehose-Access-Key"] = access_key
+    headers.update(extra)
+    return headers
+
+
+def endpoint(live_server, pool) -> str:
+    return live_server.url + pool.endpoint_path()

@@ -1,0 +1,16 @@
+"""Settings for the test suite: its own data folder and Redis database, so that `make test` can
+run beside a running `make run`. Worker processes started by the tests use this module too."""
+
+import os
+from pathlib import Path
+
+_root = Path(__file__).resolve().parent.parent
+os.environ.setdefault("SHOAL_DATA_DIR", str(_root / "var" / "test"))
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("SECRET_KEY", "test-secret-key-that-is-long-enough-for-django-0123456789")
+os.environ.setdefault("SHOAL_LOAD_STALE_SECONDS", "3")
+os.environ.setdefault("WAREHOUSE_TIMEOUT", "30")
+
+from console.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,192 @@
+"""The Firehose HTTP endpoint, through real HTTP: every status the protocol defines, the reply
+shape on every path, authentication, gzip, retries, large batches and quarantine."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+
+import pytest
+from django.db import OperationalError
+
+from pools.models import DataPool, Delivery, QuarantinedRecord
+from tests.conftest import (
+    change_record,
+    endpoint,
+    firehose_body,
+    firehose_headers,
+    http,
+    wait_for,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def assert_firehose_reply(reply, request_id: str, status: int):
+    assert reply.status == status, reply.body
+    assert reply.headers["Content-Type"] == "application/json"
+    assert "Content-Encoding" not in reply.headers
+    assert int(reply.headers["Content-Length"]) == len(reply.body)
+    doc = reply.json()
+    assert doc["requestId"] == request_id
+    assert isinstance(doc["timestamp"], int) and doc["timestamp"] > 1_700_000_000_000
+    if status == 200:
+        assert "errorMessage" not in doc
+    else:
+        assert doc["errorMessage"]
+    return doc
+
+
+def test_it_lands_a_delivery_and_answers_200(live_server, pool):
+    request_id, body = firehose_body([change_record("o1"), change_record("o2")])
+    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+    assert_firehose_reply(reply, request_id, 200)
+    delivery = Delivery.objects.get(pool=pool)
+    assert delivery.request_id == request_id
+    assert delivery.record_count == 2
+    assert bytes(delivery.body) == body  # durable, as received, before the 200
+
+
+def test_it_stores_a_retried_request_once(live_server, pool):
+    request_id, body = firehose_body([change_record("o1")])
+    for _ in range(3):
+        reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+        assert_firehose_reply(reply, request_id, 200)
+    assert Delivery.objects.filter(pool=pool).count() == 1
+
+
+@pytest.mark.parametrize("key", [None, "", "wrong-key"])
+def test_it_refuses_a_missing_or_wrong_access_key_with_401(live_server, pool, key):
+    request_id, body = firehose_body([change_record("o1")])
+    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, key))
+    doc = assert_firehose_reply(reply, request_id, 401)
+    assert "Access-Key" in doc["errorMessage"]
+    assert not Delivery.objects.exists()
+
+
+def test_it_accepts_http_basic_with_the_pool_user_and_password(live_server, pool):
+    request_id, body = firehose_body([change_record("o1")])
+    token = base64.b64encode(b"firehose:s3cret-pass").decode()
+    headers = firehose_headers(request_id, None, Authorization=f"Basic {token}")
+    assert_firehose_reply(http("POST", endpoint(live_server, pool), body, headers), request_id, 200)
+
+    bad = base64.b64encode(b"firehose:wrong").decode()
+    headers = firehose_headers("r-2", None, Authorization=f"Basic {bad}")
+    _, body2 = firehose_body([change_record("o1")], "r-2")
+    assert_firehose_reply(http("POST", endpoint(live_server, pool), body2, headers), "r-2", 401)
+
+
+def test_it_accepts_basic_credentials_carried_in_the_access_key_header(live_server, pool):
+    # Firehose can only send X-Amz-Firehose-Access-Key, so the Basic pair may travel there.
+    request_id, body = firehose_body([change_record("o1")])
+    token = base64.b64encode(b"firehose:s3cret-pass").decode()
+    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, token))
+    assert_firehose_reply(reply, request_id, 200)
+
+
+def test_it_answers_404_for_an_unknown_pool(live_server, pool):
+    request_id, body = firehose_body([change_record("o1")])
+    url = live_server.url + "/ingest/firehose/" + "0" * 32
+    assert_firehose_reply(
+        http("POST", url, body, firehose_headers(request_id, pool.access_key)), request_id, 404
+    )
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_it_answers_405_for_other_methods(live_server, pool, method):
+    reply = http(
+        method,
+        endpoint(live_server, pool),
+        b"" if method != "GET" else None,
+        firehose_headers("r-405", pool.access_key),
+    )
+    assert_firehose_reply(reply, "r-405", 405)
+    assert reply.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"[]", "JSON object"),
+        (b'{"requestId": "r-400", "timestamp": 1}', "records must be an array"),
+        (b'{"requestId": "r-400", "records": []}', "records is empty"),
+        (b'{"requestId": "other", "records": [{"data": ""}]}', "does not match"),
+    ],
+)
+def test_it_answers_400_for_a_malformed_envelope(live_server, pool, body, message):
+    reply = http("POST", endpoint(live_server, pool), body, firehose_headers("r-400", pool.access_key))
+    doc = assert_firehose_reply(reply, "r-400", 400)
+    assert message in doc["errorMessage"]
+    assert not Delivery.objects.exists()
+
+
+def test_it_accepts_gzip_bodies(live_server, pool):
+    request_id, body = firehose_body([change_record("o1"), change_record("o2")])
+    headers = firehose_headers(request_id, pool.access_key, **{"Content-Encoding": "gzip"})
+    reply = http("POST", endpoint(live_server, pool), gzip.compress(body), headers)
+    assert_firehose_reply(reply, request_id, 200)
+    assert Delivery.objects.get(pool=pool).content_encoding == "gzip"
+
+    headers = firehose_headers("r-badgz", pool.access_key, **{"Content-Encoding": "gzip"})
+    reply = http("POST", endpoint(live_server, pool), b"\x1f\x8b not gzip", headers)
+    assert_firehose_reply(reply, "r-badgz", 400)
+
+
+def test_it_never_answers_413_for_a_batch_firehose_can_send(live_server, pool):
+    # 12,000 records and ~9 MiB: larger than Django's default upload limit, well within Firehose's.
+    records = [change_record(f"o{i}", taqueria="x" * 400) for i in range(12_000)]
+    request_id, body = firehose_body(records)
+    assert len(body) > 8 * 1024 * 1024
+    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+    assert_firehose_reply(reply, request_id, 200)
+    assert Delivery.objects.get(pool=pool).record_count == 12_000
+
+
+def test_it_answers_503_when_it_cannot_store(live_server, pool, monkeypatch):
+    # The database refusing the write (disk full, locked, failover) must not be acknowledged.
+    def refuse(*args, **kwargs):
+        raise OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Delivery.objects, "create", refuse)
+    request_id, body = firehose_body([change_record("o1")])
+    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+    doc = assert_firehose_reply(reply, request_id, 503)
+    assert "retry" in doc["errorMessage"]
+
+
+def test_it_answers_503_while_the_pool_is_being_deleted(live_server, pool):
+    DataPool.objects.filter(pk=pool.pk).update(status=DataPool.Status.DELETING)
+    request_id, body = firehose_body([change_record("o1")])
+    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+    assert_firehose_reply(reply, request_id, 503)
+
+
+def test_it_loads_good_records_and_quarantines_the_rest(live_server, pool, warehouse_worker):
+    from console import warehouse_client
+    from console.tasks import run_sql
+
+    not_a_change = json.dumps({"hello": "world"}).encode()
+    request_id, body = firehose_body([change_record("o1"), b"{not json", not_a_change, change_record("o2")])
+    doc = json.loads(body)
+    doc["records"].append({"data": "%%% not base64 %%%"})
+    body = json.dumps(doc).encode()
+    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+    assert_firehose_reply(reply, request_id, 200)
+
+    delivery = wait_for(
+        lambda: Delivery.objects.filter(pool=pool, status=Delivery.Status.LOADED).first(), message="load"
+    )
+    assert (delivery.loaded_count, delivery.quarantined_count) == (2, 3)
+    reasons = dict(QuarantinedRecord.objects.filter(pool=pool).values_list("position", "reason"))
+    assert reasons == {
+        1: "record is not JSON",
+        2: "eventName is missing or not INSERT, MODIFY or REMOVE",
+        4: "data is not valid base64",
+    }
+    result = warehouse_client.call(run_sql, f"SELECT keys.order_id.S FROM {pool.name} ORDER BY 1")
+    assert result["rows"] == [["o1"], ["o2"]]
+    pool.refresh_from_db()
+    assert (pool.status, pool.record_count, pool.quarantined_count) == ("live", 2, 3)
+    assert pool.last_delivery_at is not None

@@ -1,0 +1,1 @@
+"""Materialized Views (next issue: flatten change events into entity Data Pools)."""
