@@ -7,6 +7,7 @@ pretends to be healthy.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -153,7 +154,5 @@ def terminate(procs: list[Proc], grace: float = 10.0) -> None:
 
 def _signal_group(proc: Proc, sig: int) -> None:
     if proc.popen and proc.popen.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.popen.pid, sig)
-        except ProcessLookupError:
-            pass

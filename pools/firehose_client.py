@@ -10,6 +10,7 @@ database.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import http.client
 import json
@@ -246,10 +247,8 @@ class FirehoseSender:
 def _judge(response: http.client.HTTPResponse, data: bytes, request_id: str) -> str:
     """The error Firehose would log for this response, or "" for a valid 200 acknowledgement."""
     doc = None
-    try:
+    with contextlib.suppress(ValueError):
         doc = json.loads(data) if data else None
-    except ValueError:
-        pass
     message = doc.get("errorMessage") if isinstance(doc, dict) else None
     if response.status != 200:
         if isinstance(message, str) and message:

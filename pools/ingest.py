@@ -61,9 +61,7 @@ def authenticate(pool: DataPool, request: HttpRequest) -> bool:
         if pool.check_access_key(key):
             return True
         creds = envelope.decode_user_password(key)
-        if creds and _check_basic(pool, *creds):
-            return True
-        return False
+        return bool(creds and _check_basic(pool, *creds))
     creds = envelope.basic_credentials(request.headers.get("Authorization", ""))
     return bool(creds) and _check_basic(pool, *creds)
 

@@ -156,8 +156,13 @@ class Delivery(models.Model):
 
     @property
     def dedup_token(self) -> str:
-        """The ClickHouse insert deduplication token: a re-run load of this delivery is a no-op."""
-        return f"shoal-delivery-{self.pk}"
+        """The ClickHouse insert deduplication token: a re-run load of this delivery is a no-op.
+
+        Built from values that are never reused (the pool's random id and Firehose's request id),
+        so that a token cannot collide with an older insert, even after Django's database was
+        restored from a backup and its ids started over.
+        """
+        return f"{self.pool.public_id}/{self.request_id}"
 
 
 class QuarantinedRecord(models.Model):

@@ -68,7 +68,8 @@ _REASON = f"""multiIf(
     r = '', 'data is not valid base64',
     NOT isValidJSON(r), 'record is not JSON',
     JSONType(r) != 'Object', 'record is not a JSON object',
-    JSONExtractString(r, 'eventName') NOT IN {VALID_EVENT_NAMES!r}, 'eventName is missing or not INSERT, MODIFY or REMOVE',
+    JSONExtractString(r, 'eventName') NOT IN {VALID_EVENT_NAMES!r},
+        'eventName is missing or not INSERT, MODIFY or REMOVE',
     JSONType(r, 'dynamodb') != 'Object', 'dynamodb is missing',
     JSONType(r, 'dynamodb', 'Keys') != 'Object', 'dynamodb.Keys is missing',
     '')"""

@@ -132,6 +132,15 @@ def warehouse_worker(_worker_process, transactional_db):
 
 
 @pytest.fixture
+def no_worker(_worker_process, transactional_db):
+    """No warehouse worker while the test drives the loader itself; restarted afterwards."""
+    _worker_process.kill()
+    redis.Redis.from_url(settings.REDIS_URL).delete("warehouse")  # its queued load tasks
+    yield
+    _worker_process.start()
+
+
+@pytest.fixture
 def pool_name():
     return f"pool_{uuid.uuid4().hex[:10]}"
 
@@ -245,3 +254,29 @@ def firehose_headers(request_id: str, access_key: str | None, **extra) -> dict:
 
 def endpoint(live_server, pool) -> str:
     return live_server.url + pool.endpoint_path()
+
+
+@pytest.fixture(scope="session")
+def local_warehouse():
+    """A chDB warehouse opened by the test process itself, in a folder of its own (the worker
+    process holds the main one), for calling the loader's functions directly."""
+    from console.env import WarehouseConfig
+    from console.warehouse.chdb_backend import ChdbWarehouse
+
+    path = Path(settings.DATA_DIR) / "warehouse-local"
+    shutil.rmtree(path, ignore_errors=True)
+    warehouse = ChdbWarehouse(WarehouseConfig(backend="chdb", path=str(path), database="shoal"))
+    warehouse.bootstrap()
+    yield warehouse
+    warehouse.close()
+
+
+def land_direct(pool, records: list, request_id: str | None = None):
+    """Land a delivery as the endpoint does, without HTTP (for volume)."""
+    from pools import envelope
+    from pools.ingest import land
+
+    request_id, body = firehose_body(records, request_id)
+    env = envelope.parse(body, header_request_id=request_id)
+    land(pool, env, body, "")
+    return request_id

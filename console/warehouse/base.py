@@ -95,8 +95,8 @@ class Warehouse(abc.ABC):
     def query_file(self, select_sql: str, path: Path) -> Result:
         """Run a SELECT whose FROM placeholder `{source}` yields the file as one `raw_blob` row."""
 
-    def close(self) -> None:  # pragma: no cover - nothing to release by default
-        pass
+    def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing to release
+        return None
 
 
 def quote_identifier(name: str) -> str:

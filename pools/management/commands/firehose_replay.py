@@ -128,7 +128,7 @@ class _RecordReader:
         loads = json.loads
         for number, line in enumerate(self.source, start=1):
             record = line.rstrip(b"\r\n")
-            if not record.strip():
+            if not record or record.isspace():
                 continue
             try:
                 loads(record)
@@ -148,6 +148,7 @@ class _Progress:
         self.tty = out.isatty()
         self.started = time.monotonic()
         self.shown = 0.0
+        self.shown_records = 0
         self.records = 0
         self.bytes = 0
 
@@ -159,12 +160,13 @@ class _Progress:
             self._show()
 
     def finish(self) -> None:
-        if self.records:
+        if self.records != self.shown_records:
             self._show()
-            if self.tty:
-                self.out.write("", style_func=_plain)
+        if self.records and self.tty:
+            self.out.write("", style_func=_plain)  # leave the bar on its own line
 
     def _show(self) -> None:
+        self.shown_records = self.records
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = f"{self.records / elapsed:,.0f} rec/s, {self.bytes / _MiB / elapsed:.1f} MiB/s"
         if self.total:
