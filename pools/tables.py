@@ -54,33 +54,41 @@ def drop_table(name: str) -> str:
     return f"DROP TABLE IF EXISTS {table_ref(name)}"
 
 
-def _json_or_empty(*path: str) -> str:
-    args = ", ".join(quote_string(p) for p in path)
-    # A missing or null image becomes {} so that new_image.x.S reads as NULL rather than failing.
-    return f"if(JSONType(r, {args}) = 'Object', JSONExtractRaw(r, {args}), '{{}}')"
+# The record's scalar fields, read in one parse of the record (missing fields read as defaults).
+_SCALARS = (
+    "Tuple(eventID String, eventName String, eventSource String, recordFormat String, awsRegion String, "
+    "tableName String, dynamodb Tuple(ApproximateCreationDateTime Int64, "
+    "ApproximateCreationDateTimePrecision String, SizeBytes Int64))"
+)
 
-
-# Why a record is refused, or '' when it is a DynamoDB change record. Evaluated in the warehouse.
-_REASON = f"""multiIf(
-    JSONType(entry) != 'Object' OR NOT JSONHas(entry, 'data'), 'entry has no "data" field',
-    JSONType(entry, 'data') != 'String', '"data" is not a string',
-    JSONExtractString(entry, 'data') = '', 'record is empty',
+# Every record of the blob with what it parses to, and why it is refused ('' when it is a DynamoDB
+# change record). Each record is parsed a handful of times rather than once per column: this
+# query is the whole cost of loading.
+_RECORDS = f"""SELECT position, entry, data, r, s, d, multiIf(
+    data IS NULL, 'entry has no string "data" field',
+    data = '', 'record is empty',
     r = '', 'data is not valid base64',
     NOT isValidJSON(r), 'record is not JSON',
-    JSONType(r) != 'Object', 'record is not a JSON object',
-    JSONExtractString(r, 'eventName') NOT IN {VALID_EVENT_NAMES!r},
-        'eventName is missing or not INSERT, MODIFY or REMOVE',
-    JSONType(r, 'dynamodb') != 'Object', 'dynamodb is missing',
-    JSONType(r, 'dynamodb', 'Keys') != 'Object', 'dynamodb.Keys is missing',
-    '')"""
-
-_RECORDS = f"""SELECT position, entry, r, {_REASON} AS reason
+    s.2 NOT IN {VALID_EVENT_NAMES!r}, 'eventName is missing or not INSERT, MODIFY or REMOVE',
+    NOT startsWith(d['Keys'], '{{'), 'dynamodb.Keys is missing',
+    '') AS reason
 FROM (
-    SELECT entry, position, tryBase64Decode(JSONExtractString(entry, 'data')) AS r
-    FROM {{source}}
-    ARRAY JOIN JSONExtractArrayRaw(raw_blob, 'records') AS entry,
-               arrayEnumerate(JSONExtractArrayRaw(raw_blob, 'records')) AS position
+    SELECT position, entry, data, r,
+        JSONExtract(r, '{_SCALARS}') AS s,
+        CAST(JSONExtractKeysAndValuesRaw(r, 'dynamodb'), 'Map(String, String)') AS d
+    FROM (
+        SELECT position, entry, JSONExtract(entry, 'data', 'Nullable(String)') AS data,
+            tryBase64Decode(ifNull(data, '')) AS r
+        FROM {{source}}
+        ARRAY JOIN JSONExtractArrayRaw(raw_blob, 'records') AS entry,
+                   arrayEnumerate(JSONExtractArrayRaw(raw_blob, 'records')) AS position
+    )
 )"""
+
+
+def _object_or_empty(raw: str) -> str:
+    # A missing or null image becomes {} so that new_image.x.S reads as NULL rather than failing.
+    return f"if(startsWith({raw}, '{{'), {raw}, '{{}}')"
 
 
 def load_select(delivery_id: int, received_at_ms: int) -> str:
@@ -88,20 +96,19 @@ def load_select(delivery_id: int, received_at_ms: int) -> str:
     names = ", ".join(quote_identifier(n) for n, _, _ in CHANGE_EVENT_COLUMNS)
     return f"""SELECT {names} FROM (
 SELECT
-    JSONExtractString(r, 'eventID') AS event_id,
-    JSONExtractString(r, 'eventName') AS event_name,
-    JSONExtractString(r, 'eventSource') AS event_source,
-    JSONExtractString(r, 'recordFormat') AS record_format,
-    JSONExtractString(r, 'awsRegion') AS aws_region,
-    JSONExtractString(r, 'tableName') AS table_name,
-    {_json_or_empty("userIdentity")} AS user_identity,
-    JSONExtractInt(r, 'dynamodb', 'ApproximateCreationDateTime') AS approximate_creation_date_time,
-    JSONExtractString(r, 'dynamodb', 'ApproximateCreationDateTimePrecision')
-        AS approximate_creation_date_time_precision,
-    JSONExtractRaw(r, 'dynamodb', 'Keys') AS keys,
-    {_json_or_empty("dynamodb", "NewImage")} AS new_image,
-    {_json_or_empty("dynamodb", "OldImage")} AS old_image,
-    JSONExtractInt(r, 'dynamodb', 'SizeBytes') AS size_bytes,
+    s.1 AS event_id,
+    s.2 AS event_name,
+    s.3 AS event_source,
+    s.4 AS record_format,
+    s.5 AS aws_region,
+    s.6 AS table_name,
+    {_object_or_empty("JSONExtractRaw(r, 'userIdentity')")} AS user_identity,
+    s.7.1 AS approximate_creation_date_time,
+    s.7.2 AS approximate_creation_date_time_precision,
+    d['Keys'] AS keys,
+    {_object_or_empty("d['NewImage']")} AS new_image,
+    {_object_or_empty("d['OldImage']")} AS old_image,
+    s.7.3 AS size_bytes,
     fromUnixTimestamp64Milli(toInt64({int(received_at_ms)}), 'UTC') AS _received_at,
     toUInt64({int(delivery_id)}) AS _delivery_id,
     r AS _payload
@@ -113,7 +120,7 @@ WHERE reason = ''
 def rejected_select() -> str:
     """SELECT position, data, reason of a delivery's records that are not change records."""
     return f"""SELECT toInt32(position - 1) AS position,
-    if(JSONType(entry, 'data') = 'String', JSONExtractString(entry, 'data'), entry) AS data,
+    ifNull(data, entry) AS data,
     reason
 FROM ({_RECORDS})
 WHERE reason != ''

@@ -1,0 +1,209 @@
+"""Ingest benchmark: Firehose deliveries → `make run`'s stack → rows queryable in the warehouse.
+
+    .venv/bin/python bench/ingest.py [--records 300000] [--concurrency 8] [--buffer-mib 1]
+
+Starts the same processes as `make run` (gunicorn web, warehouse worker, default worker, beat) on
+a free port, with their own data folder and Redis database, creates a pool, sends realistic
+DynamoDB change records as Amazon Data Firehose would (1 MiB batches, 8 deliveries in flight),
+and waits until every record is in the warehouse. Then, with the stack stopped, it inserts the
+same records straight into the warehouse in one statement: the ceiling.
+
+Freshness is measured per delivery as loaded_at − received_at from Django's database: the row is
+queryable a moment before loaded_at is written and the 200 goes out a moment after received_at,
+so the figure is an upper bound of "acknowledged → visible".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.records import make_records  # noqa: E402
+from pools.firehose_client import percentile, replay  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the stack did not answer at {url}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--buffer-mib", type=float, default=1.0)
+    parser.add_argument("--redis-db", type=int, default=13)
+    parser.add_argument("--keep", action="store_true", help="keep the data folder")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="shoal-bench-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "SHOAL_DATA_DIR": str(data_dir),
+        "PORT": str(port),
+        "REDIS_URL": f"redis://127.0.0.1:6379/{args.redis_db}",
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update({k: env[k] for k in ("SHOAL_DATA_DIR", "PORT", "REDIS_URL", "DJANGO_SETTINGS_MODULE")})
+    python = sys.executable
+    subprocess.run(
+        [python, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    import redis
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+    print(f"generating {args.records:,} records…", file=sys.stderr)
+    records = make_records(args.records, seed=7)
+    raw_mib = sum(len(r) for r in records) / 2**20
+    log = open(data_dir / "stack.log", "wb")  # noqa: SIM115 - lives as long as the stack
+    stack = subprocess.Popen(
+        [python, "manage.py", "runstack"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        from console.warehouse_client import HEARTBEAT_KEY
+
+        client = redis.Redis.from_url(env["REDIS_URL"])
+        deadline = time.monotonic() + 60
+        while not client.exists(HEARTBEAT_KEY) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        out = subprocess.run(
+            [python, "manage.py", "create_pool", "bench_orders", "--json"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        pool = json.loads(out)
+        time.sleep(1.0)  # let the warehouse create the table
+
+        import django
+
+        django.setup()
+        from pools.models import DataPool, Delivery
+
+        print(f"sending {raw_mib:.1f} MiB with {args.concurrency} senders…", file=sys.stderr)
+        started = time.time()
+        summary = replay(
+            iter(records),
+            endpoint=pool["endpoint_url"],
+            access_key=pool["access_key"],
+            buffer_bytes=int(args.buffer_mib * 2**20),
+            gzip_body=False,
+            concurrency=args.concurrency,
+        )
+        sent = time.time()
+        if summary.failed_batches:
+            raise SystemExit(f"{summary.failed_batches} batches failed")
+        while DataPool.objects.get(pk=pool["id"]).record_count < args.records:
+            if time.time() - sent > 300:
+                raise SystemExit("not all records were loaded within 5 minutes")
+            time.sleep(0.05)
+        visible = time.time()
+        check = subprocess.run(
+            [python, "manage.py", "sql", "SELECT count() FROM bench_orders", "--format", "json"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        counted = json.loads(check.stdout)["rows"][0][0]
+        fresh = [
+            (d.loaded_at - d.received_at).total_seconds()
+            for d in Delivery.objects.filter(pool_id=pool["id"]).only("loaded_at", "received_at")
+        ]
+    finally:
+        os.killpg(stack.pid, signal.SIGTERM)
+        stack.wait(60)
+
+    ceiling = measure_ceiling(records, data_dir)
+    end_to_end = args.records / (visible - started)
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "records": args.records,
+        "raw_mib": round(raw_mib, 1),
+        "avg_record_bytes": round(raw_mib * 2**20 / args.records),
+        "batches": summary.batches,
+        "concurrency": args.concurrency,
+        "send_records_per_s": round(summary.records_per_s),
+        "end_to_end_records_per_s": round(end_to_end),
+        "end_to_end_mib_per_s": round(raw_mib / (visible - started), 2),
+        "ack_p50_ms": round(summary.ack_p50_ms, 1),
+        "ack_p99_ms": round(summary.ack_p99_ms, 1),
+        "freshness_p50_s": round(percentile(fresh, 50), 3),
+        "freshness_p95_s": round(percentile(fresh, 95), 3),
+        "rows_counted": counted,
+        "ceiling_records_per_s": round(ceiling),
+        "ratio_to_ceiling": round(end_to_end / ceiling, 2),
+    }
+    print(json.dumps(result, indent=2))
+    if not args.keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def measure_ceiling(records: list[bytes], data_dir: Path) -> float:
+    """The same records and the same extraction, in one INSERT, with nothing else running."""
+    import base64
+
+    from console.warehouse import get_warehouse
+    from pools import tables
+    from pools.models import DataPool
+
+    body = data_dir / "ceiling.json"
+    with body.open("wb") as f:
+        f.write(b'{"requestId":"ceiling","records":[')
+        f.write(b",".join(b'{"data":"' + base64.b64encode(r) + b'"}' for r in records))
+        f.write(b"]}")
+    warehouse = get_warehouse()
+    pool = DataPool(name="bench_ceiling")
+    warehouse.execute(tables.create_change_event_table(pool))
+    started = time.perf_counter()
+    written = warehouse.insert_file(tables.load_select(0, int(time.time() * 1000)), pool.table, body)
+    elapsed = time.perf_counter() - started
+    assert written == len(records), (written, len(records))
+    return len(records) / elapsed
+
+
+if __name__ == "__main__":
+    main()
