@@ -28,6 +28,7 @@ class Command(BaseCommand):
         "Send a JSONL file of DynamoDB change records (one per line, FILE or - for stdin) to a "
         "Firehose HTTP endpoint, batched, encoded and retried as Amazon Data Firehose does."
     )
+    requires_system_checks: list[str] = []  # it only sends HTTP; the local setup is irrelevant
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="JSONL file, one change record per line; - reads stdin.")
