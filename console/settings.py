@@ -178,6 +178,19 @@ SQL_MAX_EXECUTION_SECONDS = env_int("SQL_MAX_EXECUTION_SECONDS", 30, minimum=1)
 SQL_MAX_RESULT_ROWS = env_int("SQL_MAX_RESULT_ROWS", 10_000, minimum=1)
 
 # --- Ingest -----------------------------------------------------------------------------------
+# Where landed bodies wait for the warehouse: "files" (an fsync'ed journal in the data folder, for
+# one host) or "database" (Django's database, for web and workers on different hosts).
+INGEST_LANDING = env_str(
+    "INGEST_LANDING",
+    "files" if DATABASES["default"]["ENGINE"].endswith("sqlite3") else "database",
+)
+if INGEST_LANDING not in {"files", "database"}:
+    raise ImproperlyConfigured(f"INGEST_LANDING={INGEST_LANDING!r} must be files or database")
+# Back-pressure: past the soft limit of bytes waiting for the warehouse (while a warehouse worker
+# is running), a pool answers 503 so that Firehose keeps the data and retries; past the hard
+# limit it does so whatever the state of the workers, to protect the disk.
+INGEST_BACKLOG_SOFT_BYTES = env_int("INGEST_BACKLOG_SOFT_BYTES", 48 * 1024 * 1024, minimum=0)
+INGEST_BACKLOG_HARD_BYTES = env_int("INGEST_BACKLOG_HARD_BYTES", 4 * 1024 * 1024 * 1024, minimum=0)
 # Firehose sends at most 64 MiB before compression, plus base64 and JSON overhead.
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 128 * 1024 * 1024, minimum=1024)
 # A delivery claimed by a loader that has not finished after this long is loaded again.

@@ -13,10 +13,11 @@ import time
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from pools import envelope
+from pools import envelope, landing
 from pools.models import DataPool, Delivery
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ def firehose_endpoint(request: HttpRequest, public_id: str) -> HttpResponse:
         return firehose_response(header_id, 401, "missing or wrong X-Amz-Firehose-Access-Key")
     if pool.status == DataPool.Status.DELETING:
         return firehose_response(header_id, 503, "this Data Pool is being deleted")
+    busy = backpressure(pool)
+    if busy:
+        return firehose_response(header_id, 503, busy)
 
     limit = settings.INGEST_MAX_BODY_BYTES
     length = request.META.get("CONTENT_LENGTH") or ""
@@ -100,7 +104,9 @@ def firehose_endpoint(request: HttpRequest, public_id: str) -> HttpResponse:
         return firehose_response(header_id, exc.status, exc.message)
 
     try:
-        stored = land(pool, env, raw, encoding, request.headers.get("X-Amz-Firehose-Source-Arn", ""))
+        stored = land(
+            pool, env, raw, encoding, request.headers.get("X-Amz-Firehose-Source-Arn", ""), data=data
+        )
     except DatabaseError as exc:
         log.warning("ingest: could not land %s for pool %s: %s", env.request_id, pool.name, exc)
         return firehose_response(env.request_id, 503, "Shoal cannot store data right now, please retry")
@@ -109,8 +115,25 @@ def firehose_endpoint(request: HttpRequest, public_id: str) -> HttpResponse:
     return firehose_response(env.request_id)
 
 
-def land(pool: DataPool, env: envelope.Envelope, raw: bytes, encoding: str, source_arn: str = "") -> bool:
-    """Store a delivery durably; False when this request id was stored before (a retry)."""
+def land(
+    pool: DataPool,
+    env: envelope.Envelope,
+    raw: bytes,
+    encoding: str,
+    source_arn: str = "",
+    *,
+    data: bytes | None = None,
+) -> bool:
+    """Store a delivery durably; False when this request id was stored before (a retry).
+
+    `raw` is the body as received; `data` the same decompressed (when already at hand).
+    """
+    gzipped = encoding.strip().lower() == "gzip"
+    fields = {"body": raw, "content_encoding": "gzip" if gzipped else ""}
+    if landing.uses_files():
+        if data is None:
+            data = envelope.decompress(raw, encoding, max_bytes=settings.INGEST_MAX_BODY_BYTES)
+        fields = {"body_path": landing.write(pool.public_id, data)}
     try:
         with transaction.atomic():
             Delivery.objects.create(
@@ -120,15 +143,58 @@ def land(pool: DataPool, env: envelope.Envelope, raw: bytes, encoding: str, sour
                 source_arn=source_arn[:500],
                 record_count=env.record_count,
                 body_bytes=len(raw),
-                content_encoding=encoding.strip().lower() if encoding.strip().lower() == "gzip" else "",
-                body=raw,
+                **fields,
             )
             transaction.on_commit(lambda: enqueue_load(pool.pk))
     except IntegrityError:
+        landing.discard(fields.get("body_path", ""))
         if Delivery.objects.filter(pool=pool, request_id=env.request_id).exists():
             return False
         raise
+    except BaseException:
+        landing.discard(fields.get("body_path", ""))
+        raise
     return True
+
+
+_worker_seen = {"at": 0.0, "alive": False}
+
+
+def backpressure(pool: DataPool) -> str:
+    """Why this pool cannot take more now ('' when it can): too much is waiting for the warehouse.
+
+    Answering 503 leaves the data with Firehose (and Kinesis), which retries with back-off; the
+    soft limit keeps freshness while a worker is loading, the hard one protects the disk when none
+    is. Deliveries already landed are never refused (a retry of one is answered 200 further on).
+    """
+    soft, hard = settings.INGEST_BACKLOG_SOFT_BYTES, settings.INGEST_BACKLOG_HARD_BYTES
+    if not soft and not hard:
+        return ""
+    waiting = (
+        Delivery.objects.filter(
+            pool=pool, status__in=[Delivery.Status.LANDED, Delivery.Status.LOADING]
+        ).aggregate(total=Sum("body_bytes"))["total"]
+        or 0
+    )
+    if hard and waiting > hard:
+        return f"Shoal is {waiting // 2**20} MiB behind on this pool; please retry later"
+    if soft and waiting > soft and _worker_alive():
+        return f"Shoal is loading this pool ({waiting // 2**20} MiB waiting); please retry shortly"
+    return ""
+
+
+def _worker_alive() -> bool:
+    """Whether a warehouse worker is running, asked of Redis at most once a second."""
+    now = time.monotonic()
+    if now - _worker_seen["at"] > 1.0:
+        from console.warehouse_client import WarehouseUnavailable, worker_alive
+
+        try:
+            alive = worker_alive()
+        except WarehouseUnavailable:
+            alive = False
+        _worker_seen.update(at=now, alive=alive)
+    return _worker_seen["alive"]
 
 
 def enqueue_load(pool_id: int) -> None:

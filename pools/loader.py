@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from console.warehouse import Warehouse, WarehouseError
-from pools import tables
+from pools import landing, tables
 from pools.envelope import decompress
 from pools.models import DataPool, Delivery, QuarantinedRecord
 
@@ -107,7 +107,7 @@ def load_delivery(warehouse: Warehouse, delivery_id: int, token: str) -> tuple[i
     delivery = Delivery.objects.select_related("pool").get(id=delivery_id)
     pool = delivery.pool
     ensure_table(warehouse, pool)
-    path = _spool(delivery)
+    path, spooled = _spool(delivery)
     try:
         received_ms = int(delivery.received_at.timestamp() * 1000)
         written = warehouse.insert_file(
@@ -121,7 +121,8 @@ def load_delivery(warehouse: Warehouse, delivery_id: int, token: str) -> tuple[i
             # Some records were refused (or this insert was a repeat): find out which, once.
             rejected = warehouse.query_file(tables.rejected_select(), path).rows
     finally:
-        path.unlink(missing_ok=True)
+        if spooled:
+            path.unlink(missing_ok=True)
     if rejected:
         QuarantinedRecord.objects.bulk_create(
             [
@@ -146,6 +147,7 @@ def finish(delivery: Delivery, token: str, loaded: int, quarantined: int) -> Non
             loaded_count=loaded,
             quarantined_count=quarantined,
             body=b"",
+            body_path="",
             error="",
         )
         if moved:
@@ -162,6 +164,8 @@ def finish(delivery: Delivery, token: str, loaded: int, quarantined: int) -> Non
                 DataPool.objects.filter(
                     pk=delivery.pool_id, status__in=[DataPool.Status.CREATED, DataPool.Status.FAILED]
                 ).update(status=DataPool.Status.LIVE, status_detail="")
+        if moved and delivery.body_path:
+            transaction.on_commit(lambda: landing.discard(delivery.body_path))
 
 
 def release(delivery_id: int, token: str, error: str) -> None:
@@ -176,8 +180,10 @@ def release(delivery_id: int, token: str, error: str) -> None:
     )
 
 
-def _spool(delivery: Delivery) -> Path:
-    """Write the delivery body where the warehouse can read it (decompressed)."""
+def _spool(delivery: Delivery) -> tuple[Path, bool]:
+    """The file the warehouse reads the body from, and whether it is a temporary copy."""
+    if delivery.body_path:
+        return landing.path_of(delivery.body_path), False
     folder = settings.DATA_DIR / "spool"
     folder.mkdir(exist_ok=True)
     path = folder / f"delivery-{delivery.pk}-{uuid.uuid4().hex[:8]}.json"
@@ -185,7 +191,7 @@ def _spool(delivery: Delivery) -> Path:
     if delivery.content_encoding == "gzip":
         body = decompress(body, "gzip", max_bytes=settings.INGEST_MAX_BODY_BYTES)
     path.write_bytes(body)
-    return path
+    return path, True
 
 
 def sweep(stale_after: float | None = None) -> list[int]:
@@ -197,6 +203,9 @@ def sweep(stale_after: float | None = None) -> list[int]:
     )
     if released:
         log.warning("sweep: %d deliveries were claimed by a loader that stopped; loading again", released)
+    if landing.uses_files():
+        referenced = set(Delivery.objects.exclude(body_path="").values_list("body_path", flat=True))
+        landing.sweep_orphans(referenced)
     return list(
         Delivery.objects.filter(status=Delivery.Status.LANDED).values_list("pool_id", flat=True).distinct()
     )

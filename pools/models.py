@@ -132,8 +132,10 @@ class Delivery(models.Model):
     record_count = models.IntegerField(default=0)
     body_bytes = models.IntegerField(default=0)
     content_encoding = models.CharField(max_length=10, blank=True)
-    # The request body as received; emptied once the delivery is in the warehouse.
+    # The body waits here (INGEST_LANDING=database, as received) or in the journal file at
+    # body_path (INGEST_LANDING=files, decompressed); both are emptied once it is in the warehouse.
     body = models.BinaryField(default=b"")
+    body_path = models.CharField(max_length=200, blank=True)
 
     claim_token = models.CharField(max_length=64, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -149,7 +151,10 @@ class Delivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["pool", "request_id"], name="delivery_once_per_request"),
         ]
-        indexes = [models.Index(fields=["status", "claimed_at"], name="delivery_status_claimed")]
+        indexes = [
+            models.Index(fields=["status", "claimed_at"], name="delivery_status_claimed"),
+            models.Index(fields=["pool", "status"], name="delivery_pool_status"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.pool_id}:{self.request_id}"

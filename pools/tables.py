@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from console.warehouse.base import quote_identifier, quote_string
+from console.warehouse.base import quote_identifier
 
 # Columns of the DynamoDB change-event table, in the guide's names, with their types.
 CHANGE_EVENT_COLUMNS: list[tuple[str, str, str]] = [

@@ -24,6 +24,7 @@ def pytest_sessionstart(session):
     # A clean warehouse and Redis database for every run.
     shutil.rmtree(Path(settings.DATA_DIR) / "warehouse", ignore_errors=True)
     shutil.rmtree(Path(settings.DATA_DIR) / "spool", ignore_errors=True)
+    shutil.rmtree(Path(settings.DATA_DIR) / "landing", ignore_errors=True)
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 

@@ -10,6 +10,7 @@ import json
 import pytest
 from django.db import OperationalError
 
+from pools import landing
 from pools.models import DataPool, Delivery, QuarantinedRecord
 from tests.conftest import (
     change_record,
@@ -38,14 +39,21 @@ def assert_firehose_reply(reply, request_id: str, status: int):
     return doc
 
 
-def test_it_lands_a_delivery_and_answers_200(live_server, pool):
+@pytest.mark.parametrize("landing_mode", ["files", "database"])
+def test_it_lands_a_delivery_and_answers_200(live_server, pool, settings, landing_mode):
+    settings.INGEST_LANDING = landing_mode
     request_id, body = firehose_body([change_record("o1"), change_record("o2")])
     reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
     assert_firehose_reply(reply, request_id, 200)
     delivery = Delivery.objects.get(pool=pool)
     assert delivery.request_id == request_id
     assert delivery.record_count == 2
-    assert bytes(delivery.body) == body  # durable, as received, before the 200
+    # Durable before the 200: in the fsync'ed journal, or in the database row.
+    if landing_mode == "files":
+        assert landing.path_of(delivery.body_path).read_bytes() == body
+        assert bytes(delivery.body) == b""
+    else:
+        assert bytes(delivery.body) == body and delivery.body_path == ""
 
 
 def test_it_stores_a_retried_request_once(live_server, pool):
@@ -54,6 +62,8 @@ def test_it_stores_a_retried_request_once(live_server, pool):
         reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
         assert_firehose_reply(reply, request_id, 200)
     assert Delivery.objects.filter(pool=pool).count() == 1
+    # The retries' journal files were discarded: only the stored delivery's file is left.
+    assert len(list((landing.folder() / pool.public_id).iterdir())) == 1
 
 
 @pytest.mark.parametrize("key", [None, "", "wrong-key"])
@@ -125,9 +135,12 @@ def test_it_answers_400_for_a_malformed_envelope(live_server, pool, body, messag
 def test_it_accepts_gzip_bodies(live_server, pool):
     request_id, body = firehose_body([change_record("o1"), change_record("o2")])
     headers = firehose_headers(request_id, pool.access_key, **{"Content-Encoding": "gzip"})
-    reply = http("POST", endpoint(live_server, pool), gzip.compress(body), headers)
+    compressed = gzip.compress(body)
+    reply = http("POST", endpoint(live_server, pool), compressed, headers)
     assert_firehose_reply(reply, request_id, 200)
-    assert Delivery.objects.get(pool=pool).content_encoding == "gzip"
+    delivery = Delivery.objects.get(pool=pool)
+    assert delivery.body_bytes == len(compressed)
+    assert landing.path_of(delivery.body_path).read_bytes() == body  # journaled inflated
 
     headers = firehose_headers("r-badgz", pool.access_key, **{"Content-Encoding": "gzip"})
     reply = http("POST", endpoint(live_server, pool), b"\x1f\x8b not gzip", headers)
@@ -190,3 +203,45 @@ def test_it_loads_good_records_and_quarantines_the_rest(live_server, pool, wareh
     pool.refresh_from_db()
     assert (pool.status, pool.record_count, pool.quarantined_count) == ("live", 2, 3)
     assert pool.last_delivery_at is not None
+
+
+@pytest.fixture
+def fresh_worker_check(monkeypatch):
+    from pools import ingest
+
+    monkeypatch.setattr(ingest, "_worker_seen", {"at": 0.0, "alive": False})
+
+
+def test_it_pushes_back_while_the_warehouse_is_behind(
+    live_server, pool, settings, fresh_worker_check, no_worker
+):
+    import redis
+
+    from console.warehouse_client import HEARTBEAT_KEY
+
+    settings.INGEST_BACKLOG_SOFT_BYTES = 1000
+    first_id, first = firehose_body([change_record("o1", taqueria="x" * 2000)])
+    headers = firehose_headers(first_id, pool.access_key)
+    assert_firehose_reply(http("POST", endpoint(live_server, pool), first, headers), first_id, 200)
+
+    # No warehouse worker beats: keep landing rather than let Firehose give up into S3.
+    second_id, second = firehose_body([change_record("o2")])
+    reply = http("POST", endpoint(live_server, pool), second, firehose_headers(second_id, pool.access_key))
+    assert_firehose_reply(reply, second_id, 200)
+
+    # A worker is loading: the pool is behind, so Firehose is asked to retry.
+    redis.Redis.from_url(settings.REDIS_URL).set(HEARTBEAT_KEY, "test", ex=5)
+    from pools import ingest
+
+    ingest._worker_seen["at"] = 0.0
+    third_id, third = firehose_body([change_record("o3")])
+    reply = http("POST", endpoint(live_server, pool), third, firehose_headers(third_id, pool.access_key))
+    assert "retry" in assert_firehose_reply(reply, third_id, 503)["errorMessage"]
+    redis.Redis.from_url(settings.REDIS_URL).delete(HEARTBEAT_KEY)
+
+    # The hard limit holds whatever the workers do.
+    settings.INGEST_BACKLOG_HARD_BYTES = 2000
+    ingest._worker_seen["at"] = 0.0
+    reply = http("POST", endpoint(live_server, pool), third, firehose_headers(third_id, pool.access_key))
+    assert_firehose_reply(reply, third_id, 503)
+    assert Delivery.objects.filter(pool=pool).count() == 2
