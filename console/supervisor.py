@@ -25,6 +25,9 @@ class Proc:
     name: str
     argv: list[str]
     popen: subprocess.Popen | None = None
+    # Scheduling priority: loading is throughput work, acknowledging Firehose is latency work,
+    # so on a small machine the warehouse worker yields the CPU to the web process.
+    nice: int = 0
 
 
 def plan(port: int, python: str = sys.executable) -> list[Proc]:

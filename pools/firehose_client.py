@@ -95,6 +95,17 @@ def build_request(
     return body, headers
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One batch's request, encoded and ready to send (and to resend on retries)."""
+
+    request_id: str
+    body: bytes
+    headers: dict[str, str]
+    records: int
+    raw_bytes: int
+
+
 @dataclass
 class SendResult:
     """What happened to one batch; `sent_at`/`acked_at` are epoch seconds, for freshness figures."""
@@ -167,22 +178,31 @@ class FirehoseSender:
             conn.close()
         self._local = threading.local()
 
-    def send(self, records: list[bytes], *, request_id: str | None = None) -> SendResult:
-        """Deliver one batch, retrying until it is acknowledged, refused with 413 or out of time.
-
-        As in Firehose, the retry clock starts after the first failure and counts only the time
-        between attempts, not the time spent waiting for answers.
-        """
+    def prepare(self, records: list[bytes], *, request_id: str | None = None) -> Prepared:
+        """Build one batch's request (for callers that want the encoding done ahead of time)."""
         request_id = request_id or str(uuid.uuid4())
         body, headers = build_request(
             records, request_id=request_id, gzip_body=self.gzip_body, source_arn=self.source_arn
         )
         if self.access_key:
             headers["X-Amz-Firehose-Access-Key"] = self.access_key
+        return Prepared(request_id, body, headers, len(records), sum(map(len, records)))
+
+    def send(self, records: list[bytes], *, request_id: str | None = None) -> SendResult:
+        """Deliver one batch, retrying until it is acknowledged, refused with 413 or out of time."""
+        return self.send_prepared(self.prepare(records, request_id=request_id))
+
+    def send_prepared(self, batch: Prepared) -> SendResult:
+        """Deliver a prepared batch with Firehose's retry policy.
+
+        As in Firehose, the retry clock starts after the first failure and counts only the time
+        between attempts, not the time spent waiting for answers.
+        """
+        request_id, body, headers = batch.request_id, batch.body, batch.headers
         result = SendResult(
             request_id=request_id,
-            records=len(records),
-            raw_bytes=sum(map(len, records)),
+            records=batch.records,
+            raw_bytes=batch.raw_bytes,
             body_bytes=len(body),
             attempts=0,
             status=0,

@@ -55,22 +55,32 @@ def discard(relative: str) -> None:
         path_of(relative).unlink(missing_ok=True)
 
 
-def sweep_orphans(referenced: set[str], older_than: float = 3600.0) -> int:
-    """Remove journal files no delivery refers to (a process died between the file and its row,
-    so no 200 was sent and Firehose sent the batch again)."""
-    removed = 0
+def recover_orphans(referenced: set[str], older_than: float = 30.0) -> list[tuple[str, Path]]:
+    """Journal files that no delivery refers to, older than `older_than` seconds.
+
+    The journal, not the database row, is what a 200 promises: with SQLite in WAL mode and
+    synchronous=NORMAL a committed row can be lost in a power cut while its fsync'ed file is not.
+    Such a file (or one whose process died before its row was written, when no 200 was sent) is
+    returned here so that the caller can land it again; a duplicate is then recognised by its
+    request id and discarded.
+    """
     cutoff = time.time() - older_than
+    found = []
     if not folder().exists():
-        return 0
-    for path in folder().glob("*/*"):
-        if f"{path.parent.name}/{path.name}" in referenced:
+        return found
+    for path in folder().glob("*/*.json"):
+        relative = f"{path.parent.name}/{path.name}"
+        if relative in referenced:
             continue
         try:
             if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
+                found.append((path.parent.name, path))
         except FileNotFoundError:
             pass
-    if removed:
-        log.warning("landing: removed %d journal files that no delivery refers to", removed)
-    return removed
+    for tmp in folder().glob("*/.*.tmp"):  # never renamed: the request failed before any 200
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+        except FileNotFoundError:
+            pass
+    return found

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -108,6 +108,8 @@ def load_delivery(warehouse: Warehouse, delivery_id: int, token: str) -> tuple[i
     pool = delivery.pool
     ensure_table(warehouse, pool)
     path, spooled = _spool(delivery)
+    if not path.exists():
+        return _journal_file_gone(warehouse, delivery, token)
     try:
         received_ms = int(delivery.received_at.timestamp() * 1000)
         written = warehouse.insert_file(
@@ -134,6 +136,20 @@ def load_delivery(warehouse: Warehouse, delivery_id: int, token: str) -> tuple[i
     loaded = delivery.record_count - len(rejected)
     finish(delivery, token, loaded, len(rejected))
     return loaded, len(rejected)
+
+
+def _journal_file_gone(warehouse: Warehouse, delivery: Delivery, token: str) -> tuple[int, int]:
+    """A landed delivery whose journal file is gone. Files are discarded only after their load
+    committed, so this is a load whose bookkeeping was lost (a power cut with synchronous=NORMAL):
+    its rows are in the warehouse. If they are not, say so loudly rather than guess."""
+    found = warehouse.query(
+        f"SELECT count() FROM {delivery.pool.table} WHERE _delivery_id = {int(delivery.pk)}"
+    ).rows[0][0]
+    if not found:
+        raise WarehouseError(f"journal file {delivery.body_path} is missing and no rows were loaded from it")
+    log.warning("delivery %s was loaded before its bookkeeping was lost; marking it loaded", delivery.pk)
+    finish(delivery, token, int(found), delivery.record_count - int(found))
+    return int(found), delivery.record_count - int(found)
 
 
 def finish(delivery: Delivery, token: str, loaded: int, quarantined: int) -> None:
@@ -204,11 +220,45 @@ def sweep(stale_after: float | None = None) -> list[int]:
     if released:
         log.warning("sweep: %d deliveries were claimed by a loader that stopped; loading again", released)
     if landing.uses_files():
-        referenced = set(Delivery.objects.exclude(body_path="").values_list("body_path", flat=True))
-        landing.sweep_orphans(referenced)
+        recover_journal()
     return list(
         Delivery.objects.filter(status=Delivery.Status.LANDED).values_list("pool_id", flat=True).distinct()
     )
+
+
+def recover_journal(older_than: float = 30.0) -> int:
+    """Give journal files without a delivery row their row back (see landing.recover_orphans)."""
+    from pools import envelope
+
+    referenced = set(Delivery.objects.exclude(body_path="").values_list("body_path", flat=True))
+    recovered = 0
+    for public_id, path in landing.recover_orphans(referenced, older_than):
+        relative = f"{public_id}/{path.name}"
+        pool = DataPool.objects.filter(public_id=public_id).first()
+        try:
+            env = envelope.parse(path.read_bytes(), header_request_id="")
+        except (envelope.EnvelopeError, OSError) as exc:
+            log.error("journal file %s cannot be read (%s); moved aside", path, exc)
+            path.rename(path.with_suffix(".unreadable"))
+            continue
+        if pool is None or Delivery.objects.filter(pool=pool, request_id=env.request_id).exists():
+            landing.discard(relative)  # its pool is gone, or the batch is already stored
+            continue
+        received = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+        Delivery.objects.create(
+            pool=pool,
+            request_id=env.request_id,
+            firehose_timestamp=env.timestamp,
+            record_count=env.record_count,
+            body_bytes=path.stat().st_size,
+            body_path=relative,
+            received_at=received,
+            source_arn="shoal:journal-recovery",
+        )
+        recovered += 1
+    if recovered:
+        log.warning("recovered %d landed deliveries from the journal", recovered)
+    return recovered
 
 
 def requeue(delivery_ids: list[int]) -> int:

@@ -62,8 +62,9 @@ def test_it_stores_a_retried_request_once(live_server, pool):
         reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
         assert_firehose_reply(reply, request_id, 200)
     assert Delivery.objects.filter(pool=pool).count() == 1
-    # The retries' journal files were discarded: only the stored delivery's file is left.
-    assert len(list((landing.folder() / pool.public_id).iterdir())) == 1
+    # The retries' journal files were discarded: at most the stored delivery's file is left (the
+    # warehouse worker may have loaded it and removed that one too).
+    assert len(list((landing.folder() / pool.public_id).iterdir())) <= 1
 
 
 @pytest.mark.parametrize("key", [None, "", "wrong-key"])

@@ -185,3 +185,35 @@ def test_a_worker_killed_mid_load_loses_nothing(pool, warehouse_worker):
     assert result["rows"] == [[batches * per_batch, batches * per_batch, batches]]
     pool.refresh_from_db()
     assert pool.record_count == batches * per_batch
+
+
+def test_a_journal_file_whose_row_was_lost_is_landed_again_and_loaded(pool, local_warehouse, no_worker):
+    from pools import landing
+
+    request_id = land_direct(pool, [change_record("o1"), change_record("o2")])
+    delivery = Delivery.objects.get(pool=pool)
+    assert landing.path_of(delivery.body_path).exists()
+    Delivery.objects.filter(pk=delivery.pk).delete()  # the row is lost (power cut), the file is not
+    # A second copy of an already stored batch (its row survived) is discarded, not loaded twice.
+    land_direct(pool, [change_record("o3")], request_id="kept")
+    kept = Delivery.objects.get(request_id="kept")
+    twin = landing.path_of(landing.write(pool.public_id, landing.path_of(kept.body_path).read_bytes()))
+
+    assert loader.recover_journal(older_than=0) == 1
+    recovered = Delivery.objects.get(pool=pool, request_id=request_id)
+    assert recovered.record_count == 2 and recovered.status == Delivery.Status.LANDED
+    assert not twin.exists()
+    assert loader.load_pool(local_warehouse, pool.pk).records == 3
+    assert count_rows(local_warehouse, pool) == 3
+    assert not landing.path_of(recovered.body_path).exists()  # discarded once loaded
+
+
+def test_a_loaded_delivery_whose_bookkeeping_was_lost_is_recognised(pool, local_warehouse, no_worker):
+    land_direct(pool, [change_record("o1"), change_record("o2")])
+    assert loader.load_pool(local_warehouse, pool.pk).records == 2
+    # The load committed and its journal file was discarded, but the "loaded" update was lost.
+    Delivery.objects.filter(pool=pool).update(status=Delivery.Status.LANDED)
+    outcome = loader.load_pool(local_warehouse, pool.pk)
+    assert (outcome.deliveries, outcome.failed) == (1, 0)
+    assert Delivery.objects.get(pool=pool).status == Delivery.Status.LOADED
+    assert count_rows(local_warehouse, pool) == 2
