@@ -189,11 +189,11 @@ if INGEST_LANDING not in {"files", "database"}:
 # Back-pressure: past the soft limit of bytes waiting for the warehouse (while a warehouse worker
 # is running), a pool answers 503 so that Firehose keeps the data and retries; past the hard
 # limit it does so whatever the state of the workers, to protect the disk.
-INGEST_BACKLOG_SOFT_BYTES = env_int("INGEST_BACKLOG_SOFT_BYTES", 48 * 1024 * 1024, minimum=0)
+INGEST_BACKLOG_SOFT_BYTES = env_int("INGEST_BACKLOG_SOFT_BYTES", 32 * 1024 * 1024, minimum=0)
 INGEST_BACKLOG_HARD_BYTES = env_int("INGEST_BACKLOG_HARD_BYTES", 4 * 1024 * 1024 * 1024, minimum=0)
 # Firehose sends at most 64 MiB before compression, plus base64 and JSON overhead.
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 128 * 1024 * 1024, minimum=1024)
 # A delivery claimed by a loader that has not finished after this long is loaded again.
 LOAD_STALE_SECONDS = env_float("SHOAL_LOAD_STALE_SECONDS", 120.0, minimum=1.0)
 # How many landed deliveries one load task takes at a time.
-LOAD_BATCH_DELIVERIES = env_int("SHOAL_LOAD_BATCH", 32, minimum=1)
+LOAD_BATCH_DELIVERIES = env_int("SHOAL_LOAD_BATCH", 4, minimum=1)
