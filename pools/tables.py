@@ -127,8 +127,29 @@ WHERE reason != ''
 ORDER BY position"""
 
 
+# Preview Data shows what a user looks for first (the change and its item), then the rest.
+PREVIEW_COLUMNS = [
+    "_received_at",
+    "event_name",
+    "keys",
+    "new_image",
+    "old_image",
+    "approximate_creation_date_time",
+    "table_name",
+    "event_id",
+    "user_identity",
+    "size_bytes",
+    "aws_region",
+    "event_source",
+    "record_format",
+    "approximate_creation_date_time_precision",
+    "_delivery_id",
+]
+
+
 def preview_select(name: str, limit: int) -> str:
+    columns = ", ".join(quote_identifier(c) for c in PREVIEW_COLUMNS)
     return (
-        f"SELECT * EXCEPT (_payload) FROM {table_ref(name)} "
+        f"SELECT {columns} FROM {table_ref(name)} "
         f"ORDER BY _received_at DESC, _delivery_id DESC LIMIT {int(limit)}"
     )

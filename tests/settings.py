@@ -14,3 +14,7 @@ os.environ.setdefault("WAREHOUSE_TIMEOUT", "30")
 from console.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make there
+# are still synchronous.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -21,8 +21,8 @@ def cell(value):
             return format_html("<code>{}</code>", compact)
         pretty = json.dumps(value, indent=2, ensure_ascii=False)
         return format_html(
-            '<details class="json"><summary><code>{}…</code></summary><pre>{}</pre></details>',
-            compact[:40],
+            '<details class="json"><summary><code>{}</code></summary><pre>{}</pre></details>',
+            compact[:200],
             pretty,
         )
     return value

@@ -1,0 +1,42 @@
+"""A user signs in, opens a Data Pool that Firehose has fed, and previews its data."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import login, screenshot
+from tests.conftest import change_record, endpoint, firehose_body, firehose_headers, http, wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_preview_data_shows_rows_delivered_through_the_endpoint(page, live_server, user, warehouse_worker):
+    from pools.services import create_pool
+
+    pool = create_pool("my_dynamo_orders_change_events", description="Taqueria orders from DynamoDB")
+    records = [
+        change_record("order-1001", "INSERT", quantity=3, taqueria="El Farolito"),
+        change_record("order-1002", "INSERT", quantity=1, taqueria="La Taqueria"),
+        change_record("order-1001", "MODIFY", quantity=4, taqueria="El Farolito"),
+        change_record("order-1002", "REMOVE", quantity=1, taqueria="La Taqueria"),
+    ]
+    request_id, body = firehose_body(records)
+    assert (
+        http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key)).status
+        == 200
+    )
+    wait_for(lambda: pool.deliveries.filter(status="loaded").exists(), message="load")
+
+    login(page, live_server)
+    page.click("text=my_dynamo_orders_change_events")
+    assert page.locator("#endpoint-url").inner_text() == pool.endpoint_url()
+    page.click("a.button:has-text('Preview Data')")
+    table = page.locator("table.preview")
+    table.wait_for()
+    assert table.locator("tbody tr").count() == 4
+    assert "order-1002" in table.inner_text() and "REMOVE" in table.inner_text()
+    modify = table.locator("tbody tr", has_text="MODIFY")
+    modify.locator("details.json summary").nth(1).click()  # its new_image expands, pretty-printed
+    assert '"S": "order-' in page.locator("details.json[open] pre").first.inner_text()
+    page.locator(".scroll").evaluate("e => { e.scrollLeft = 0 }")
+    screenshot(page, "pool-preview")
