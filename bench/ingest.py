@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.records import make_records  # noqa: E402
 from pools.firehose_client import FirehoseSender, batches, percentile  # noqa: E402
+from pools.samples import make_records  # noqa: E402
 
 
 def free_port() -> int:

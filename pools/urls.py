@@ -1,12 +1,15 @@
 from django.urls import path
 
-from pools import ingest, views
+from pools import ingest, views, wizard
 
 app_name = "pools"
 
 urlpatterns = [
     path("ingest/firehose/<str:public_id>", ingest.firehose_endpoint, name="ingest"),
     path("pools/", views.pool_list, name="list"),
+    # The Create Data Pool wizard (pools/wizard.py): one URL per step.
+    path("pools/new/", wizard.start, name="create"),
+    path("pools/new/<str:step>/", wizard.step, name="create_step"),
     path("pools/<str:name>/", views.pool_detail, name="detail"),
     path("pools/<str:name>/preview/", views.preview, name="preview"),
     path("pools/<str:name>/preview/<str:task_id>/", views.preview_result, name="preview_result"),

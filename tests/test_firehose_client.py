@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench.records import make_records
 from pools.firehose_client import (
     DEFAULT_SOURCE_ARN,
     MAX_RECORDS_PER_REQUEST,
@@ -23,6 +22,7 @@ from pools.firehose_client import (
     build_request,
     replay,
 )
+from pools.samples import make_records
 
 ACCESS_KEY = "test-access-key"
 
