@@ -167,6 +167,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pools.tasks.sweep_deliveries",
         "schedule": env_float("SHOAL_SWEEP_INTERVAL", 10.0, minimum=1.0),
     },
+    "pool-statistics": {"task": "pools.tasks.warehouse_pool_stats", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 

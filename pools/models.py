@@ -67,6 +67,9 @@ class DataPool(models.Model):
     record_count = models.BigIntegerField(default=0)
     quarantined_count = models.BigIntegerField(default=0)
     last_delivery_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed by beat from the warehouse (compressed bytes on disk).
+    disk_bytes = models.BigIntegerField(default=0)
+    stats_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

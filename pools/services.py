@@ -74,3 +74,52 @@ def pool_as_dict(pool: DataPool, *, reveal_key: bool = True) -> dict:
         },
         "created_at": pool.created_at.isoformat(),
     }
+
+
+def delete_pool(pool: DataPool, confirm_name: str) -> None:
+    """Start deleting a pool (its table and all its data). The name must be typed to confirm."""
+    if confirm_name != pool.name:
+        raise ValidationError("Type the pool's name exactly to confirm.")
+    DataPool.objects.filter(pk=pool.pk).update(status=DataPool.Status.DELETING)
+    pool.status = DataPool.Status.DELETING
+    from pools.tasks import warehouse_delete_pool
+
+    try:
+        warehouse_delete_pool.apply_async((pool.pk,), retry=False)
+    except Exception as exc:  # beat's sweep picks deleting pools up again
+        log.warning("could not enqueue deletion of pool %s: %s", pool.pk, exc)
+
+
+def forget_pool(pool: DataPool) -> None:
+    """Remove a pool's rows and journal files (its table is already dropped)."""
+    import shutil
+
+    from pools import landing
+
+    pool.delete()
+    shutil.rmtree(landing.folder() / pool.public_id, ignore_errors=True)
+
+
+def send_test_events(pool: DataPool, base_url: str, count: int = 12) -> dict:
+    """Post realistic change records to the pool's own endpoint, exactly as Firehose would.
+
+    `base_url` is where this server can reach itself (the address the user's browser used).
+    """
+    import time
+
+    from pools.firehose_client import FirehoseSender
+    from pools.samples import make_records
+
+    records = make_records(count, seed=int(time.time()))
+    sender = FirehoseSender(
+        base_url.rstrip("/") + pool.endpoint_path(),
+        pool.access_key,
+        timeout=30,
+        retry_seconds=0,
+        source_arn="arn:aws:firehose:us-east-1:000000000000:deliverystream/shoal-test-events",
+    )
+    with sender:
+        result = sender.send(records)
+    if not result.ok:
+        raise ValidationError(f"The endpoint answered {result.status or 'nothing'}: {result.error}")
+    return {"records": result.records, "request_id": result.request_id}

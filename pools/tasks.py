@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.utils import timezone
 
 from console.warehouse import WarehouseError, get_warehouse
-from pools import loader, tables
+from pools import loader, services, tables
 from pools.models import DataPool
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,40 @@ def warehouse_preview(pool_id: int, limit: int = 50) -> dict:
 
 
 @shared_task
+def warehouse_delete_pool(pool_id: int) -> None:
+    """Drop a pool's table, then the pool with its deliveries, quarantine and journal files."""
+    pool = DataPool.objects.filter(pk=pool_id, status=DataPool.Status.DELETING).first()
+    if pool is None:
+        return
+    get_warehouse().execute(tables.drop_table(pool.name))
+    loader.forget_table(pool_id)
+    services.forget_pool(pool)
+
+
+@shared_task
+def warehouse_pool_stats() -> int:
+    """Periodic (beat): compressed size of every pool table, for the pool list."""
+    rows = (
+        get_warehouse()
+        .query(
+            "SELECT table, sum(bytes_on_disk) FROM system.parts "
+            f"WHERE active AND database = '{get_warehouse().database}' GROUP BY table"
+        )
+        .rows
+    )
+    sizes = {name: int(size) for name, size in rows}
+    now = timezone.now()
+    for pool in DataPool.objects.exclude(status=DataPool.Status.DELETING).only("pk", "name"):
+        DataPool.objects.filter(pk=pool.pk).update(disk_bytes=sizes.get(pool.name, 0), stats_at=now)
+    return len(sizes)
+
+
+@shared_task
 def sweep_deliveries() -> list[int]:
-    """Periodic (beat): re-queue loads that were lost or whose worker died."""
+    """Periodic (beat): re-queue loads that were lost or whose worker died, and deletions."""
     pool_ids = loader.sweep()
     for pool_id in pool_ids:
         warehouse_load_pool.delay(pool_id)
+    for pool_id in DataPool.objects.filter(status=DataPool.Status.DELETING).values_list("pk", flat=True):
+        warehouse_delete_pool.delay(pool_id)
     return pool_ids

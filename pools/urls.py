@@ -14,4 +14,6 @@ urlpatterns = [
     path("pools/<str:name>/preview/", views.preview, name="preview"),
     path("pools/<str:name>/preview/<str:task_id>/", views.preview_result, name="preview_result"),
     path("pools/<str:name>/rotate-key/", views.rotate_key, name="rotate_key"),
+    path("pools/<str:name>/test-events/", views.send_test_events, name="send_test_events"),
+    path("pools/<str:name>/delete/", views.delete_pool, name="delete"),
 ]

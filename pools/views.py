@@ -3,11 +3,13 @@ from __future__ import annotations
 from celery.result import AsyncResult
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from console import warehouse_client
+from pools import charts, services, tables
 from pools.models import DataPool
 from pools.tasks import warehouse_preview
 
@@ -25,10 +27,45 @@ def pool_detail(request: HttpRequest, name: str) -> HttpResponse:
     context = {
         "pool": pool,
         "deliveries": pool.deliveries.defer("body")[:20],
-        "quarantined": pool.quarantine.all()[:20],
+        "quarantined": pool.quarantine.filter(replayed_at__isnull=True)[:20],
+        "columns": tables.CHANGE_EVENT_COLUMNS,
+        "chart": charts.svg_bars(charts.ingestion_series(pool.pk)),
         "limits": PREVIEW_LIMITS,
     }
     return render(request, "pools/detail.html", context)
+
+
+@login_required
+@require_POST
+def send_test_events(request: HttpRequest, name: str) -> HttpResponse:
+    """Post sample change records to the pool's own endpoint, through the real Firehose path."""
+    pool = get_object_or_404(DataPool, name=name)
+    try:
+        sent = services.send_test_events(pool, request.build_absolute_uri("/"))
+    except ValidationError as exc:
+        messages.error(request, f"Sending test events failed. {' '.join(exc.messages)}")
+    else:
+        messages.success(
+            request,
+            f"Sent {sent['records']} test change records to this pool's endpoint (request "
+            f"{sent['request_id']}). They appear in Preview Data once loaded, usually within a second.",
+        )
+    return redirect(pool)
+
+
+@login_required
+def delete_pool(request: HttpRequest, name: str) -> HttpResponse:
+    pool = get_object_or_404(DataPool, name=name)
+    error = ""
+    if request.method == "POST":
+        try:
+            services.delete_pool(pool, request.POST.get("confirm_name", ""))
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            messages.success(request, f"Data Pool {pool.name} is being deleted with its table and data.")
+            return redirect("pools:list")
+    return render(request, "pools/delete.html", {"pool": pool, "error": error})
 
 
 @login_required

@@ -40,3 +40,11 @@ def test_preview_data_shows_rows_delivered_through_the_endpoint(page, live_serve
     assert '"S": "order-' in page.locator("details.json[open] pre").first.inner_text()
     page.locator(".scroll").evaluate("e => { e.scrollLeft = 0 }")
     screenshot(page, "pool-preview")
+
+    # "Send test events" posts a dozen records through the pool's own endpoint.
+    page.click("button:has-text('Send test events')")
+    assert "Sent 12 test change records" in page.locator(".flash").inner_text()
+    wait_for(lambda: pool.deliveries.filter(status="loaded").count() == 2, message="test events loaded")
+    page.reload()
+    assert page.locator(".stat-value").first.inner_text() == "16"
+    screenshot(page, "pool-page")

@@ -1,0 +1,114 @@
+"""Pool page features: ingestion chart, Send test events, pool statistics, delete."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from django.utils import timezone
+
+from console import warehouse_client
+from console.tasks import run_sql
+from pools import charts, landing
+from pools.models import DataPool, Delivery
+from pools.tasks import warehouse_pool_stats
+from tests.conftest import (
+    change_record,
+    endpoint,
+    firehose_body,
+    firehose_headers,
+    http,
+    land_direct,
+    wait_for,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def admin_client(client):
+    user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-for-tests-123")
+    client.force_login(user)
+    return client
+
+
+def test_the_ingestion_series_sums_records_per_bucket(pool):
+    now = timezone.now().replace(second=30, microsecond=0)
+    for minutes_ago, records in [(1, 10), (2, 5), (40, 7), (500, 99)]:
+        Delivery.objects.create(
+            pool=pool,
+            request_id=f"r{minutes_ago}",
+            record_count=records,
+            received_at=now - timedelta(minutes=minutes_ago),
+        )
+    series = charts.ingestion_series(pool.pk, hours=3, minutes_per_bucket=5, now=now)
+    assert len(series) == 36
+    assert sum(b.records for b in series) == 22  # 500 minutes ago is outside the window
+    assert series[-1].records + series[-2].records == 15
+    svg = charts.svg_bars(series)
+    assert svg.count("<rect") == 36 and "peak" in svg
+
+
+def test_send_test_events_goes_through_the_real_endpoint(admin_client, live_server, pool, warehouse_worker):
+    host = live_server.url.removeprefix("http://")
+    reply = admin_client.post(
+        reverse("pools:send_test_events", args=[pool.name]), HTTP_HOST=host, follow=True
+    )
+    assert "Sent 12 test change records" in reply.content.decode()
+    delivery = Delivery.objects.get(pool=pool)
+    assert delivery.record_count == 12 and delivery.source_arn.endswith("shoal-test-events")
+    wait_for(lambda: DataPool.objects.get(pk=pool.pk).record_count == 12, message="test events loaded")
+    result = warehouse_client.call(run_sql, f"SELECT count(), any(table_name) FROM {pool.name}")
+    assert result["rows"] == [[12, "orders"]]
+
+
+def test_send_test_events_reports_a_refusal(admin_client, live_server, pool, settings):
+    settings.INGEST_BACKLOG_HARD_BYTES = 1  # the endpoint will answer 503
+    land_direct(pool, [change_record("o1")])
+    host = live_server.url.removeprefix("http://")
+    reply = admin_client.post(
+        reverse("pools:send_test_events", args=[pool.name]), HTTP_HOST=host, follow=True
+    )
+    assert "Sending test events failed" in reply.content.decode() and "503" in reply.content.decode()
+
+
+def test_pool_statistics_come_from_the_warehouse(pool, warehouse_worker):
+    land_direct(pool, [change_record(f"o{i}") for i in range(200)])
+    wait_for(lambda: DataPool.objects.get(pk=pool.pk).record_count == 200, message="load")
+    warehouse_client.call(warehouse_pool_stats)
+    pool.refresh_from_db()
+    assert pool.disk_bytes > 1000 and pool.stats_at is not None
+
+
+def test_the_pool_page_shows_chart_schema_and_settings(admin_client, pool):
+    land_direct(pool, [change_record("o1"), change_record("o2")])
+    page = admin_client.get(reverse("pools:detail", args=[pool.name])).content.decode()
+    assert '<svg class="chart"' in page
+    assert "new_image" in page and "ApproximateCreationDateTime" in page
+    assert pool.sorting_key in page and "Send test events" in page
+
+
+def test_deleting_needs_the_name_typed_and_removes_table_and_data(
+    admin_client, live_server, pool, warehouse_worker
+):
+    land_direct(pool, [change_record("o1")])
+    wait_for(lambda: DataPool.objects.get(pk=pool.pk).record_count == 1, message="load")
+    url = reverse("pools:delete", args=[pool.name])
+    assert "Type" in admin_client.get(url).content.decode()
+    wrong = admin_client.post(url, {"confirm_name": "something-else"})
+    assert "exactly" in wrong.content.decode()
+    assert DataPool.objects.get(pk=pool.pk).status != DataPool.Status.DELETING
+
+    admin_client.post(url, {"confirm_name": pool.name})
+    request_id, body = firehose_body([change_record("late")])
+    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+    assert reply.status in (503, 404)  # being deleted, or already gone
+    wait_for(lambda: not DataPool.objects.filter(pk=pool.pk).exists(), message="pool deleted")
+    assert not Delivery.objects.filter(pool_id=pool.pk).exists()
+    assert not (landing.folder() / pool.public_id).exists()
+    result = warehouse_client.call(run_sql, f"EXISTS TABLE {pool.name}")
+    assert result["rows"] == [[0]]
+    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+    assert reply.status == 404
