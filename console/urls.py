@@ -13,4 +13,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("", include("pools.urls")),
+    path("aws/", include("pools.aws.urls")),
+    path("views/", include("views_mv.urls")),
+    path("sql/", include("console.sql_urls")),
 ]

@@ -1,5 +1,9 @@
 """Settings for the test suite: its own data folder and Redis database, so that `make test` can
-run beside a running `make run`. Worker processes started by the tests use this module too."""
+run beside a running `make run`. Worker processes started by the tests use this module too.
+
+Two test runs at once (two engineers on one machine) need different SHOAL_DATA_DIR and REDIS_URL:
+    SHOAL_DATA_DIR=var/test-b REDIS_URL=redis://127.0.0.1:6379/11 .venv/bin/python -m pytest
+"""
 
 import os
 from pathlib import Path

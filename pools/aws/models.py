@@ -1,0 +1,1 @@
+"""AWS connections and pipelines (placeholder until the AWS provisioning work lands)."""

@@ -1,0 +1,4 @@
+
+app_name = "views_mv"
+
+urlpatterns: list = []
