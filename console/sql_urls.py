@@ -1,4 +1,11 @@
+from django.urls import path
+
+from console import sql_views
 
 app_name = "sql"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", sql_views.sql_console, name="console"),
+    path("run/", sql_views.sql_run, name="run"),
+    path("runs/<int:pk>/", sql_views.sql_result, name="result"),
+]

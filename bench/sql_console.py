@@ -1,0 +1,180 @@
+"""SQL Console benchmark: click Run → rows on the page, over HTTP against `make run`'s stack.
+
+    .venv/bin/python bench/sql_console.py [--runs 50] [--records 20000]
+
+Starts the same processes as `make run` (gunicorn web, warehouse worker, default worker, beat) on
+a free port, with their own data folder and Redis database, creates a user and a pool fed with
+realistic DynamoDB change records through the Firehose endpoint, signs in, and then does what the
+console's editor does on Ctrl-Enter, timing each run from the POST until the rows are in hand:
+
+    POST /sql/run/ (HX-Request)  → rows, or a panel that polls
+    GET  /sql/runs/<id>/         → repeated while it answers "still running"
+
+The round trip includes the guard (two parses in the warehouse), the Celery hop through Redis in
+both directions, the query, the history row and the rendering of the result table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest import free_port, wait_http  # noqa: E402
+from pools.firehose_client import FirehoseSender, batches, percentile  # noqa: E402
+from pools.samples import make_records  # noqa: E402
+
+QUERIES = {
+    "count by event": (
+        "SELECT event_name, count() AS changes FROM bench_orders GROUP BY event_name ORDER BY 1"
+    ),
+    "newest 20 orders": (
+        "SELECT keys.order_id.S AS order_id, event_name, toInt32OrNull(new_image.quantity.N) AS quantity\n"
+        "FROM bench_orders ORDER BY _received_at DESC LIMIT 20"
+    ),
+}
+POLL = re.compile(r'hx-get="(/sql/runs/\d+/)"')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per query")
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--redis-db", type=int, default=12)
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="shoal-bench-sql-"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SHOAL_DATA_DIR": str(data_dir),
+        "PORT": str(port),
+        "REDIS_URL": f"redis://127.0.0.1:6379/{args.redis_db}",
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SUPERUSER_PASSWORD": "bench-Password-2024",
+    }
+    python = sys.executable
+
+    def manage(*argv: str) -> str:
+        return subprocess.run(
+            [python, "manage.py", *argv], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        ).stdout
+
+    manage("migrate", "--noinput")
+    manage("createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com")
+    import redis
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    log = open(data_dir / "stack.log", "wb")  # noqa: SIM115 - lives as long as the stack
+    stack = subprocess.Popen(
+        [python, "manage.py", "runstack"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"{base}/healthz")
+        deadline = time.monotonic() + 60
+        client = redis.Redis.from_url(env["REDIS_URL"])
+        while not client.exists("shoal:warehouse:heartbeat") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pool = json.loads(manage("create_pool", "bench_orders", "--json"))
+        time.sleep(1.0)  # let the warehouse create the table
+        with FirehoseSender(pool["endpoint_url"], pool["access_key"]) as sender:
+            for batch in batches(make_records(args.records, seed=11), 1 << 20):
+                result = sender.send(batch)
+                if not result.ok:
+                    raise SystemExit(f"a delivery failed: {result.error}")
+
+        session = requests.Session()
+        session.get(f"{base}/login/")
+        session.post(
+            f"{base}/login/",
+            data={"username": "bench", "password": env["DJANGO_SUPERUSER_PASSWORD"]},
+            headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{base}/login/"},
+        ).raise_for_status()
+        headers = {
+            "HX-Request": "true",
+            "X-CSRFToken": session.cookies["csrftoken"],
+            "Referer": f"{base}/sql/",
+        }
+
+        def run(sql: str) -> tuple[float, int, str]:
+            started = time.perf_counter()
+            reply = session.post(f"{base}/sql/run/", data={"sql": sql}, headers=headers)
+            polls = 0
+            while match := POLL.search(reply.text):
+                polls += 1
+                reply = session.get(base + match.group(1), headers=headers)
+            elapsed = (time.perf_counter() - started) * 1000
+            if "sql-rows" not in reply.text:
+                raise SystemExit(f"no rows for {sql!r}: {reply.text[:400]}")
+            return elapsed, polls, reply.text
+
+        # Wait until every record is loaded, then warm up (the worker learns its catalogue once).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            _, _, html = run("SELECT count() AS n FROM bench_orders")
+            if f">{args.records}<" in html:
+                break
+            time.sleep(0.5)
+        else:
+            raise SystemExit("the records were not loaded within 2 minutes")
+        for sql in QUERIES.values():
+            run(sql)
+
+        figures = {}
+        for name, sql in QUERIES.items():
+            times, polled = [], 0
+            for _ in range(args.runs):
+                elapsed, polls, _ = run(sql)
+                times.append(elapsed)
+                polled += polls > 0
+            figures[name] = {
+                "p50_ms": round(percentile(times, 50), 1),
+                "p95_ms": round(percentile(times, 95), 1),
+                "max_ms": round(max(times), 1),
+                "answered_in_one_round_trip": f"{args.runs - polled}/{args.runs}",
+            }
+    finally:
+        os.killpg(stack.pid, signal.SIGTERM)
+        stack.wait(60)
+        log.close()
+
+    print(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "machine": (
+                    f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+                ),
+                "records_in_pool": args.records,
+                "runs_per_query": args.runs,
+                "queries": figures,
+            },
+            indent=2,
+        )
+    )
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

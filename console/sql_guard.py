@@ -1,0 +1,289 @@
+"""What a user's SQL may read: the Data Pools' database, and nothing else.
+
+Used by every path that runs a user's query (the SQL Console and the `sql` command, both through
+console.tasks.run_sql), inside the warehouse worker, because the check asks the warehouse itself:
+
+1. `formatQuery(<the query as a string literal>)` parses the text with ClickHouse's own parser.
+   A syntax error comes back as ClickHouse words it ("failed at position N", N counted in the
+   user's text), and so does more than one statement; the query cannot run anything here, as it
+   is only a string.
+2. `EXPLAIN AST <the query>` (read-only, parses without running) gives the syntax tree, which is
+   walked for the statement kind, tables, databases and table functions.
+
+The read-only connection (readonly=1, fixed limits) already refuses writes, SET and the file/url
+table functions; this check closes what readonly=1 leaves open: reading system.*,
+information_schema and other databases (directly, through IN, merge(), cluster() …), the scalar
+file() function and INTO OUTFILE, which clickhouse-local writes even in readonly mode, and USE,
+which would move the connection to another database for the queries after it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+
+from console.warehouse import Warehouse, WarehouseError
+from console.warehouse.base import quote_string
+
+# ClickHouse's error codes, so that a refusal reads like the warehouse's own errors.
+SYNTAX_ERROR = 62
+READONLY = 164
+ACCESS_DENIED = 497
+
+# Table functions that read nothing outside the query itself. Every other one is refused (file,
+# url, s3, remote, mysql, merge, cluster, input, …), whether or not readonly=1 allows it.
+ALLOWED_TABLE_FUNCTIONS = frozenset(
+    {"numbers", "numbers_mt", "generate_series", "generateseries", "generaterandom", "values", "null", "view"}
+)
+# Scalar functions that read outside the pool database: files, dictionaries, Join tables, the
+# columns of other databases' tables. (dictGet, dictHas, dictGetString … are refused by prefix.)
+DENIED_FUNCTIONS = frozenset({"file", "joinget", "joingetornull", "hascolumnintable", "catboostevaluate"})
+DENIED_PREFIXES = ("dict",)
+
+STATEMENTS = "SELECT, DESCRIBE, EXISTS, SHOW CREATE TABLE and EXPLAIN"
+_READ_STATEMENTS = {
+    "SelectWithUnionQuery",
+    "DescribeQuery",
+    "ExistsTableQuery",
+    "ShowCreateTableQuery",
+    "Explain",
+}
+_CHILDREN = re.compile(r" \(children (\d+)\)$")
+_POSITION = re.compile(r"failed at position (\d+)")
+
+
+class QueryRefused(WarehouseError):
+    """The query was not run: it is not valid, or it reaches outside the Data Pools."""
+
+    def __init__(self, message: str, code: int | None = ACCESS_DENIED):
+        super().__init__(message, code)
+
+
+@dataclass
+class Node:
+    kind: str
+    text: str  # what follows the kind on its line, as printed: a name, an alias
+    children: list[Node] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.text.strip().split(" ", 1)[0]
+
+    def walk(self, parent: Node | None = None):
+        yield self, parent
+        for child in self.children:
+            yield from child.walk(self)
+
+
+def check(warehouse: Warehouse, sql: str) -> None:
+    """Raise QueryRefused (or WarehouseError) unless `sql` is one statement that reads only the
+    pool database; return quietly when it may run."""
+    if not sql.strip():
+        raise QueryRefused("There is no SQL to run.", SYNTAX_ERROR)
+    load_catalog(warehouse)
+    formatted, databases = _parse(warehouse, sql)
+    explained = warehouse.query("EXPLAIN AST " + sql, readonly=True)
+    tree = parse_tree([row[0] for row in explained.rows])
+    check_tree(tree, database=warehouse.database, databases=databases, statement=formatted)
+
+
+def _parse(warehouse: Warehouse, sql: str) -> tuple[str, list[str]]:
+    try:
+        result = warehouse.query(
+            f"SELECT formatQuerySingleLine({quote_string(sql)}), "
+            "(SELECT groupArray(name) FROM system.databases)",
+            readonly=True,
+        )
+    except WarehouseError as exc:
+        raise QueryRefused(_syntax_message(str(exc)), exc.code or SYNTAX_ERROR) from None
+    formatted, databases = result.rows[0]
+    return formatted, list(databases)
+
+
+def _syntax_message(message: str) -> str:
+    """ClickHouse's syntax error about the user's text, without the wrapper it was parsed in."""
+    code_name = re.search(r" \(([A-Z_]+)\)\s*$", message)
+    cut = message.find(" In scope SELECT formatQuerySingleLine(")
+    if cut >= 0:
+        message = message[:cut].rstrip(" :.") + "."
+        if code_name:
+            message += f" ({code_name.group(1)})"
+    if "Multi-statements are not allowed" in message:
+        position = _POSITION.search(message)
+        at = f" (failed at position {position.group(1)})" if position else ""
+        return f"Only one statement can run at a time: multi-statements are not allowed{at}."
+    return message
+
+
+def parse_tree(lines: list[str]) -> Node:
+    """EXPLAIN AST's indented dump as a tree. Every node states its number of children, so the
+    dump is read strictly: a line out of place (a name with a line break in it, a cut-off
+    result) makes the whole query refused rather than half-read."""
+    entries = []
+    for line in lines:
+        depth = len(line) - len(line.lstrip(" "))
+        entries.append((depth, line.strip()))
+    position = 0
+
+    def node(depth: int) -> Node:
+        nonlocal position
+        if position >= len(entries) or entries[position][0] != depth or not entries[position][1]:
+            raise _unreadable()
+        _, text = entries[position]
+        position += 1
+        count = 0
+        match = _CHILDREN.search(text)
+        if match:
+            count = int(match.group(1))
+            text = text[: match.start()]
+        kind, _, rest = text.partition(" ")
+        item = Node(kind, rest)
+        item.children = [node(depth + 1) for _ in range(count)]
+        return item
+
+    tree = node(0)
+    if position != len(entries):
+        raise _unreadable()
+    return tree
+
+
+def _unreadable() -> QueryRefused:
+    return QueryRefused(
+        "The SQL Console could not check this query (a name with a line break in it, or a query "
+        "too large to check); simplify it."
+    )
+
+
+def check_tree(tree: Node, *, database: str, databases: list[str], statement: str = "") -> None:
+    _check_statement(tree, database, statement)
+    others = {d for d in databases if d != database} | {"system", "information_schema", "INFORMATION_SCHEMA"}
+    for item, parent in tree.walk():
+        if item.kind == "TableIdentifier":
+            db, dot, table = item.name.partition(".")
+            if dot and (db != database or "." in table):
+                raise QueryRefused(_outside(db, database))
+        elif item.kind == "Identifier" and "." in item.name:
+            # `x IN other_db.table` names a table with a plain identifier.
+            db = item.name.split(".", 1)[0]
+            if db in others:
+                raise QueryRefused(_outside(db, database))
+        elif item.kind == "Function":
+            _check_function(item.name, as_table=parent is not None and parent.kind == "TableExpression")
+
+
+def _check_statement(tree: Node, database: str, statement: str) -> None:
+    verb = (
+        " ".join(statement.split()[:2]) if statement.upper().startswith("SHOW") else statement.split(" ")[0]
+    )
+    verb = verb.upper() or tree.kind
+    if tree.kind not in _READ_STATEMENTS:
+        if tree.kind.startswith("Show"):
+            raise QueryRefused(
+                f"{verb} is not available in the SQL Console; the Data Pools and their columns are "
+                "listed beside the editor, and DESCRIBE <pool> shows a pool's columns."
+            )
+        if tree.kind == "UseQuery":
+            raise QueryRefused("USE is not allowed: the SQL Console always reads the Data Pools' database.")
+        if tree.kind == "Set":
+            raise QueryRefused(
+                "SET is not allowed: the SQL Console is readonly and its time and size limits are fixed.",
+                READONLY,
+            )
+        if tree.kind.startswith(("Exists", "Describe", "Check")):
+            raise QueryRefused(
+                f"{verb} is not available in the SQL Console; it runs {STATEMENTS} statements."
+            )
+        raise QueryRefused(
+            f"{verb} is not allowed: the SQL Console is readonly; it runs {STATEMENTS} statements.",
+            READONLY,
+        )
+    if tree.kind in ("ExistsTableQuery", "ShowCreateTableQuery"):
+        # "ExistsTableQuery <database> <table>": the database is empty when not given.
+        parts = tree.text.rstrip(" ").split(" ")
+        if len(parts) != 2 or len(tree.children) != (2 if parts[0] else 1):
+            raise _no_format()
+        if parts[0] and parts[0] != database:
+            raise QueryRefused(_outside(parts[0], database))
+        return
+    if tree.kind == "Explain":
+        selects = [c for c in tree.children if c.kind == "SelectWithUnionQuery"]
+        if len(selects) != 1 or any(c.kind not in ("SelectWithUnionQuery", "Set") for c in tree.children):
+            raise QueryRefused("EXPLAIN is available for SELECT only, without FORMAT or INTO OUTFILE.")
+        tree = selects[0]
+    # A SELECT's only child is its list of selects; FORMAT and INTO OUTFILE add more.
+    if len(tree.children) != 1:
+        raise _no_format()
+
+
+def _no_format() -> QueryRefused:
+    return QueryRefused(
+        "FORMAT and INTO OUTFILE are not available in the SQL Console: it shows results as a table "
+        "(the `sql` command prints them as a table or JSON)."
+    )
+
+
+def _check_function(name: str, *, as_table: bool) -> None:
+    lowered = name.lower()
+    catalog = _catalog()
+    if as_table and lowered not in ALLOWED_TABLE_FUNCTIONS:
+        raise QueryRefused(f"table function {name}() is not allowed in the SQL Console.")
+    if lowered in catalog.table_only and lowered not in ALLOWED_TABLE_FUNCTIONS:
+        raise QueryRefused(f"table function {name}() is not allowed in the SQL Console.")
+    if lowered in DENIED_FUNCTIONS or lowered.startswith(DENIED_PREFIXES):
+        raise QueryRefused(
+            f"function {name}() is not allowed in the SQL Console: it reads outside the Data Pools."
+        )
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    table_only: frozenset[str]  # table functions that are not also scalar functions, lowercased
+
+
+_catalog_lock = threading.Lock()
+_catalog_value: _Catalog | None = None
+
+
+def load_catalog(warehouse: Warehouse) -> None:
+    """Learn the warehouse's table functions once per process (they change with its version)."""
+    global _catalog_value
+    with _catalog_lock:
+        if _catalog_value is not None:
+            return
+        rows = warehouse.query(
+            "SELECT lower(name) FROM system.table_functions WHERE lower(name) NOT IN "
+            "(SELECT lower(name) FROM system.functions)",
+            readonly=True,
+        ).rows
+        _catalog_value = _Catalog(table_only=frozenset(r[0] for r in rows))
+
+
+def _catalog() -> _Catalog:
+    if _catalog_value is None:
+        raise RuntimeError("sql_guard.load_catalog(warehouse) was not called")
+    return _catalog_value
+
+
+def _outside(db: str, database: str) -> str:
+    if db == "system":
+        return "system tables are not available in the SQL Console: it reads the Data Pools only."
+    if db.lower() == "information_schema":
+        return (
+            "information_schema is not available in the SQL Console; the Data Pools and their columns "
+            "are listed beside the editor."
+        )
+    return (
+        f"database {db} is not available in the SQL Console: only the Data Pools (database {database}) "
+        "are; write a pool's name alone, e.g. SELECT … FROM my_pool."
+    )
+
+
+def error_position(message: str, sql: str) -> int | None:
+    """The character offset (from 0) in `sql` of ClickHouse's "failed at position N", which counts
+    bytes from 1."""
+    match = _POSITION.search(message)
+    if not match:
+        return None
+    offset = max(int(match.group(1)) - 1, 0)
+    return len(sql.encode()[:offset].decode("utf-8", "ignore"))
