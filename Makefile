@@ -27,6 +27,13 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# A local AWS sandbox (moto) and the sandbox relay, with its own data folder: see docs/aws.md.
+DEMO_DATA_DIR ?= var/demo
+DEMO_MOTO_PORT ?= 5055
+demo: $(STAMP)
+	SHOAL_DATA_DIR=$(DEMO_DATA_DIR) $(PY) manage.py migrate --noinput
+	SHOAL_DATA_DIR=$(DEMO_DATA_DIR) $(PY) manage.py rundemo --moto-port $(DEMO_MOTO_PORT)
+
 bench: $(STAMP)
 	$(PY) bench/ingest.py
 

@@ -1,1 +1,293 @@
-"""AWS connections and pipelines (placeholder until the AWS provisioning work lands)."""
+"""AWS connections and the pipelines Shoal provisions with them (DynamoDB → Kinesis → Firehose → pool).
+
+A Pipeline records every resource it uses by name and ARN, and whether Shoal created it or the user
+chose an existing one: teardown removes only the former. Its steps (PipelineStep) keep the state of
+each provisioning or teardown step, with AWS's error text when one failed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.urls import reverse
+
+from pools.aws import secrets
+
+__all__ = ["AwsConnection", "Pipeline", "PipelineStep"]
+
+region_validator = RegexValidator(
+    r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$", "An AWS region code, such as us-east-1 or eu-west-1."
+)
+# DynamoDB streams changes with this timestamp precision (spec/firehose-http-endpoint.md §2.3).
+# The issue asked for MICROSECOND; the spec's decision is explicit MILLISECOND and we follow it:
+# milliseconds are what the guide's SQL, the pool's parser (which divides microseconds down to
+# milliseconds anyway) and most published records use, and the API default when the parameter is
+# omitted is unconfirmed, so Shoal always passes it.
+STREAMING_PRECISION = "MILLISECOND"
+
+
+def new_uid() -> str:
+    return uuid.uuid4().hex
+
+
+class AwsConnection(models.Model):
+    class Auth(models.TextChoices):
+        DEFAULT_CHAIN = "default", "Default credential chain"
+        ACCESS_KEY = "access_key", "Access key pair"
+        ASSUME_ROLE = "assume_role", "Assume a role"
+
+    name = models.CharField(max_length=100, unique=True)
+    region = models.CharField(max_length=32, default="us-east-1", validators=[region_validator])
+    auth_method = models.CharField(max_length=20, choices=Auth.choices, default=Auth.DEFAULT_CHAIN)
+    access_key_id = models.CharField(max_length=128, blank=True)
+    # Fernet token (pools/aws/secrets.py), never the secret itself.
+    secret_access_key_encrypted = models.TextField(blank=True)
+    role_arn = models.CharField(max_length=2048, blank=True)
+    external_id = models.CharField(max_length=1224, blank=True)
+    endpoint_url = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Only for a local AWS emulator such as moto, e.g. http://127.0.0.1:5055.",
+    )
+    # The outcome of the last "Test connection".
+    account_id = models.CharField(max_length=12, blank=True)
+    caller_arn = models.CharField(max_length=2048, blank=True)
+    tested_at = models.DateTimeField(null=True, blank=True)
+    test_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        app_label = "pools"
+        ordering = ["name"]
+        verbose_name = "AWS connection"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("aws:connection", args=[self.pk])
+
+    @property
+    def is_emulator(self) -> bool:
+        """Points at a local emulator (sandbox): some AWS calls are missing there."""
+        return bool(self.endpoint_url)
+
+    @property
+    def secret_access_key(self) -> str:
+        return secrets.decrypt(self.secret_access_key_encrypted)
+
+    def set_secret_access_key(self, value: str) -> None:
+        self.secret_access_key_encrypted = secrets.encrypt(value)
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_access_key_encrypted)
+
+
+class PipelineQuerySet(models.QuerySet):
+    def current(self) -> Pipeline | None:
+        """The pipeline of a pool that has not been torn down (`pool.aws_pipelines.current`)."""
+        return self.exclude(status=Pipeline.Status.REMOVED).order_by("-id").first()
+
+    def delivery_url_problem(self) -> str:
+        """Why Firehose cannot deliver to PUBLIC_BASE_URL, or "".
+
+        For templates: `pool.aws_pipelines.delivery_url_problem`."""
+        return delivery_url_problem(settings.PUBLIC_BASE_URL)
+
+
+def delivery_url_problem(url: str) -> str:
+    """Firehose delivers only to https:// URLs on port 443 (spec §1.1)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return f"PUBLIC_BASE_URL is {url}: Firehose delivers only to https:// URLs on port 443."
+    try:
+        port = parts.port
+    except ValueError:
+        return f"PUBLIC_BASE_URL is {url}: its port is not a number."
+    if port not in (None, 443):
+        return f"PUBLIC_BASE_URL is {url}: Firehose delivers only to port 443, not {port}."
+    return ""
+
+
+class Pipeline(models.Model):
+    """DynamoDB table → Kinesis data stream → Firehose stream → this Data Pool's endpoint."""
+
+    class Status(models.TextChoices):
+        PROVISIONING = "provisioning", "Provisioning"
+        ACTIVE = "active", "Active"
+        FAILED = "failed", "Failed"
+        TEARING_DOWN = "tearing_down", "Tearing down"
+        TEARDOWN_FAILED = "teardown_failed", "Teardown failed"
+        REMOVED = "removed", "Removed"
+
+    uid = models.CharField(max_length=32, unique=True, default=new_uid, editable=False)
+    pool = models.ForeignKey("pools.DataPool", on_delete=models.CASCADE, related_name="aws_pipelines")
+    connection = models.ForeignKey(AwsConnection, on_delete=models.PROTECT, related_name="pipelines")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROVISIONING)
+
+    # DynamoDB table (always the user's).
+    table_name = models.CharField(max_length=255)
+    table_arn = models.CharField(max_length=1024, blank=True)
+    # Kinesis data stream.
+    stream_name = models.CharField(max_length=128)
+    stream_arn = models.CharField(max_length=2048, blank=True)
+    stream_created = models.BooleanField(default=False, help_text="Shoal created it (else the user's).")
+    stream_new = models.BooleanField(default=True, help_text="The user asked for a new stream.")
+    # S3 bucket for failed deliveries.
+    bucket_name = models.CharField(max_length=63)
+    bucket_created = models.BooleanField(default=False)
+    bucket_new = models.BooleanField(default=True)
+    error_prefix = models.CharField(max_length=100, default="failed/")
+    backup_prefix = models.CharField(max_length=100, default="backup/")
+    # IAM role Firehose assumes (always Shoal's).
+    role_name = models.CharField(max_length=64)
+    role_arn = models.CharField(max_length=2048, blank=True)
+    role_created = models.BooleanField(default=False)
+    # Firehose stream (always Shoal's) and its CloudWatch log group.
+    firehose_name = models.CharField(max_length=64)
+    firehose_arn = models.CharField(max_length=2048, blank=True)
+    firehose_created = models.BooleanField(default=False)
+    log_group = models.CharField(max_length=512, blank=True)
+    log_group_created = models.BooleanField(default=False)
+    http_endpoint_name = models.CharField(max_length=256)
+    endpoint_url = models.CharField(max_length=1000)
+    buffer_size_mib = models.PositiveSmallIntegerField(default=1)
+    buffer_interval_s = models.PositiveSmallIntegerField(default=60)
+    retry_duration_s = models.PositiveSmallIntegerField(default=7200)
+    content_encoding = models.CharField(max_length=4, default="NONE")
+    # The table's Kinesis streaming destination.
+    precision = models.CharField(max_length=12, default=STREAMING_PRECISION)
+    destination_created = models.BooleanField(default=False, help_text="Shoal enabled it.")
+    destination_enabled_at = models.DateTimeField(null=True, blank=True)
+    destination_emulated = models.BooleanField(
+        default=False, help_text="The emulator cannot stream; the sandbox relay stands in."
+    )
+    keep_bucket = models.BooleanField(default=False, help_text="Teardown keeps the S3 bucket.")
+
+    # Live status of the resources and failed deliveries, refreshed by the `check_pipeline` task.
+    resource_status = models.JSONField(default=dict, blank=True)
+    check_requested_at = models.DateTimeField(null=True, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    # "Replay failed deliveries": the last run.
+    replay_requested_at = models.DateTimeField(null=True, blank=True)
+    last_replay = models.JSONField(default=dict, blank=True)
+    # The outcome of the last action run in the background ("Update Firehose endpoint").
+    notice = models.TextField(blank=True)
+    notice_at = models.DateTimeField(null=True, blank=True)
+    # Sandbox relay position in the table's DynamoDB stream: {shard id: last sequence number}.
+    relay_checkpoint = models.JSONField(default=dict, blank=True)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PipelineQuerySet.as_manager()
+
+    class Meta:
+        app_label = "pools"
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pool"],
+                condition=~models.Q(status="removed"),
+                name="aws_one_live_pipeline_per_pool",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.table_name} → {self.pool}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("aws:pipeline", args=[self.pk])
+
+    @property
+    def region(self) -> str:
+        return self.connection.region
+
+    @property
+    def running(self) -> bool:
+        return self.status in (self.Status.PROVISIONING, self.Status.TEARING_DOWN)
+
+    @property
+    def phase(self) -> str:
+        if self.status in (self.Status.TEARING_DOWN, self.Status.TEARDOWN_FAILED, self.Status.REMOVED):
+            return PipelineStep.Phase.TEARDOWN
+        return PipelineStep.Phase.PROVISION
+
+    def phase_steps(self) -> list[PipelineStep]:
+        return list(self.steps.filter(phase=self.phase).order_by("position"))
+
+    def tags(self) -> dict[str, str]:
+        """Tags on everything Shoal creates: how a re-run recognises its own resources."""
+        return {"shoal:pipeline": self.uid, "shoal:pool": self.pool.name[:256], "app": "shoal"}
+
+
+class PipelineStep(models.Model):
+    class Phase(models.TextChoices):
+        PROVISION = "provision", "Provision"
+        TEARDOWN = "teardown", "Tear down"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Not needed"
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="steps")
+    phase = models.CharField(max_length=10, choices=Phase.choices)
+    key = models.CharField(max_length=20)
+    position = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    detail = models.TextField(blank=True, help_text="What the step found or did.")
+    error = models.TextField(blank=True, help_text="AWS's error text when the step failed.")
+    attempts = models.PositiveIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        app_label = "pools"
+        ordering = ["pipeline", "phase", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "phase", "key"], name="aws_step_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline_id} {self.phase}/{self.key}: {self.state}"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.SKIPPED)
+
+    @property
+    def title(self) -> str:
+        return STEP_TITLES[self.phase].get(self.key, self.key)
+
+
+# The steps in the order they run; the order of provisioning is what loses no change: Firehose
+# reads Kinesis from LATEST, so the table starts streaming only once Firehose is ACTIVE (spec §3.6).
+PROVISION_STEPS = ("stream", "bucket", "role", "firehose", "destination")
+TEARDOWN_STEPS = ("firehose", "destination", "stream", "role", "bucket")  # spec §3.8
+STEP_TITLES = {
+    PipelineStep.Phase.PROVISION: {
+        "stream": "Kinesis data stream active",
+        "bucket": "S3 bucket for failed deliveries",
+        "role": "IAM role for Firehose (least-privilege policy)",
+        "firehose": "Firehose stream active (Kinesis → Shoal endpoint)",
+        "destination": "DynamoDB table streaming to Kinesis",
+    },
+    PipelineStep.Phase.TEARDOWN: {
+        "firehose": "Delete the Firehose stream and its log group",
+        "destination": "Stop the table's streaming to Kinesis",
+        "stream": "Delete the Kinesis data stream",
+        "role": "Delete the IAM role",
+        "bucket": "Delete the S3 bucket",
+    },
+}

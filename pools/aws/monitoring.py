@@ -1,0 +1,217 @@
+"""A pipeline's live status, failed deliveries in its backup bucket, and their replay.
+
+When Firehose runs out of retries (7200 s), it writes the batch to the bucket under the error prefix
+as JSON error records, one per original record, each with the record in `rawData` (base64)
+(spec/firehose-http-endpoint.md §1.7). Replay lands those records into the pool through the normal
+idempotent path, one delivery per S3 object with a request id derived from the object's bucket, key
+and ETag, so a replay that is repeated (or interrupted and run again) stores each object once; then
+the object moves to `archived/`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.utils import timezone
+
+from pools import envelope
+from pools.aws import errors
+from pools.aws.clients import Aws
+from pools.aws.models import Pipeline
+from pools.aws.provisioning import (
+    describe_firehose,
+    emulator_lacks,
+    find_destination,
+    get_role,
+    stream_summary,
+)
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_PREFIX = "archived/"
+MAX_RECORDS_PER_DELIVERY = 10_000  # as in a Firehose request
+MAX_BYTES_PER_DELIVERY = 4 << 20
+SHOWN_OBJECTS = 10
+
+
+def _look(fn) -> str:
+    try:
+        return fn()
+    except (BotoCoreError, ClientError) as exc:
+        error = errors.describe(exc)
+        return "not found" if error.kind == "not_found" else f"error: {error}"
+
+
+def check(pipeline: Pipeline, aws: Aws) -> dict:
+    """The live status of each resource and the failed deliveries waiting in the bucket."""
+    status: dict = {"checked_at": timezone.now().isoformat()}
+
+    def stream() -> str:
+        summary = stream_summary(aws, pipeline.stream_name)
+        return summary["StreamStatus"] if summary else "not found"
+
+    def firehose() -> str:
+        description = describe_firehose(aws, pipeline.firehose_name)
+        return description["DeliveryStreamStatus"] if description else "not found"
+
+    def role() -> str:
+        return "exists" if get_role(aws, pipeline.role_name) else "not found"
+
+    def destination() -> str:
+        try:
+            found = find_destination(aws, pipeline)
+        except ClientError as exc:
+            if emulator_lacks(aws, exc):
+                return "emulated by the sandbox relay"
+            raise
+        return found["DestinationStatus"] if found else "not enabled"
+
+    def table() -> str:
+        return aws.client("dynamodb").describe_table(TableName=pipeline.table_name)["Table"]["TableStatus"]
+
+    status["table"] = _look(table)
+    status["stream"] = _look(stream)
+    status["firehose"] = _look(firehose)
+    status["role"] = _look(role)
+    status["destination"] = _look(destination)
+    try:
+        status["failed"] = asdict(failed_deliveries(pipeline, aws))
+        status["bucket"] = "exists"
+    except (BotoCoreError, ClientError) as exc:
+        error = errors.describe(exc)
+        status["bucket"] = "not found" if error.kind == "not_found" else f"error: {error}"
+        status["failed"] = None
+    return status
+
+
+@dataclass
+class FailedObjects:
+    count: int = 0
+    bytes: int = 0
+    newest: str = ""
+    objects: list[dict] = field(default_factory=list)
+
+
+def _error_objects(pipeline: Pipeline, aws: Aws):
+    paginator = aws.client("s3").get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=pipeline.bucket_name, Prefix=pipeline.error_prefix):
+        yield from page.get("Contents", [])
+
+
+def failed_deliveries(pipeline: Pipeline, aws: Aws) -> FailedObjects:
+    """Objects Firehose wrote under the error prefix (not yet replayed)."""
+    found = FailedObjects()
+    objects = sorted(_error_objects(pipeline, aws), key=lambda o: o["LastModified"], reverse=True)
+    for obj in objects:
+        found.count += 1
+        found.bytes += obj.get("Size", 0)
+    found.objects = [
+        {"key": o["Key"], "size": o.get("Size", 0), "last_modified": o["LastModified"].isoformat()}
+        for o in objects[:SHOWN_OBJECTS]
+    ]
+    found.newest = found.objects[0]["last_modified"] if found.objects else ""
+    return found
+
+
+def parse_error_records(body: bytes) -> list[str]:
+    """The `rawData` (base64) of each Firehose error record in an S3 object.
+
+    Records are JSON objects one per line; concatenated objects without newlines are read too, and
+    a gzip object is inflated first. Anything without rawData is skipped.
+    """
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    text = body.decode("utf-8")
+    decoder = json.JSONDecoder()
+    raws = []
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= len(text):
+            break
+        doc, pos = decoder.raw_decode(text, pos)
+        if isinstance(doc, dict) and isinstance(doc.get("rawData"), str):
+            raws.append(doc["rawData"])
+    return raws
+
+
+def replay_request_id(bucket: str, key: str, etag: str, part: int = 0) -> str:
+    digest = hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()
+    return f"s3-replay-{digest}" + (f"-{part}" if part else "")
+
+
+def _chunks(raws: list[str]):
+    chunk: list[str] = []
+    size = 0
+    for raw in raws:
+        if chunk and (len(chunk) >= MAX_RECORDS_PER_DELIVERY or size + len(raw) > MAX_BYTES_PER_DELIVERY):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(raw)
+        size += len(raw)
+    if chunk:
+        yield chunk
+
+
+def _body(request_id: str, raws: list[str]) -> bytes:
+    return json.dumps(
+        {
+            "requestId": request_id,
+            "timestamp": int(time.time() * 1000),
+            "records": [{"data": r} for r in raws],
+        }
+    ).encode()
+
+
+@dataclass
+class ReplayResult:
+    objects: int = 0
+    records: int = 0
+    deliveries_stored: int = 0
+    deliveries_already_stored: int = 0
+    archived: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def replay_failed(pipeline: Pipeline, aws: Aws) -> ReplayResult:
+    """Land every failed-delivery object into the pool, then archive it."""
+    from pools.ingest import land
+
+    s3 = aws.client("s3")
+    bucket = pipeline.bucket_name
+    result = ReplayResult()
+    source = pipeline.firehose_arn or "shoal:s3-replay"
+    for obj in list(_error_objects(pipeline, aws)):
+        key = obj["Key"]
+        try:
+            got = s3.get_object(Bucket=bucket, Key=key)
+            etag = got.get("ETag", obj.get("ETag", "")).strip('"')
+            raws = parse_error_records(got["Body"].read())
+        except (BotoCoreError, ClientError, ValueError) as exc:
+            result.errors.append(f"{key}: {errors.describe(exc) if not isinstance(exc, ValueError) else exc}")
+            continue
+        result.objects += 1
+        for part, raws_part in enumerate(_chunks(raws)):
+            request_id = replay_request_id(bucket, key, etag, part)
+            env = envelope.Envelope(request_id=request_id, timestamp=None, record_count=len(raws_part))
+            if land(pipeline.pool, env, _body(request_id, raws_part), "", source):
+                result.deliveries_stored += 1
+            else:
+                result.deliveries_already_stored += 1
+            result.records += len(raws_part)
+        # Only once every part is landed (durably), the object leaves the error prefix.
+        try:
+            s3.copy_object(Bucket=bucket, Key=ARCHIVE_PREFIX + key, CopySource={"Bucket": bucket, "Key": key})
+            s3.delete_object(Bucket=bucket, Key=key)
+            result.archived += 1
+        except (BotoCoreError, ClientError) as exc:
+            result.errors.append(f"{key}: landed but not archived: {errors.describe(exc)}")
+    log.info("pipeline %s: replayed %s", pipeline.pk, result)
+    return result

@@ -1,0 +1,341 @@
+"""The local sandbox (`make demo`): a moto server stands in for AWS, and a relay stands in for what
+moto cannot do.
+
+moto creates every resource the pipeline needs, but moves no data: DynamoDB never writes to Kinesis
+(EnableKinesisStreamingDestination is not implemented) and Firehose never reads Kinesis. The relay
+does that part, clearly labelled as the sandbox's: it reads the table's DynamoDB stream
+(dynamodbstreams GetRecords), turns each record into the shape Kinesis Data Streams for DynamoDB
+writes (spec/aws-provisioning.md §4), and delivers batches to the pool's endpoint in the Firehose
+HTTP format (pools.firehose_client.FirehoseSender: same headers, access key, retries), as the real
+Firehose stream would. Only pipelines of connections with an endpoint URL (an emulator) are relayed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import threading
+import time
+from datetime import UTC, datetime
+
+import redis
+from botocore.exceptions import ClientError
+from django.conf import settings
+
+from pools.aws.clients import Aws, connect
+from pools.aws.errors import error_code
+from pools.aws.models import AwsConnection, Pipeline
+from pools.firehose_client import FirehoseSender, batches
+from pools.samples import MENU, NAMES, STATUSES, TAQUERIAS
+
+log = logging.getLogger(__name__)
+
+CONNECTION_NAME = "Local sandbox (moto)"
+ORDERS_TABLE = "orders"
+DEMO_POOL = "my_dynamo_orders_change_events"
+DUMMY_KEY = "testing"
+HEARTBEAT_KEY = "shoal:sandbox-relay:heartbeat"
+HEARTBEAT_TTL = 10
+MAX_READS_PER_SHARD = 20  # GetRecords calls per shard and pass
+
+
+# --- Setting the sandbox up ---------------------------------------------------------------------
+
+
+def ensure_connection(endpoint_url: str, region: str = "us-east-1") -> AwsConnection:
+    """The sandbox's AWS connection: the moto server, with moto's dummy credentials."""
+    connection, _ = AwsConnection.objects.get_or_create(
+        name=CONNECTION_NAME,
+        defaults={"region": region, "auth_method": AwsConnection.Auth.ACCESS_KEY},
+    )
+    connection.region = region
+    connection.auth_method = AwsConnection.Auth.ACCESS_KEY
+    connection.access_key_id = DUMMY_KEY
+    connection.set_secret_access_key(DUMMY_KEY)
+    connection.endpoint_url = endpoint_url.rstrip("/")
+    connection.save()
+    return connection
+
+
+def sample_order(rng: random.Random | None = None) -> dict:
+    """An order of the guide's taqueria table, in DynamoDB JSON."""
+    rng = rng or random.Random()
+    now = datetime.now(UTC)
+    lines = rng.sample(MENU, rng.choice((1, 1, 2, 3)))
+    items, quantity, cents = [], 0, 0
+    for name, price in lines:
+        qty = rng.choice((1, 1, 2, 3))
+        quantity += qty
+        cents += qty * price
+        items.append({"M": {"name": {"S": name}, "qty": {"N": str(qty)}}})
+    return {
+        "order_id": {"S": f"order-{rng.getrandbits(24):06x}"},
+        "timestamp": {"S": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"},
+        "taqueria": {"S": rng.choice(TAQUERIAS)},
+        "quantity": {"N": str(quantity)},
+        "total_price": {"S": f"{cents // 100}.{cents % 100:02d}"},
+        "orderItems": {"L": items},
+        "customer": {"M": {"name": {"S": rng.choice(NAMES)}}},
+        "status": {"S": STATUSES[0]},
+    }
+
+
+def create_orders_table(aws: Aws, table: str = ORDERS_TABLE, items: int = 8) -> bool:
+    """The guide's `orders` table (order_id S + timestamp S) with a NEW_AND_OLD_IMAGES stream and a
+    few orders; False if it exists already."""
+    ddb = aws.client("dynamodb")
+    try:
+        ddb.describe_table(TableName=table)
+        return False
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "order_id", "KeyType": "HASH"},
+            {"AttributeName": "timestamp", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "order_id", "AttributeType": "S"},
+            {"AttributeName": "timestamp", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    rng = random.Random(2024)
+    for _ in range(items):
+        ddb.put_item(TableName=table, Item=sample_order(rng))
+    return True
+
+
+def put_sample_order(aws: Aws, table: str = ORDERS_TABLE) -> dict:
+    """Insert a new order; returns it as plain values."""
+    item = sample_order()
+    aws.client("dynamodb").put_item(TableName=table, Item=item)
+    return {name: next(iter(value.values())) for name, value in item.items()}
+
+
+def update_sample_order(aws: Aws, table: str = ORDERS_TABLE) -> dict | None:
+    """Move one order on to its next status (a MODIFY); None if the table is empty."""
+    ddb = aws.client("dynamodb")
+    found = ddb.scan(TableName=table, Limit=25).get("Items", [])
+    if not found:
+        return None
+    item = random.choice(found)
+    status = item.get("status", {}).get("S", STATUSES[0])
+    following = (
+        STATUSES[min(STATUSES.index(status) + 1, len(STATUSES) - 1)] if status in STATUSES else "ready"
+    )
+    ddb.update_item(
+        TableName=table,
+        Key={"order_id": item["order_id"], "timestamp": item["timestamp"]},
+        UpdateExpression="SET #s = :s, quantity = :q",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={
+            ":s": {"S": following},
+            ":q": {"N": str(int(item.get("quantity", {}).get("N", "1")) + 1)},
+        },
+    )
+    return {"order_id": item["order_id"]["S"], "status": following}
+
+
+# --- DynamoDB Streams record → Kinesis Data Streams for DynamoDB record -------------------------
+
+
+def _epoch_ms(value) -> int | None:
+    if isinstance(value, datetime):
+        return round(value.timestamp() * 1000)
+    if isinstance(value, int | float):
+        return round(value * 1000)  # Streams sends epoch seconds (moto: a float)
+    return None
+
+
+def _identity(value: dict | None) -> dict | None:
+    # Streams writes {"Type", "PrincipalId"}, KDS {"type", "principalId"} (spec §2.2).
+    if not value:
+        return None
+    return {key[:1].lower() + key[1:]: v for key, v in value.items()}
+
+
+def to_kds_record(record: dict, *, table_name: str, region: str) -> dict:
+    """A DynamoDB Streams record (as boto3 returns it) in the KDS shape: no eventVersion,
+    SequenceNumber or StreamViewType; recordFormat, tableName, userIdentity added; the creation
+    time as integer milliseconds with its precision."""
+    source = record["dynamodb"]
+    dynamodb: dict = {"ApproximateCreationDateTime": _epoch_ms(source.get("ApproximateCreationDateTime"))}
+    for name in ("Keys", "NewImage", "OldImage", "SizeBytes"):
+        if name in source:
+            dynamodb[name] = source[name]
+    dynamodb["ApproximateCreationDateTimePrecision"] = "MILLISECOND"
+    return {
+        "awsRegion": region,
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "userIdentity": _identity(record.get("userIdentity")),
+        "recordFormat": "application/json",
+        "tableName": table_name,
+        "dynamodb": dynamodb,
+        "eventSource": "aws:dynamodb",
+    }
+
+
+def _json_default(value):
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()  # B and BS values travel as base64, as in KDS
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def encode(record: dict) -> bytes:
+    return json.dumps(record, default=_json_default, separators=(",", ":")).encode()
+
+
+# --- The relay ----------------------------------------------------------------------------------
+
+
+def relay_alive() -> bool:
+    try:
+        return bool(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).exists(HEARTBEAT_KEY))
+    except redis.RedisError:
+        return False
+
+
+class Relay:
+    """Delivers the changes of each sandbox pipeline's table to its pool, as Firehose would.
+
+    base_url: where this Shoal answers (deliveries go to base_url + the pool's endpoint path);
+    without it, to the endpoint URL the pipeline gave Firehose.
+    """
+
+    def __init__(self, base_url: str = "", *, retry_seconds: float = 30.0, timeout: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        self.retry_seconds = retry_seconds
+        self.timeout = timeout
+
+    def pipelines(self):
+        return (
+            Pipeline.objects.select_related("pool", "connection")
+            .filter(status=Pipeline.Status.ACTIVE, destination_enabled_at__isnull=False)
+            .exclude(connection__endpoint_url="")
+        )
+
+    def run_once(self) -> int:
+        delivered = 0
+        for pipeline in self.pipelines():
+            try:
+                delivered += self.relay(pipeline)
+            except Exception as exc:  # one broken pipeline must not stop the others
+                log.warning("relay: pipeline %s (%s): %s", pipeline.pk, pipeline.table_name, exc)
+        return delivered
+
+    def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+        while not stop.is_set():
+            try:
+                client.set(HEARTBEAT_KEY, "1", ex=HEARTBEAT_TTL)
+            except redis.RedisError as exc:
+                log.warning("relay heartbeat: %s", exc)
+            count = self.run_once()
+            if count:
+                log.info("relay: delivered %d change records", count)
+            stop.wait(interval)
+
+    def endpoint(self, pipeline: Pipeline) -> str:
+        return self.base_url + pipeline.pool.endpoint_path() if self.base_url else pipeline.endpoint_url
+
+    def relay(self, pipeline: Pipeline) -> int:
+        """One pass over the table's stream shards; returns the records delivered."""
+        aws = connect(pipeline.connection)
+        table = aws.client("dynamodb").describe_table(TableName=pipeline.table_name)["Table"]
+        stream_arn = table.get("LatestStreamArn")
+        if not stream_arn:
+            log.warning(
+                "relay: table %s has no DynamoDB stream (enable NEW_AND_OLD_IMAGES)", pipeline.table_name
+            )
+            return 0
+        streams = aws.client("dynamodbstreams")
+        shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"].get("Shards", [])
+        checkpoint = dict(pipeline.relay_checkpoint.get(stream_arn, {}))
+        since_ms = round(pipeline.destination_enabled_at.timestamp() * 1000)
+        delivered = 0
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            last = checkpoint.get(shard_id)
+            records = self._read(streams, stream_arn, shard_id, last)
+            if not records:
+                continue
+            wanted = [
+                to_kds_record(r, table_name=pipeline.table_name, region=pipeline.connection.region)
+                for r in records
+            ]
+            if last is None:  # the first pass: only changes made since streaming was "enabled"
+                wanted = [
+                    r for r in wanted if (r["dynamodb"]["ApproximateCreationDateTime"] or 0) >= since_ms
+                ]
+            if wanted:
+                self._deliver(pipeline, [encode(r) for r in wanted])
+                delivered += len(wanted)
+            checkpoint[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+            # Saved after each shard, so a crash resends at most one shard's batch (which the
+            # endpoint's per-request and the pool's per-record handling tolerate).
+            pipeline.relay_checkpoint = {stream_arn: checkpoint}
+            Pipeline.objects.filter(pk=pipeline.pk).update(relay_checkpoint=pipeline.relay_checkpoint)
+        return delivered
+
+    def _read(self, streams, stream_arn: str, shard_id: str, last: str | None) -> list[dict]:
+        if last:
+            kwargs = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last}
+        else:
+            kwargs = {"ShardIteratorType": "TRIM_HORIZON"}
+        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id, **kwargs)[
+            "ShardIterator"
+        ]
+        records: list[dict] = []
+        for _ in range(MAX_READS_PER_SHARD):
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records += page.get("Records", [])
+            iterator = page.get("NextShardIterator")
+            if not page.get("Records") or not iterator:
+                break
+        return records
+
+    def _deliver(self, pipeline: Pipeline, records: list[bytes]) -> None:
+        sender = FirehoseSender(
+            self.endpoint(pipeline),
+            pipeline.pool.access_key,
+            gzip_body=pipeline.content_encoding == "GZIP",
+            timeout=self.timeout,
+            retry_seconds=self.retry_seconds,
+            source_arn=pipeline.firehose_arn
+            or "arn:aws:firehose:us-east-1:000000000000:deliverystream/sandbox",
+        )
+        with sender:
+            for batch in batches(records, pipeline.buffer_size_mib << 20):
+                result = sender.send(batch)
+                if not result.ok:
+                    raise RuntimeError(f"delivery failed ({result.status}): {result.error}")
+
+
+def wait_for_emulator(endpoint_url: str, timeout: float = 30.0) -> None:
+    """Wait until the moto server answers (it starts alongside the relay)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(endpoint_url.rstrip("/") + "/moto-api/", timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the AWS emulator at {endpoint_url} did not start in {timeout:.0f} s"
+                ) from None
+            time.sleep(0.3)

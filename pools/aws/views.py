@@ -1,0 +1,495 @@
+"""Console pages of AWS connections and pipelines.
+
+Look-ups the user waits for (test a connection, list tables, streams and buckets) run here with the
+short timeouts of clients.py; whatever creates, deletes or waits runs in the `default` worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.db.models import Count, ProtectedError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_POST
+
+from pools.aws import discovery, errors, forms, pipelines, sandbox
+from pools.aws.clients import connect
+from pools.aws.models import AwsConnection, Pipeline, delivery_url_problem
+from pools.models import DataPool
+
+log = logging.getLogger(__name__)
+
+WIZARD_STEPS = [
+    ("source", "Table"),
+    ("stream", "Kinesis stream"),
+    ("firehose", "Firehose"),
+    ("review", "Review"),
+]
+CHECK_STALE = timedelta(seconds=30)
+CHECK_GIVE_UP = timedelta(seconds=45)  # no `default` worker answered
+
+
+# --- Connections --------------------------------------------------------------------------------
+
+
+@login_required
+def connections(request: HttpRequest) -> HttpResponse:
+    context = {
+        "connections": AwsConnection.objects.annotate(pipeline_count=Count("pipelines")),
+        "pipelines": Pipeline.objects.select_related("pool", "connection").exclude(
+            status=Pipeline.Status.REMOVED
+        ),
+    }
+    return render(request, "aws/connections.html", context)
+
+
+@login_required
+def connection_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    connection = get_object_or_404(AwsConnection, pk=pk) if pk else AwsConnection()
+    form = forms.ConnectionForm(request.POST or None, instance=connection)
+    if request.method == "POST" and form.is_valid():
+        connection = form.save()
+        messages.success(request, f"Saved the AWS connection {connection.name}. Test it below.")
+        return redirect(connection)
+    return render(request, "aws/connection_form.html", {"form": form, "connection": connection})
+
+
+@login_required
+@require_POST
+def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(AwsConnection, pk=pk)
+    context: dict = {"connection": connection}
+    try:
+        context["identity"] = discovery.test_connection(connection)
+    except errors.AwsError as exc:
+        context["error"] = exc
+    if request.htmx:
+        return render(request, "aws/_test_result.html", context)
+    if "error" in context:
+        messages.error(request, f"Test failed. {context['error']}")
+    else:
+        messages.success(request, f"Connected to account {context['identity'].account}.")
+    return redirect(connection)
+
+
+@login_required
+@require_POST
+def connection_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(AwsConnection, pk=pk)
+    try:
+        with transaction.atomic():
+            connection.pipelines.filter(status=Pipeline.Status.REMOVED).delete()  # history only
+            connection.delete()
+    except ProtectedError:
+        messages.error(request, "Pipelines use this connection; tear them down first.")
+        return redirect(connection)
+    messages.success(request, f"Deleted the AWS connection {connection.name}.")
+    return redirect("aws:connections")
+
+
+# --- Pipeline wizard ----------------------------------------------------------------------------
+
+
+def _wizard_key(pool: DataPool) -> str:
+    return f"aws-wizard-{pool.pk}"
+
+
+def _wizard_context(request, pool: DataPool, step: str, **extra) -> dict:
+    names = [s for s, _ in WIZARD_STEPS]
+    return {
+        "pool": pool,
+        "step": step,
+        "steps": WIZARD_STEPS,
+        "step_index": names.index(step),
+        "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL),
+        **extra,
+    }
+
+
+@login_required
+def connect_wizard(request: HttpRequest, name: str, step: str = "source") -> HttpResponse:
+    pool = get_object_or_404(DataPool, name=name)
+    if not getattr(pool, "receives_firehose", True):
+        messages.error(request, "This pool is filled by a Materialized View, not by Firehose.")
+        return redirect(pool)
+    current = pool.aws_pipelines.current()
+    if current is not None:
+        messages.info(request, "This pool already has an AWS pipeline.")
+        return redirect(current)
+    if step not in dict(WIZARD_STEPS):
+        return redirect("aws:connect", name=pool.name)
+    state = request.session.get(_wizard_key(pool), {})
+    if step != "source" and "table" not in state:
+        return redirect("aws:connect", name=pool.name)
+    if step in ("firehose", "review") and "stream_name" not in state:
+        return redirect("aws:connect_step", name=pool.name, step="stream")
+    if step == "review" and "firehose_name" not in state:
+        return redirect("aws:connect_step", name=pool.name, step="firehose")
+    handler = {
+        "source": _step_source,
+        "stream": _step_stream,
+        "firehose": _step_firehose,
+        "review": _step_review,
+    }
+    return handler[step](request, pool, state)
+
+
+def _save_state(request, pool: DataPool, state: dict, next_step: str) -> HttpResponse:
+    request.session[_wizard_key(pool)] = state
+    return redirect("aws:connect_step", name=pool.name, step=next_step)
+
+
+def _step_source(request, pool: DataPool, state: dict) -> HttpResponse:
+    all_connections = list(AwsConnection.objects.all())
+    if not all_connections:
+        return render(
+            request, "aws/wizard.html", _wizard_context(request, pool, "source", no_connections=True)
+        )
+    chosen_id = request.POST.get("connection") or request.GET.get("connection") or state.get("connection_id")
+    connection = next((c for c in all_connections if str(c.pk) == str(chosen_id)), all_connections[0])
+    tables, error = None, None
+    try:
+        tables = discovery.list_tables(connect(connection))
+    except Exception as exc:  # shown on the page: bad credentials, no network, access denied
+        error = errors.describe(exc)
+    form = forms.SourceForm(
+        request.POST or None,
+        initial={"connection": connection.pk, "table": state.get("table")},
+        tables=[t.name for t in tables] if tables is not None else None,
+    )
+    if request.method == "POST" and tables is not None and form.is_valid():
+        table = next(t for t in tables if t.name == form.cleaned_data["table"])
+        if state.get("table") != table.name or state.get("connection_id") != connection.pk:
+            state = {}  # a different source: the later choices no longer apply
+        state.update(
+            connection_id=connection.pk,
+            table=table.name,
+            table_arn=table.arn,
+            key_schema=table.key_schema,
+        )
+        return _save_state(request, pool, state, "stream")
+    context = _wizard_context(
+        request,
+        pool,
+        "source",
+        form=form,
+        connections=all_connections,
+        connection=connection,
+        tables=tables,
+        error=error,
+        selected=form["table"].value() or state.get("table"),
+    )
+    template = "aws/_wizard_source.html" if request.htmx and request.method == "GET" else "aws/wizard.html"
+    return render(request, template, context)
+
+
+def _connection(state: dict) -> AwsConnection:
+    return get_object_or_404(AwsConnection, pk=state["connection_id"])
+
+
+def _step_stream(request, pool: DataPool, state: dict) -> HttpResponse:
+    connection = _connection(state)
+    streams, error = [], None
+    try:
+        streams = discovery.list_streams(connect(connection))
+    except Exception as exc:
+        error = errors.describe(exc)
+    initial = {
+        "mode": "new" if state.get("stream_new", True) else "existing",
+        "new_name": state.get("stream_name") if state.get("stream_new", True) else None,
+        "existing_name": None if state.get("stream_new", True) else state.get("stream_name"),
+    }
+    if not initial["new_name"]:
+        initial["new_name"] = forms.clean_name(f"{state['table']}-cdc", limit=128)
+    form = forms.StreamForm(request.POST or None, initial=initial, streams=[s.name for s in streams])
+    if request.method == "POST" and error is None and form.is_valid():
+        state.update(
+            stream_name=form.cleaned_data["stream_name"], stream_new=form.cleaned_data["mode"] == "new"
+        )
+        return _save_state(request, pool, state, "firehose")
+    context = _wizard_context(
+        request, pool, "stream", form=form, streams=streams, error=error, connection=connection, state=state
+    )
+    return render(request, "aws/wizard.html", context)
+
+
+def _firehose_initial(pool: DataPool, state: dict) -> dict:
+    firehose_name = state.get("firehose_name") or forms.clean_name(f"{state['table']}-to-shoal", limit=64)
+    return {
+        "firehose_name": firehose_name,
+        "http_endpoint_name": state.get("http_endpoint_name") or f"Shoal {pool.name}"[:256],
+        "endpoint_url": state.get("endpoint_url") or pool.endpoint_url(),
+        "retry_duration_s": state.get("retry_duration_s", 7200),
+        "content_encoding": state.get("content_encoding", "NONE"),
+        "buffer_size_mib": state.get("buffer_size_mib", 1),
+        "buffer_interval_s": state.get("buffer_interval_s", 60),
+        "bucket_mode": "new" if state.get("bucket_new", True) else "existing",
+        "new_bucket": state.get("bucket_name")
+        if state.get("bucket_new", True) and state.get("bucket_name")
+        else forms.default_bucket_name(state["table"]),
+        "existing_bucket": None if state.get("bucket_new", True) else state.get("bucket_name"),
+        "role_name": state.get("role_name") or forms.clean_name(f"shoal-firehose-{firehose_name}", limit=64),
+    }
+
+
+def _step_firehose(request, pool: DataPool, state: dict) -> HttpResponse:
+    connection = _connection(state)
+    buckets, error = [], None
+    try:
+        buckets = discovery.list_buckets(connect(connection))
+    except Exception as exc:
+        error = errors.describe(exc)
+    form = forms.FirehoseForm(
+        request.POST or None,
+        initial=_firehose_initial(pool, state),
+        emulator=connection.is_emulator,
+        buckets=buckets,
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        state.update(
+            {k: data[k] for k in form.fields if k not in ("bucket_mode", "new_bucket", "existing_bucket")},
+            bucket_name=data["bucket_name"],
+            bucket_new=data["bucket_mode"] == "new",
+        )
+        return _save_state(request, pool, state, "review")
+    context = _wizard_context(
+        request, pool, "firehose", form=form, buckets=buckets, error=error, connection=connection, state=state
+    )
+    return render(request, "aws/wizard.html", context)
+
+
+def _step_review(request, pool: DataPool, state: dict) -> HttpResponse:
+    connection = _connection(state)
+    if request.method == "POST":
+        fields = {
+            k: state[k]
+            for k in (
+                "stream_name",
+                "stream_new",
+                "bucket_name",
+                "bucket_new",
+                "role_name",
+                "firehose_name",
+                "http_endpoint_name",
+                "endpoint_url",
+                "buffer_size_mib",
+                "buffer_interval_s",
+                "retry_duration_s",
+                "content_encoding",
+            )
+        }
+        pipeline = pipelines.create_pipeline(
+            pool,
+            connection,
+            user=request.user,
+            table_name=state["table"],
+            table_arn=state.get("table_arn", ""),
+            **fields,
+        )
+        request.session.pop(_wizard_key(pool), None)
+        messages.success(request, "Creating the pipeline. Each step appears below as it completes.")
+        return redirect(pipeline)
+    return render(
+        request,
+        "aws/wizard.html",
+        _wizard_context(request, pool, "review", state=state, connection=connection),
+    )
+
+
+# --- Pipeline page ------------------------------------------------------------------------------
+
+
+def _pipeline(pk: int) -> Pipeline:
+    return get_object_or_404(Pipeline.objects.select_related("pool", "connection"), pk=pk)
+
+
+def _steps_context(pipeline: Pipeline) -> dict:
+    steps = pipeline.phase_steps()
+    return {
+        "pipeline": pipeline,
+        "steps": steps,
+        "percent": pipelines.progress(steps),
+        "failed_step": next((s for s in steps if s.state == "failed"), None),
+    }
+
+
+@login_required
+def pipeline_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    pipeline = _pipeline(pk)
+    _maybe_check(pipeline)
+    context = {
+        **_steps_context(pipeline),
+        **_status_context(pipeline),
+        "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL),
+        "relay_alive": sandbox.relay_alive() if pipeline.connection.is_emulator else None,
+        "teardown_form": forms.TeardownForm(),
+    }
+    return render(request, "aws/pipeline.html", context)
+
+
+@login_required
+def pipeline_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The steps and progress bar; polled by htmx every second while a phase runs."""
+    pipeline = _pipeline(pk)
+    response = render(request, "aws/_steps.html", _steps_context(pipeline))
+    if request.htmx and request.GET.get("was") == "running" and not pipeline.running:
+        response["HX-Refresh"] = "true"  # finished: reload so that the rest of the page follows
+    return response
+
+
+@login_required
+@require_POST
+def pipeline_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    pipeline = _pipeline(pk)
+    try:
+        keys = pipelines.resume(pipeline, pipeline.phase)
+    except errors.AwsError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, f"Retrying from “{keys[0] if keys else 'the end'}”; nothing is created twice."
+        )
+    return redirect(pipeline)
+
+
+def _maybe_check(pipeline: Pipeline, *, force: bool = False) -> None:
+    """Queue a status check unless a recent one exists or one is on its way."""
+    if pipeline.running:
+        return
+    now = timezone.now()
+    fresh = pipeline.checked_at and now - pipeline.checked_at < CHECK_STALE
+    pending = pipeline.check_requested_at and (
+        not pipeline.checked_at or pipeline.check_requested_at > pipeline.checked_at
+    )
+    if (fresh and not force) or (pending and now - pipeline.check_requested_at < CHECK_GIVE_UP):
+        return
+    from pools.aws.tasks import check_pipeline
+
+    Pipeline.objects.filter(pk=pipeline.pk).update(check_requested_at=now)
+    pipeline.check_requested_at = now
+    try:
+        check_pipeline.delay(pipeline.pk)
+    except Exception as exc:
+        log.warning("cannot queue a check of pipeline %s: %s", pipeline.pk, exc)
+
+
+def _status_context(pipeline: Pipeline) -> dict:
+    now = timezone.now()
+    waiting = bool(
+        pipeline.check_requested_at
+        and (not pipeline.checked_at or pipeline.check_requested_at > pipeline.checked_at)
+    )
+    replaying = bool(
+        pipeline.replay_requested_at
+        and pipeline.replay_requested_at > _parse_time(pipeline.last_replay.get("finished_at"))
+    )
+    status = pipeline.resource_status or {}
+    return {
+        "pipeline": pipeline,
+        "status": status,
+        "failed": status.get("failed"),
+        "checking": waiting and now - pipeline.check_requested_at < CHECK_GIVE_UP,
+        "no_worker": waiting and now - pipeline.check_requested_at >= CHECK_GIVE_UP,
+        "replaying": replaying and now - pipeline.replay_requested_at < timedelta(minutes=30),
+    }
+
+
+def _parse_time(value: str | None) -> datetime:
+    parsed = parse_datetime(value) if value else None
+    return parsed or datetime.min.replace(tzinfo=UTC)
+
+
+@login_required
+def pipeline_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Resources and delivery failures; polled while a check or a replay runs."""
+    pipeline = _pipeline(pk)
+    return render(request, "aws/_status.html", _status_context(pipeline))
+
+
+@login_required
+@require_POST
+def pipeline_check(request: HttpRequest, pk: int) -> HttpResponse:
+    pipeline = _pipeline(pk)
+    _maybe_check(pipeline, force=True)
+    if request.htmx:
+        return render(request, "aws/_status.html", _status_context(pipeline))
+    return redirect(pipeline)
+
+
+@login_required
+@require_POST
+def pipeline_replay(request: HttpRequest, pk: int) -> HttpResponse:
+    from pools.aws.tasks import replay_failed_deliveries
+
+    pipeline = _pipeline(pk)
+    Pipeline.objects.filter(pk=pk).update(replay_requested_at=timezone.now())
+    try:
+        replay_failed_deliveries.delay(pipeline.pk)
+    except Exception as exc:
+        messages.error(request, f"Could not queue the replay (is Redis running?): {exc}")
+    else:
+        messages.success(request, "Replaying the failed deliveries into the pool; the result appears below.")
+    return redirect(pipeline)
+
+
+@login_required
+@require_POST
+def pipeline_push_endpoint(request: HttpRequest, pk: int) -> HttpResponse:
+    from pools.aws.tasks import push_firehose_endpoint
+
+    pipeline = _pipeline(pk)
+    try:
+        push_firehose_endpoint.delay(pipeline.pk)
+    except Exception as exc:
+        messages.error(request, f"Could not queue the update (is Redis running?): {exc}")
+    else:
+        messages.success(
+            request, "Sending the pool's current endpoint URL and access key to the Firehose stream."
+        )
+    return redirect(pipeline)
+
+
+@login_required
+def pipeline_teardown(request: HttpRequest, pk: int) -> HttpResponse:
+    pipeline = _pipeline(pk)
+    form = forms.TeardownForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        Pipeline.objects.filter(pk=pk).update(keep_bucket=form.cleaned_data["keep_bucket"])
+        try:
+            pipelines.resume(pipeline, "teardown")
+        except errors.AwsError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Tearing down what Shoal created; what you chose stays.")
+        return redirect(pipeline)
+    return render(request, "aws/teardown.html", {"pipeline": pipeline, "form": form})
+
+
+@login_required
+@require_POST
+def pipeline_sample_order(request: HttpRequest, pk: int) -> HttpResponse:
+    pipeline = _pipeline(pk)
+    if not pipeline.connection.is_emulator:
+        messages.error(request, "Sample orders are for the local sandbox only.")
+        return redirect(pipeline)
+    try:
+        order = sandbox.put_sample_order(connect(pipeline.connection), pipeline.table_name)
+    except Exception as exc:
+        messages.error(request, f"Could not put a sample order: {errors.describe(exc)}")
+    else:
+        messages.success(
+            request,
+            f"Put order {order['order_id']} ({order['taqueria']}, {order['total_price']}) into "
+            f"{pipeline.table_name}. The sandbox relay delivers the change within seconds: see Preview "
+            f"Data on the pool page.",
+        )
+    return redirect(pipeline)

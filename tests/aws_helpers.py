@@ -1,0 +1,192 @@
+"""Helpers of the AWS tests: moto server processes, connections, a `default` worker, call records.
+
+The fixtures built on them are in tests/aws_fixtures.py (loaded with pytest_plugins).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from tests.conftest import ROOT, database_url
+
+ACCOUNT = "123456789012"  # moto's account
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MotoServer:
+    """`python -m moto.server` in its own process (not the in-process mock)."""
+
+    def __init__(self, name: str, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(settings.DATA_DIR) / f"moto-{name}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env={**os.environ, **(env or {})},
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not self.answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"moto server did not start: see {self.log}")
+            time.sleep(0.1)
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/moto-api/", timeout=1):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+
+    def reset(self) -> None:
+        """Forget every resource (between tests)."""
+        req = urllib.request.Request(self.url + "/moto-api/reset", method="POST", data=b"")
+        urllib.request.urlopen(req, timeout=10).close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@dataclass
+class AuthMoto:
+    url: str
+    key_id: str  # a user with no policy: authenticated, but denied everything
+    secret: str
+
+
+def make_connection(
+    endpoint_url: str,
+    *,
+    name: str = "",
+    region: str = "us-east-1",
+    key: str = "testing",
+    secret: str = "testing",
+):
+    from pools.aws.models import AwsConnection
+
+    connection = AwsConnection(
+        name=name or f"moto-{uuid.uuid4().hex[:6]}",
+        region=region,
+        auth_method=AwsConnection.Auth.ACCESS_KEY,
+        access_key_id=key,
+        endpoint_url=endpoint_url,
+    )
+    connection.set_secret_access_key(secret)
+    connection.save()
+    return connection
+
+
+def fast_timing():
+    from pools.aws.provisioning import Timing
+
+    return Timing(
+        poll_seconds=0.05,
+        firehose_poll_seconds=0.05,
+        stream_wait_seconds=10,
+        firehose_wait_seconds=10,
+        firehose_delete_wait_seconds=10,
+        destination_wait_seconds=10,
+        iam_retry_seconds=5,
+    )
+
+
+class DefaultWorker:
+    """A Celery worker on the `default` queue in its own process, as `make run` starts it."""
+
+    def __init__(self):
+        self.name = f"test-default-{uuid.uuid4().hex[:6]}@localhost"
+        self.log = Path(settings.DATA_DIR) / "worker-default.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        from console.celery import app
+
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+            "PYTHONUNBUFFERED": "1",
+            "AWS_MAX_ATTEMPTS": "2",  # moto's 500 for a missing call is retried once, not three times
+        }
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "console",
+                "worker",
+                "-Q",
+                "default",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "-n",
+                self.name,
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while not app.control.ping(destination=[self.name], timeout=0.5):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"default worker did not start: see {self.log}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def record_calls(aws, services=("kinesis", "s3", "iam", "logs", "firehose", "dynamodb")) -> list:
+    """Every AWS operation the clients make, in order, as (operation name, the caller's params).
+
+    Registered before any Stubber is activated, so stubbed calls are recorded too."""
+    calls: list = []
+
+    def recorder(params, model, **_):
+        calls.append((model.name, dict(params)))
+
+    for service in services:
+        aws.client(service).meta.events.register("before-parameter-build.*.*", recorder)
+    return calls

@@ -1,0 +1,119 @@
+"""A user adds an AWS connection (a moto server), tests it, connects a pool's DynamoDB table through
+the wizard and watches the pipeline's steps complete; a `default` worker does the AWS work."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connections
+
+from pools.aws.models import Pipeline
+from pools.models import Delivery
+from tests.browser.conftest import SCREENSHOTS, login, screenshot
+from tests.conftest import wait_for
+
+# The moto server, AWS connection and `default` worker fixtures.
+pytest_plugins = ["tests.aws_fixtures"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def start_relay(base_url: str) -> threading.Event:
+    from pools.aws.sandbox import Relay
+
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            Relay(base_url, retry_seconds=0).run_forever(stop, interval=0.3)
+        finally:
+            connections.close_all()
+
+    threading.Thread(target=run, daemon=True).start()
+    return stop
+
+
+def test_connect_dynamodb_from_the_console(page, live_server, user, moto, default_worker):
+    from pools.aws import sandbox
+    from pools.aws.clients import connect
+    from pools.services import create_pool
+    from tests.aws_helpers import make_connection
+
+    # The user's AWS side: the guide's orders table (created with a throwaway connection).
+    sandbox.create_orders_table(connect(make_connection(moto.url, name="setup")), items=5)
+    from pools.aws.models import AwsConnection
+
+    AwsConnection.objects.filter(name="setup").delete()
+    pool = create_pool("my_dynamo_orders_change_events", description="Taqueria orders from DynamoDB")
+
+    login(page, live_server)
+    page.click("nav >> text=AWS Connections")
+    page.click("text=New connection")
+    page.fill("input[name=name]", "Sandbox (moto)")
+    page.select_option("select[name=region]", "us-east-1")
+    page.check("input[name=auth_method][value=access_key]")
+    page.fill("input[name=access_key_id]", "testing")
+    page.fill("input[name=secret_access_key]", "testing")
+    page.click("summary:has-text('Local emulator')")
+    page.fill("input[name=endpoint_url]", moto.url)
+    page.click("button:has-text('Save connection')")
+    page.click("#test-connection")
+    assert page.locator("#account-id").inner_text() == "123456789012"
+    screenshot(page, "aws-connection")
+
+    page.goto(live_server.url + pool.get_absolute_url())
+    assert page.locator(".aws-warn").is_visible()  # PUBLIC_BASE_URL is http here
+    page.click("a:has-text('Connect DynamoDB')")
+    row = page.locator("table.aws-table-pick tr", has_text="orders")
+    assert "order_id (S)" in row.inner_text() and "timestamp (S)" in row.inner_text()
+    row.locator("input[type=radio]").check()
+    screenshot(page, "aws-wizard-table")
+    page.click("button:has-text('Continue')")
+
+    assert page.locator("input[name=new_name]").input_value() == "orders-cdc"
+    screenshot(page, "aws-wizard-stream")
+    page.click("button:has-text('Continue')")
+
+    assert page.locator("input[name=endpoint_url]").input_value() == pool.endpoint_url()
+    assert page.locator("input[name=retry_duration_s]").input_value() == "7200"
+    assert page.locator("input[name=buffer_size_mib]").input_value() == "1"
+    screenshot(page, "aws-wizard-firehose")
+    page.fill("input[name=buffer_size_mib]", "65")
+    page.click("button:has-text('Continue')")
+    assert "less than or equal to 64" in page.locator(".aws-field.has-error").inner_text()
+    page.fill("input[name=buffer_size_mib]", "1")
+    page.click("button:has-text('Continue')")
+
+    assert "Only then" in page.locator("ol.aws-plan").inner_text()
+    screenshot(page, "aws-wizard-review")
+    relay = start_relay(live_server.url)  # the sandbox relay, as `make demo` runs it
+    page.click("button:has-text('Create pipeline')")
+
+    # The steps appear as the worker completes them; the page reloads itself when all are done.
+    page.locator("h1 .badge-active").wait_for(timeout=30_000)
+    steps = page.locator("ol.aws-step-list li.aws-step")
+    assert steps.count() == 5
+    assert page.locator("li.aws-step-done").count() == 4
+    assert "Sandbox relay" in page.locator("li.aws-step[data-key=destination]").inner_text()
+    assert page.locator("#progress-percent").inner_text() == "100%"
+    page.locator("#failures >> text=No failed deliveries").wait_for(timeout=20_000)
+    assert Pipeline.objects.get(pool=pool).status == Pipeline.Status.ACTIVE
+    screenshot(page, "aws-pipeline")
+
+    page.click("button:has-text('Put a sample order')")
+    assert "into orders" in page.locator(".flash").inner_text()
+    wait_for(lambda: Delivery.objects.filter(pool=pool).exists(), message="the relay's delivery")
+    relay.set()
+
+    page.goto(live_server.url + pool.get_absolute_url())
+    assert "Active" in page.locator(".actions a:has-text('AWS pipeline')").inner_text()
+    page.locator(".page-head").screenshot(path=str(SCREENSHOTS / "aws-pool-actions.png"))
+
+    page.goto(live_server.url + pool.get_absolute_url())
+    assert "Active" in page.locator(".actions a:has-text('AWS pipeline')").inner_text()
+    page.locator(".page-head").screenshot(path=str(SCREENSHOTS / "aws-pool-actions.png"))
+
+    page.click("nav >> text=AWS Connections")
+    assert "my_dynamo_orders_change_events" in page.locator("table").nth(1).inner_text()
+    screenshot(page, "aws-connections")
