@@ -153,8 +153,11 @@ CELERY_TASK_ROUTES = {
     "console.tasks.*": {"queue": "warehouse"},
     "pools.tasks.warehouse_*": {"queue": "warehouse"},
     "pools.tasks.*": {"queue": "default"},
+    "pools.aws.tasks.*": {"queue": "default"},
     "views_mv.tasks.*": {"queue": "warehouse"},
 }
+# Task modules autodiscovery does not find (it imports only <app>.tasks).
+CELERY_IMPORTS = ["pools.aws.tasks"]
 # A load that was running when its worker died is delivered again (and is idempotent).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -168,6 +171,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_float("SHOAL_SWEEP_INTERVAL", 10.0, minimum=1.0),
     },
     "pool-statistics": {"task": "pools.tasks.warehouse_pool_stats", "schedule": 60.0},
+    "resume-backfills": {"task": "views_mv.tasks.warehouse_sweep_backfills", "schedule": 30.0},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 
@@ -177,6 +181,13 @@ WAREHOUSE = warehouse_from_url(env_str("WAREHOUSE_URL"), data_dir=DATA_DIR)
 WAREHOUSE_TIMEOUT = env_float("WAREHOUSE_TIMEOUT", 30.0, minimum=1.0)
 SQL_MAX_EXECUTION_SECONDS = env_int("SQL_MAX_EXECUTION_SECONDS", 30, minimum=1)
 SQL_MAX_RESULT_ROWS = env_int("SQL_MAX_RESULT_ROWS", 10_000, minimum=1)
+
+# --- AWS (pools/aws/clients.py) ---------------------------------------------------------------
+AWS_CONNECT_TIMEOUT = env_float("AWS_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+AWS_READ_TIMEOUT = env_float("AWS_READ_TIMEOUT", 30.0, minimum=0.1)
+AWS_MAX_ATTEMPTS = env_int("AWS_MAX_ATTEMPTS", 4, minimum=1)
+# Encrypts AWS secret keys at rest; by default a key derived from SECRET_KEY.
+AWS_SECRETS_KEY = env_str("AWS_SECRETS_KEY")
 
 # --- Ingest -----------------------------------------------------------------------------------
 # Where landed bodies wait for the warehouse: "files" (an fsync'ed journal in the data folder, for
@@ -196,5 +207,7 @@ INGEST_BACKLOG_HARD_BYTES = env_int("INGEST_BACKLOG_HARD_BYTES", 4 * 1024 * 1024
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 128 * 1024 * 1024, minimum=1024)
 # A delivery claimed by a loader that has not finished after this long is loaded again.
 LOAD_STALE_SECONDS = env_float("SHOAL_LOAD_STALE_SECONDS", 120.0, minimum=1.0)
+# Rows per chunk of a Materialized View's backfill (a chunk is one resumable INSERT … SELECT).
+MV_BACKFILL_CHUNK_ROWS = env_int("MV_BACKFILL_CHUNK_ROWS", 1_000_000, minimum=1)
 # How many landed deliveries one load task takes at a time.
 LOAD_BATCH_DELIVERIES = env_int("SHOAL_LOAD_BATCH", 4, minimum=1)

@@ -81,6 +81,8 @@ def firehose_endpoint(request: HttpRequest, public_id: str) -> HttpResponse:
     except DatabaseError as exc:
         log.warning("ingest: database unavailable: %s", exc)
         return firehose_response(header_id, 503, "Shoal cannot store data right now, please retry")
+    if not pool.receives_firehose:
+        return firehose_response(header_id, 404, "this Data Pool is fed by a Materialized View")
     if not authenticate(pool, request):
         return firehose_response(header_id, 401, "missing or wrong X-Amz-Firehose-Access-Key")
     if pool.status == DataPool.Status.DELETING:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from console.warehouse import Warehouse, WarehouseError
 from pools import landing, tables
 from pools.envelope import decompress
+from pools.gate import gate
 from pools.models import DataPool, Delivery, QuarantinedRecord
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class LoadOutcome:
 def ensure_table(warehouse: Warehouse, pool: DataPool) -> None:
     key = (pool.pk, pool.name)
     if key not in _known_tables:
-        warehouse.execute(tables.create_change_event_table(pool))
+        warehouse.execute(tables.create_table(pool))
         _known_tables.add(key)
 
 
@@ -112,12 +113,13 @@ def load_delivery(warehouse: Warehouse, delivery_id: int, token: str) -> tuple[i
         return _journal_file_gone(warehouse, delivery, token)
     try:
         received_ms = int(delivery.received_at.timestamp() * 1000)
-        written = warehouse.insert_file(
-            tables.load_select(delivery.pk, received_ms),
-            pool.table,
-            path,
-            settings={"insert_deduplication_token": delivery.dedup_token},
-        )
+        with gate(pool.pk).shared():
+            written = warehouse.insert_file(
+                tables.load_select(delivery.pk, received_ms),
+                pool.table,
+                path,
+                settings={"insert_deduplication_token": delivery.dedup_token},
+            )
         rejected: list[list] = []
         if written < delivery.record_count:
             # Some records were refused (or this insert was a repeat): find out which, once.

@@ -37,6 +37,7 @@ class DataPool(models.Model):
 
     class Kind(models.TextChoices):
         DYNAMODB = "dynamodb", "DynamoDB"
+        MATERIALIZED = "materialized", "Materialized View"
 
     name = models.CharField(
         max_length=63,
@@ -51,11 +52,16 @@ class DataPool(models.Model):
     public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
 
     # Table settings (what the warehouse table is created with).
-    engine = models.CharField(max_length=40, default="MergeTree")
-    sorting_key = models.CharField(max_length=500, default="_received_at")
+    engine = models.CharField(max_length=300, default="MergeTree")
+    sorting_key = models.CharField(max_length=1000, default="_received_at")
     partition_key = models.CharField(max_length=500, blank=True, default="toYYYYMM(_received_at)")
-    timestamp_column = models.CharField(max_length=63, blank=True, default="_received_at")
-    version_column = models.CharField(max_length=63, blank=True)
+    timestamp_column = models.CharField(max_length=200, blank=True, default="_received_at")
+    version_column = models.CharField(max_length=200, blank=True)
+    # ReplacingMergeTree's is_deleted column: rows whose latest version has it true are hidden.
+    deleted_column = models.CharField(max_length=200, blank=True)
+    # Columns of a pool fed by a Materialized View ([[name, type], …]); empty for a DynamoDB pool,
+    # whose columns are the change-event columns.
+    columns = models.JSONField(default=list, blank=True)
 
     # Authentication of Firehose deliveries.
     access_key = models.CharField(max_length=200, default=new_access_key)
@@ -87,6 +93,19 @@ class DataPool(models.Model):
     def table(self) -> str:
         """The quoted warehouse table name (the pool's name, in the pool database)."""
         return tables.table_ref(self.name)
+
+    @property
+    def is_mutable(self) -> bool:
+        return self.engine.startswith("ReplacingMergeTree")
+
+    @property
+    def receives_firehose(self) -> bool:
+        return self.kind == self.Kind.DYNAMODB
+
+    def column_list(self) -> list[tuple[str, str]]:
+        if self.columns:
+            return [(name, type_) for name, type_ in self.columns]
+        return [(name, type_) for name, type_, _ in tables.CHANGE_EVENT_COLUMNS]
 
     def endpoint_path(self) -> str:
         return reverse("pools:ingest", args=[self.public_id])

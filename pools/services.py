@@ -12,7 +12,7 @@ from pools.models import DataPool
 log = logging.getLogger(__name__)
 
 # Names that would shadow something in SQL or in the warehouse.
-RESERVED_NAMES = {"system", "default", "information_schema", "select", "from", "where", "table"}
+RESERVED_NAMES = {"system", "default", "information_schema", "select", "from", "where", "table", "new"}
 
 
 def validate_pool_name(name: str) -> None:
@@ -80,6 +80,12 @@ def delete_pool(pool: DataPool, confirm_name: str) -> None:
     """Start deleting a pool (its table and all its data). The name must be typed to confirm."""
     if confirm_name != pool.name:
         raise ValidationError("Type the pool's name exactly to confirm.")
+    views = sorted({mv.name for mv in pool.feeds.all()} | {mv.name for mv in pool.fed_by.all()})
+    if views:
+        raise ValidationError(
+            f"{pool.name} is used by the Materialized View{'s' if len(views) > 1 else ''} "
+            f"{', '.join(views)}; delete {'them' if len(views) > 1 else 'it'} first."
+        )
     DataPool.objects.filter(pk=pool.pk).update(status=DataPool.Status.DELETING)
     pool.status = DataPool.Status.DELETING
     from pools.tasks import warehouse_delete_pool

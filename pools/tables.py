@@ -38,8 +38,29 @@ def table_ref(name: str) -> str:
     return f"{quote_identifier(settings.WAREHOUSE.database)}.{quote_identifier(name)}"
 
 
+# A mutable pool without a version column keeps the last record received (as Propel does). The
+# table numbers rows as they arrive (insert time in ns plus the row's place in the insert) and uses
+# that as the version, so that ties cannot occur and a delete flag works.
+INSERT_VERSION_COLUMN = "_shoal_arrival"
+INSERT_VERSION_TYPE = "UInt64 DEFAULT toUnixTimestamp64Nano(now64(9)) + rowNumberInAllBlocks()"
+
+
+def create_table(pool) -> str:
+    """The DDL of a pool's table: change-event columns, or the columns of its Materialized View."""
+    if not pool.columns:
+        return create_change_event_table(pool)
+    columns = [(name, type_) for name, type_ in pool.columns]
+    if INSERT_VERSION_COLUMN in pool.engine:
+        columns.append((INSERT_VERSION_COLUMN, INSERT_VERSION_TYPE))
+    return _create(pool, columns)
+
+
 def create_change_event_table(pool) -> str:
-    columns = ",\n  ".join(f"{quote_identifier(n)} {t}" for n, t, _ in CHANGE_EVENT_COLUMNS)
+    return _create(pool, [(n, t) for n, t, _ in CHANGE_EVENT_COLUMNS])
+
+
+def _create(pool, column_types: list[tuple[str, str]]) -> str:
+    columns = ",\n  ".join(f"{quote_identifier(n)} {t}" for n, t in column_types)
     partition = f"\nPARTITION BY {pool.partition_key}" if pool.partition_key else ""
     # The deduplication window makes a repeated load of a delivery (same token) a no-op on a
     # plain MergeTree, as Replicated tables do by default.
@@ -147,9 +168,12 @@ PREVIEW_COLUMNS = [
 ]
 
 
-def preview_select(name: str, limit: int) -> str:
+def preview_select(pool, limit: int) -> str:
+    if pool.columns:  # a pool fed by a Materialized View: its own columns, newest first if timed
+        order = f" ORDER BY {quote_identifier(pool.timestamp_column)} DESC" if pool.timestamp_column else ""
+        return f"SELECT * FROM {table_ref(pool.name)}{order} LIMIT {int(limit)}"
     columns = ", ".join(quote_identifier(c) for c in PREVIEW_COLUMNS)
     return (
-        f"SELECT {columns} FROM {table_ref(name)} "
+        f"SELECT {columns} FROM {table_ref(pool.name)} "
         f"ORDER BY _received_at DESC, _delivery_id DESC LIMIT {int(limit)}"
     )

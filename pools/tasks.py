@@ -54,7 +54,9 @@ def warehouse_preview(pool_id: int, limit: int = 50) -> dict:
     warehouse = get_warehouse()
     try:
         loader.ensure_table(warehouse, pool)
-        return warehouse.query(tables.preview_select(pool.name, max(1, min(limit, 1000)))).as_dict()
+        # final=1: a mutable pool shows its current state (deduplicated, deletes hidden).
+        sql = tables.preview_select(pool, max(1, min(limit, 1000)))
+        return warehouse.query(sql, settings={"final": 1}).as_dict()
     except WarehouseError as exc:
         return {"error": str(exc), "code": exc.code}
 

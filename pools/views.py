@@ -28,7 +28,8 @@ def pool_detail(request: HttpRequest, name: str) -> HttpResponse:
         "pool": pool,
         "deliveries": pool.deliveries.defer("body")[:20],
         "quarantined": pool.quarantine.filter(replayed_at__isnull=True)[:20],
-        "columns": tables.CHANGE_EVENT_COLUMNS,
+        "columns": tables.CHANGE_EVENT_COLUMNS if not pool.columns else [(n, t, "") for n, t in pool.columns],
+        "fed_by": pool.fed_by.all(),
         "chart": charts.svg_bars(charts.ingestion_series(pool.pk)),
         "limits": PREVIEW_LIMITS,
     }

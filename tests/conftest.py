@@ -141,6 +141,17 @@ def no_worker(_worker_process, transactional_db):
     _worker_process.start()
 
 
+def fresh_pool(name: str, **kwargs):
+    """A pool with a fixed name (for pages and screenshots), its warehouse table dropped first:
+    warehouse tables outlive Django's per-test flush."""
+    from console import warehouse_client
+    from pools.services import create_pool
+    from pools.tasks import warehouse_drop_table
+
+    warehouse_client.call(warehouse_drop_table, 0, name)
+    return create_pool(name, **kwargs)
+
+
 @pytest.fixture
 def pool_name():
     return f"pool_{uuid.uuid4().hex[:10]}"

@@ -40,7 +40,7 @@ def assert_firehose_reply(reply, request_id: str, status: int):
 
 
 @pytest.mark.parametrize("landing_mode", ["files", "database"])
-def test_it_lands_a_delivery_and_answers_200(live_server, pool, settings, landing_mode):
+def test_it_lands_a_delivery_and_answers_200(live_server, pool, settings, landing_mode, no_worker):
     settings.INGEST_LANDING = landing_mode
     request_id, body = firehose_body([change_record("o1"), change_record("o2")])
     reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))

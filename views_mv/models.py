@@ -1,1 +1,84 @@
-"""Materialized Views (next issue: flatten change events into entity Data Pools)."""
+"""Materialized Views: SQL over a Data Pool whose result flows into another Data Pool."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.urls import reverse
+
+from pools.models import DataPool, name_validator
+
+
+class MaterializedView(models.Model):
+    class Status(models.TextChoices):
+        CREATING = "creating", "Creating"
+        ACTIVE = "active", "Active"
+        FAILED = "failed", "Failed"
+        DELETING = "deleting", "Deleting"
+
+    name = models.CharField(max_length=63, unique=True, validators=[name_validator])
+    description = models.TextField(blank=True)
+    sql = models.TextField(help_text="A SELECT over the source Data Pool.")
+    source_pool = models.ForeignKey(DataPool, on_delete=models.PROTECT, related_name="feeds")
+    target_pool = models.ForeignKey(DataPool, on_delete=models.PROTECT, related_name="fed_by")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CREATING)
+    status_detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "Materialized View"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("views_mv:detail", args=[self.name])
+
+    @property
+    def warehouse_name(self) -> str:
+        """The view object in the warehouse (the pool database holds pools under their names)."""
+        return f"_mv_{self.name}"
+
+
+class Backfill(models.Model):
+    """Copying what the source pool held when the view was attached, in resumable chunks."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    mv = models.OneToOneField(MaterializedView, on_delete=models.CASCADE, related_name="backfill")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # [[delivery id, …], …]: each chunk is a list of the source's _delivery_id values.
+    chunks = models.JSONField(default=list)
+    chunk_rows = models.JSONField(default=list)
+    chunks_done = models.IntegerField(default=0)
+    rows_total = models.BigIntegerField(default=0)
+    rows_done = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"backfill of {self.mv_id}"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.rows_total else int(self.rows_done * 100 / self.rows_total)
+
+    def rate(self) -> float | None:
+        """Rows per second so far."""
+        if not self.started_at or not self.rows_done:
+            return None
+        end = self.finished_at or self.heartbeat_at
+        seconds = (end - self.started_at).total_seconds() if end else 0
+        return self.rows_done / seconds if seconds > 0 else None
+
+    def eta_seconds(self) -> float | None:
+        rate = self.rate()
+        if not rate or self.status == self.Status.DONE:
+            return None
+        return (self.rows_total - self.rows_done) / rate

@@ -6,6 +6,7 @@ import json
 
 from django import template
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -14,7 +15,7 @@ register = template.Library()
 def cell(value):
     """A result value: JSON objects as collapsible, pretty-printed blocks; NULL marked."""
     if value is None:
-        return format_html('<span class="null">NULL</span>')
+        return mark_safe('<span class="null">NULL</span>')
     if isinstance(value, (dict, list)):
         compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         if len(compact) <= 40:

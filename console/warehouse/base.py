@@ -56,8 +56,15 @@ def readonly_settings(max_seconds: int, max_rows: int) -> dict[str, Any]:
     """Settings for a user's ad-hoc query: read-only, bounded in time and result size."""
     return {
         "readonly": 1,
+        # Mutable pools (ReplacingMergeTree) answer with their current state: deduplicated, and
+        # without rows whose is_deleted column is set, without the user writing FINAL.
+        "final": 1,
         "max_execution_time": max_seconds,
         "max_result_rows": max_rows + 1,
+        # "break" stops at a block boundary: keep blocks and bytes small enough that a wide result
+        # (a _payload column) cannot swell the worker before the cut.
+        "max_result_bytes": 256 * 1024 * 1024,
+        "max_block_size": min(max_rows + 1, 65_536),
         "result_overflow_mode": "break",
     }
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import login, screenshot
-from tests.conftest import change_record, endpoint, firehose_body, firehose_headers, http, wait_for
+from tests.conftest import (
+    change_record,
+    endpoint,
+    firehose_body,
+    firehose_headers,
+    fresh_pool,
+    http,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_preview_data_shows_rows_delivered_through_the_endpoint(page, live_server, user, warehouse_worker):
-    from pools.services import create_pool
 
-    pool = create_pool("my_dynamo_orders_change_events", description="Taqueria orders from DynamoDB")
+    pool = fresh_pool("my_dynamo_orders_change_events", description="Taqueria orders from DynamoDB")
     records = [
         change_record("order-1001", "INSERT", quantity=3, taqueria="El Farolito"),
         change_record("order-1002", "INSERT", quantity=1, taqueria="La Taqueria"),

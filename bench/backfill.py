@@ -1,0 +1,165 @@
+"""Backfill benchmark: a Materialized View with the guide's Step 4 SQL over N change events.
+
+    .venv/bin/python bench/backfill.py [--events 5000000]
+
+Fills a source pool with N DynamoDB change events generated inside the warehouse (the
+change-event table exactly as the loader writes it), then runs Shoal's backfill (chunked,
+resumable, deduplicated INSERT … SELECT, as the warehouse worker runs it) and, in the same run,
+the same INSERT … SELECT straight into an identical table: the ceiling. Once for a mutable target
+without a version column (the guide's answers: arrival order decides, so the source is read in
+one stream) and once with a version column (parallel reads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+GUIDE_SQL = """SELECT
+  keys.order_id.S AS order_id,
+  parseDateTimeBestEffort(keys.timestamp.S) AS timestamp,
+  if(event_name = 'REMOVE', true, false) AS deleted,
+  toString(new_image.taqueria.S) AS taqueria,
+  toInt32OrNull(new_image.quantity.N) AS quantity,
+  toFloat64OrNull(new_image.total_price.S) AS total_price,
+  new_image.orderItems AS order_items,
+  new_image,
+  old_image{extra}
+FROM bench_orders_change_events"""
+
+# Change events made by the warehouse: 1 in 3 orders is modified, 1 in 10 removed.
+FILL = """INSERT INTO {table}
+SELECT
+  generateUUIDv4() AS event_id,
+  multiIf(number % 10 = 9, 'REMOVE', number % 3 = 1, 'MODIFY', 'INSERT') AS event_name,
+  'aws:dynamodb', 'application/json', 'us-east-1', 'orders', '{{}}' AS user_identity,
+  1719347890000 + number AS approximate_creation_date_time, 'MILLISECOND',
+  concat('{{"order_id":{{"S":"o', toString(intDiv(number, 3)), '"}},"timestamp":{{"S":"2024-06-25T20:',
+         leftPad(toString(number % 60), 2, '0'), ':00Z"}}}}') AS keys,
+  if(event_name = 'REMOVE', '{{}}', concat('{{"order_id":{{"S":"o', toString(intDiv(number, 3)),
+         '"}},"taqueria":{{"S":"', ['El Farolito','La Taqueria','Tacos Don Chuy'][number % 3 + 1],
+         '"}},"quantity":{{"N":"', toString(number % 7 + 1), '"}},"total_price":{{"S":"',
+         toString(number % 50 + 3), '.50"}},"orderItems":{{"L":[{{"M":{{"name":{{"S":"al pastor"}},',
+         '"qty":{{"N":"2"}}}}}}]}}}}')) AS new_image,
+  if(event_name = 'INSERT', '{{}}', '{{"order_id":{{"S":"o0"}},"quantity":{{"N":"1"}}}}') AS old_image,
+  180, now64(3), intDiv(number, 1700) + 1 AS _delivery_id, '' AS _payload
+FROM numbers({events})"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="shoal-bench-backfill-"))
+    os.environ.update(
+        SHOAL_DATA_DIR=str(data_dir),
+        DJANGO_SETTINGS_MODULE="console.settings",
+        REDIS_URL="redis://127.0.0.1:6379/13",
+        LOG_LEVEL="WARNING",
+    )
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+    )
+    import django
+
+    django.setup()
+    from console.warehouse import get_warehouse
+    from pools import loader, tables
+    from pools.models import DataPool
+    from views_mv import schema, services
+    from views_mv.models import Backfill
+    from views_mv.tasks import plan_backfill, warehouse_run_backfill
+
+    warehouse = get_warehouse()
+    source = DataPool.objects.create(name="bench_orders_change_events")
+    loader.ensure_table(warehouse, source)
+    started = time.perf_counter()
+    warehouse.execute(FILL.format(table=source.table, events=args.events))
+    fill_s = time.perf_counter() - started
+    print(f"source: {args.events:,} events in {fill_s:.1f} s", file=sys.stderr)
+    # Merge the source into one part first, so that its background merges do not run during (and
+    # skew) one of the measurements.
+    warehouse.execute(f"OPTIMIZE TABLE {source.table} FINAL")
+
+    def settle() -> None:
+        while warehouse.query("SELECT count() FROM system.merges").rows[0][0]:
+            time.sleep(0.5)
+
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "events": args.events,
+    }
+    variants = {
+        "mutable, no version (guide)": ("", None),
+        "mutable, version column": (",\n  approximate_creation_date_time AS version", "version"),
+    }
+    for label, (extra, version) in variants.items():
+        sql = GUIDE_SQL.format(extra=extra)
+        columns = schema.concrete_types(warehouse, sql, schema.output_columns(warehouse, sql))
+        plan = services.Plan(sql=sql, source=source, columns=columns)
+        suffix = "v" if version else "nv"
+        mv = services.create_mv(
+            f"bench_mv_{suffix}",
+            sql,
+            plan=plan,
+            target_pool=f"bench_target_{suffix}",
+            mutable=True,
+            unique=["order_id"],
+            time_column="timestamp",
+            version=version,
+        )
+        loader.ensure_table(warehouse, mv.target_pool)
+        plan_backfill(
+            mv,
+            warehouse.query(f"SELECT _delivery_id, count() FROM {source.table} GROUP BY 1 ORDER BY 1").rows,
+        )
+        settle()
+        started = time.perf_counter()
+        assert warehouse_run_backfill(mv.pk) == "done"
+        backfill_s = time.perf_counter() - started
+        chunks = len(Backfill.objects.get(mv=mv).chunks)
+
+        # The ceiling: the same statement into an identical table, in one go, default settings.
+        ceiling = DataPool(
+            name=f"bench_ceiling_{suffix}",
+            columns=mv.target_pool.columns,
+            engine=mv.target_pool.engine,
+            sorting_key=mv.target_pool.sorting_key,
+            partition_key=mv.target_pool.partition_key,
+        )
+        warehouse.execute(tables.create_table(ceiling))
+        names = ", ".join(f"`{n}`" for n, _ in mv.target_pool.columns)
+        settle()
+        started = time.perf_counter()
+        warehouse.execute(f"INSERT INTO {ceiling.table} ({names}) {sql}")
+        ceiling_s = time.perf_counter() - started
+        results[label] = {
+            "backfill_rows_per_s": round(args.events / backfill_s),
+            "ceiling_rows_per_s": round(args.events / ceiling_s),
+            "ratio": round(ceiling_s / backfill_s, 2),
+            "chunks": chunks,
+            "engine": mv.target_pool.engine,
+        }
+        print(label, results[label], file=sys.stderr)
+    print(json.dumps(results, indent=2))
+    if not args.keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""SQL that creates, fills and removes Materialized Views in the warehouse."""
+
+from __future__ import annotations
+
+from console.warehouse.base import quote_identifier
+from pools.tables import table_ref
+
+
+def create_view(mv) -> str:
+    """The view that copies every future insert of the source into the target pool.
+
+    The SELECT runs in the pool database, so that pool names work as table names in it.
+    """
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table_ref(mv.warehouse_name)} "
+        f"TO {table_ref(mv.target_pool.name)} AS {mv.sql.strip().rstrip(';')}"
+    )
+
+
+def drop_view(mv) -> str:
+    return f"DROP VIEW IF EXISTS {table_ref(mv.warehouse_name)}"
+
+
+def delivery_rows(source_name: str) -> str:
+    return f"SELECT _delivery_id, count() FROM {table_ref(source_name)} GROUP BY _delivery_id ORDER BY 1"
+
+
+def backfill_chunk(mv) -> str:
+    """INSERT of the view's SELECT into its target, for the source rows the settings select."""
+    columns = ", ".join(quote_identifier(name) for name, _ in mv.target_pool.columns)
+    return f"INSERT INTO {table_ref(mv.target_pool.name)} ({columns}) {mv.sql.strip().rstrip(';')}"
+
+
+def chunk_filter(mv, delivery_ids: list[int]) -> dict:
+    """Settings that restrict the source table to some deliveries (ClickHouse's table filters)."""
+    ids = ",".join(str(int(i)) for i in delivery_ids) or "0"
+    condition = f"_delivery_id IN ({ids})"
+    source = mv.source_pool.name
+    return {
+        "additional_table_filters": {source: condition, f"{table_ref(source)}".replace("`", ""): condition}
+    }

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from django import forms
+
+from pools import table_settings
+from pools.models import DataPool, name_validator
+
+
+class SqlForm(forms.Form):
+    sql = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code"}),
+        label="SQL",
+        help_text="A SELECT over one Data Pool. Pool names are table names.",
+    )
+
+
+class DestinationForm(forms.Form):
+    NEW, EXISTING = "new", "existing"
+    kind = forms.ChoiceField(
+        choices=[(NEW, "New Data Pool"), (EXISTING, "Existing Data Pool")],
+        widget=forms.RadioSelect,
+        initial=NEW,
+    )
+    new_name = forms.CharField(required=False, max_length=63, label="Name of the new Data Pool")
+    existing = forms.ModelChoiceField(
+        queryset=DataPool.objects.filter(kind=DataPool.Kind.MATERIALIZED),
+        required=False,
+        to_field_name="name",
+        label="Existing Data Pool",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") == self.NEW:
+            if not data.get("new_name"):
+                self.add_error("new_name", "Name the new Data Pool.")
+            else:
+                try:
+                    name_validator(data["new_name"])
+                except forms.ValidationError as exc:
+                    self.add_error("new_name", exc)
+                else:
+                    if DataPool.objects.filter(name__iexact=data["new_name"]).exists():
+                        self.add_error("new_name", "A Data Pool with this name exists; choose “Existing”.")
+        elif not data.get("existing"):
+            self.add_error("existing", "Choose the Data Pool to write into.")
+        return data
+
+
+class TableForm(forms.Form):
+    mode = forms.ChoiceField(
+        choices=[
+            (table_settings.APPEND_ONLY, "Append-only data"),
+            (table_settings.MUTABLE, "Mutable records"),
+        ],
+        widget=forms.RadioSelect,
+        initial=table_settings.MUTABLE,
+    )
+    unique = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Which columns uniquely identify your records?",
+    )
+    time_column = forms.ChoiceField(required=False, label="Will you query your data by time?")
+    filters = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Are there columns you always filter by?"
+    )
+    version = forms.ChoiceField(required=False, label="Is there an updated_at or version column?")
+
+    def __init__(self, *args, columns: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        keys = [(c, c) for c in table_settings.key_columns(columns)]
+        self.fields["unique"].choices = keys
+        self.fields["filters"].choices = keys
+        self.fields["time_column"].choices = [("", "No")] + [
+            (c, c) for c in table_settings.time_columns(columns)
+        ]
+        self.fields["version"].choices = [("", "No (the last change received wins)")] + [
+            (c, c) for c in table_settings.version_columns(columns)
+        ]
+        for name, type_ in columns.items():
+            self.fields[f"type__{name}"] = forms.CharField(initial=type_, label=name, max_length=200)
+
+    def type_fields(self):
+        return [self[name] for name in self.fields if name.startswith("type__")]
+
+
+class ConfirmForm(forms.Form):
+    name = forms.CharField(max_length=63, validators=[name_validator], label="Materialized View name")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    backfill = forms.BooleanField(
+        required=False, initial=True, label="Backfill: copy the records already in the source"
+    )

@@ -1,0 +1,224 @@
+"""Creating and removing Materialized Views; used by the wizard and by `create_mv` alike."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from console import warehouse_client
+from pools import table_settings
+from pools.models import DataPool
+
+__all__ = ["DataPool", "Plan", "create_mv", "delete_mv", "inspect", "mv_as_dict", "target_settings"]
+from pools.services import RESERVED_NAMES, validate_pool_name
+from pools.tables import INSERT_VERSION_COLUMN
+from views_mv.models import MaterializedView
+
+log = logging.getLogger(__name__)
+
+DELETE_FLAG_NAMES = ("deleted", "is_deleted", "_deleted")
+DELETE_FLAG_TYPES = ("Bool", "UInt8")
+
+
+@dataclass
+class Plan:
+    """What a view would be: its SQL, source pool, typed output columns and target table."""
+
+    sql: str
+    source: DataPool
+    columns: list[dict]
+    rows: list = field(default_factory=list)
+
+
+def inspect(sql: str) -> Plan:
+    """Ask the warehouse what the SELECT reads and returns; ValidationError if it cannot be a view."""
+    if not sql.strip():
+        raise ValidationError("Write the SELECT that defines the view.")
+    try:
+        found = warehouse_client.call(_inspect_task(), sql)
+    except warehouse_client.WarehouseUnavailable as exc:
+        raise ValidationError(str(exc)) from None
+    if "error" in found:
+        raise ValidationError(found["error"])
+    sources = found["sources"]
+    if len(sources) != 1:
+        raise ValidationError(
+            "A Materialized View reads exactly one Data Pool"
+            + (f"; this query reads {', '.join(sources)}." if sources else "; this query reads none.")
+        )
+    name = sources[0].split(".")[-1]
+    source = DataPool.objects.filter(name=name).first()
+    if source is None or "." in sources[0] and not sources[0].startswith("shoal."):
+        raise ValidationError(f"{sources[0]} is not a Data Pool.")
+    return Plan(sql=sql.strip().rstrip(";"), source=source, columns=found["columns"], rows=found["rows"])
+
+
+def _inspect_task():
+    from views_mv.tasks import warehouse_inspect_sql
+
+    return warehouse_inspect_sql
+
+
+def delete_flag(columns: dict[str, str]) -> str:
+    """The column that marks a deleted record (as the guide's `deleted`), if the SELECT has one."""
+    for name in DELETE_FLAG_NAMES:
+        if name in columns and table_settings.base_type(columns[name]) in DELETE_FLAG_TYPES:
+            return name
+    return ""
+
+
+def target_settings(
+    columns: dict[str, str],
+    *,
+    mutable: bool,
+    unique: list[str],
+    time_column: str | None,
+    filters: list[str],
+    version: str | None,
+    deleted: str | None = None,
+) -> tuple[table_settings.TableSettings, str, str]:
+    """(settings, engine, deleted column) of a view's target pool.
+
+    A mutable pool hides deleted records: ReplacingMergeTree(version, deleted). Without a
+    version column, the time of insertion is the version (the last change received wins, as
+    with no version at all), so that the delete flag still works.
+    """
+    mode = table_settings.MUTABLE if mutable else table_settings.APPEND_ONLY
+    try:
+        settings = table_settings.derive(
+            mode, unique=unique, time_column=time_column, filters=filters, version=version, columns=columns
+        )
+    except table_settings.TableSettingsError as exc:
+        raise ValidationError({exc.field or "__all__": str(exc)}) from None
+    engine = settings.engine
+    deleted = (deleted if deleted is not None else delete_flag(columns)) if mutable else ""
+    if deleted:
+        if deleted not in columns or table_settings.base_type(columns[deleted]) not in DELETE_FLAG_TYPES:
+            raise ValidationError({"deleted": f"{deleted} must be a Bool or UInt8 column of the query."})
+        engine = f"ReplacingMergeTree({settings.version_column or INSERT_VERSION_COLUMN}, {deleted})"
+    return settings, engine, deleted
+
+
+@transaction.atomic
+def create_mv(
+    name: str,
+    sql: str,
+    *,
+    target_pool: str,
+    description: str = "",
+    mutable: bool = False,
+    unique: list[str] | None = None,
+    time_column: str | None = None,
+    filters: list[str] | None = None,
+    version: str | None = None,
+    deleted: str | None = None,
+    column_types: dict[str, str] | None = None,
+    backfill: bool = False,
+    plan: Plan | None = None,
+) -> MaterializedView:
+    """Create the target pool (new, or an existing one with the same columns) and the view.
+
+    The warehouse work (target table, view, backfill) happens in a warehouse task after commit.
+    """
+    from pools.models import name_validator
+
+    name_validator(name)
+    if name.lower() in RESERVED_NAMES or MaterializedView.objects.filter(name__iexact=name).exists():
+        raise ValidationError({"name": f"A Materialized View named {name!r} already exists."})
+    plan = plan or inspect(sql)
+    columns = {c["name"]: (column_types or {}).get(c["name"], c["type"]) for c in plan.columns}
+    existing = DataPool.objects.filter(name=target_pool).first()
+    if existing is not None:
+        target = _check_existing_target(existing, columns, plan.source)
+    else:
+        validate_pool_name(target_pool)
+        settings, engine, deleted = target_settings(
+            columns,
+            mutable=mutable,
+            unique=unique or [],
+            time_column=time_column,
+            filters=filters or [],
+            version=version,
+            deleted=deleted,
+        )
+        keys = set(unique or []) | set(filters or []) | ({time_column} if time_column else set())
+        target = DataPool.objects.create(
+            name=target_pool,
+            kind=DataPool.Kind.MATERIALIZED,
+            description=f"Fed by the Materialized View {name}.",
+            columns=[[n, _not_null(t) if n in keys else t] for n, t in columns.items()],
+            engine=engine,
+            sorting_key=settings.sorting_key,
+            partition_key=settings.partition_key,
+            timestamp_column=settings.timestamp_column,
+            version_column=settings.version_column,
+            deleted_column=deleted,
+            access_key="",
+        )
+    mv = MaterializedView.objects.create(
+        name=name, description=description, sql=plan.sql, source_pool=plan.source, target_pool=target
+    )
+    transaction.on_commit(lambda: _start(mv.pk, backfill))
+    return mv
+
+
+def _start(mv_id: int, backfill: bool) -> None:
+    from views_mv.tasks import warehouse_create_mv
+
+    warehouse_create_mv.apply_async((mv_id, backfill), retry=False)
+
+
+def _check_existing_target(pool: DataPool, columns: dict[str, str], source: DataPool) -> DataPool:
+    if pool.kind != DataPool.Kind.MATERIALIZED:
+        raise ValidationError({"target_pool": f"{pool.name} receives Firehose data; choose a new Data Pool."})
+    if pool.pk == source.pk:
+        raise ValidationError({"target_pool": "A view cannot write into the pool it reads."})
+    have = {name for name, _ in pool.columns}
+    missing = [name for name in columns if name not in have]
+    if missing:
+        message = (
+            f"{pool.name} has no column {', '.join(missing)}; its columns are {', '.join(sorted(have))}."
+        )
+        raise ValidationError({"target_pool": message})
+    return pool
+
+
+def _not_null(type_: str) -> str:
+    # Sorting-key columns cannot be Nullable; NULL becomes the type's default there.
+    return type_[len("Nullable(") : -1] if type_.startswith("Nullable(") else type_
+
+
+def delete_mv(mv: MaterializedView, *, delete_target: bool = False) -> None:
+    from views_mv.tasks import warehouse_drop_mv
+
+    MaterializedView.objects.filter(pk=mv.pk).update(status=MaterializedView.Status.DELETING)
+    warehouse_drop_mv.apply_async((mv.pk, delete_target), retry=False)
+
+
+def mv_as_dict(mv: MaterializedView) -> dict:
+    target = mv.target_pool
+    backfill = getattr(mv, "backfill", None)
+    return {
+        "id": mv.pk,
+        "name": mv.name,
+        "status": mv.status,
+        "source_pool": mv.source_pool.name,
+        "target_pool": target.name,
+        "engine": target.engine,
+        "sorting_key": target.sorting_key,
+        "partition_key": target.partition_key,
+        "timestamp_column": target.timestamp_column or None,
+        "version_column": target.version_column or None,
+        "deleted_column": target.deleted_column or None,
+        "columns": target.columns,
+        "backfill": None
+        if backfill is None
+        else {
+            "status": backfill.status,
+            "rows_total": backfill.rows_total,
+            "rows_done": backfill.rows_done,
+        },
+    }

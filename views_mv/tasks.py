@@ -1,0 +1,177 @@
+"""Warehouse tasks of Materialized Views (queue `warehouse`). They take ids and can run twice."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from console.warehouse import WarehouseError, get_warehouse
+from pools import loader
+from pools.gate import gate
+from pools.models import DataPool
+from pools.tables import INSERT_VERSION_COLUMN
+from views_mv import ddl, schema
+from views_mv.models import Backfill, MaterializedView
+
+log = logging.getLogger(__name__)
+
+STALE_BACKFILL = timedelta(seconds=60)
+
+
+@shared_task
+def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
+    """What a view's SELECT reads and returns: source tables, typed columns and a few rows."""
+    warehouse = get_warehouse()
+    try:
+        sources = schema.source_tables(warehouse, sql)
+        # A pool that has received nothing yet may not have its table: create it to describe it.
+        for pool in DataPool.objects.filter(name__in=[s.split(".")[-1] for s in sources]):
+            loader.ensure_table(warehouse, pool)
+        columns = schema.output_columns(warehouse, sql)
+        typed = schema.concrete_types(warehouse, sql, columns)
+        rows = schema.sample(warehouse, sql, sample_rows)
+    except (schema.QueryError, WarehouseError) as exc:
+        return {"error": str(exc)}
+    return {"sources": sources, "columns": typed, "rows": rows.rows, "elapsed_ms": rows.elapsed_ms}
+
+
+@shared_task
+def warehouse_create_mv(mv_id: int, backfill: bool) -> str:
+    """Create the target table and attach the view; fix the backfill's boundary at that moment."""
+    mv = MaterializedView.objects.select_related("source_pool", "target_pool").filter(pk=mv_id).first()
+    if mv is None or mv.status == MaterializedView.Status.DELETING:
+        return "gone"
+    warehouse = get_warehouse()
+    try:
+        loader.ensure_table(warehouse, mv.target_pool)
+        with gate(mv.source_pool_id).exclusive():
+            # Deleting takes the same gate: a view deleted while this task waited is not created.
+            if (
+                not MaterializedView.objects.filter(pk=mv_id)
+                .exclude(status=MaterializedView.Status.DELETING)
+                .exists()
+            ):
+                return "gone"
+            exists = warehouse.query(f"EXISTS TABLE {mv.warehouse_name}").rows[0][0]
+            if backfill and not exists:
+                # Loads are held at the gate: the deliveries in the source now are exactly the
+                # ones the view will not see.
+                loader.ensure_table(warehouse, mv.source_pool)
+                plan_backfill(mv, warehouse.query(ddl.delivery_rows(mv.source_pool.name)).rows)
+            warehouse.execute(ddl.create_view(mv))
+    except WarehouseError as exc:
+        MaterializedView.objects.filter(pk=mv_id).update(
+            status=MaterializedView.Status.FAILED, status_detail=str(exc)
+        )
+        return "failed"
+    MaterializedView.objects.filter(pk=mv_id).update(status=MaterializedView.Status.ACTIVE, status_detail="")
+    if backfill:
+        warehouse_run_backfill.delay(mv_id)
+    return "active"
+
+
+def plan_backfill(mv: MaterializedView, delivery_rows: list[list]) -> Backfill:
+    """Split the source's deliveries into chunks of about MV_BACKFILL_CHUNK_ROWS rows (a delivery is
+    never split)."""
+    limit = settings.MV_BACKFILL_CHUNK_ROWS
+    chunks: list[list[int]] = []
+    sizes: list[int] = []
+    for delivery_id, rows in delivery_rows:
+        if not chunks or sizes[-1] + int(rows) > limit:
+            chunks.append([])
+            sizes.append(0)
+        chunks[-1].append(int(delivery_id))
+        sizes[-1] += int(rows)
+    backfill, _ = Backfill.objects.update_or_create(
+        mv=mv,
+        defaults={
+            "chunks": chunks,
+            "chunk_rows": sizes,
+            "rows_total": sum(sizes),
+            "chunks_done": 0,
+            "rows_done": 0,
+            "status": Backfill.Status.PENDING,
+            "error": "",
+        },
+    )
+    return backfill
+
+
+@shared_task
+def warehouse_run_backfill(mv_id: int) -> str:
+    """Copy the planned chunks, resuming after the last finished one.
+
+    Each chunk's insert carries a deduplication token of its own, so a chunk repeated after a
+    crash (inserted, but not yet counted) writes nothing the second time.
+    """
+    now = timezone.now()
+    claimed = (
+        Backfill.objects.filter(mv_id=mv_id)
+        .filter(
+            Q(status=Backfill.Status.PENDING)
+            | Q(status=Backfill.Status.RUNNING, heartbeat_at__lt=now - STALE_BACKFILL)
+            | Q(status=Backfill.Status.FAILED)
+        )
+        .update(status=Backfill.Status.RUNNING, heartbeat_at=now)
+    )
+    if not claimed:
+        return "not claimed"
+    Backfill.objects.filter(mv_id=mv_id, started_at__isnull=True).update(started_at=now)
+    mv = MaterializedView.objects.select_related("source_pool", "target_pool").get(pk=mv_id)
+    backfill = mv.backfill
+    warehouse = get_warehouse()
+    for index in range(backfill.chunks_done, len(backfill.chunks)):
+        chunk_settings = {
+            **ddl.chunk_filter(mv, backfill.chunks[index]),
+            "insert_deduplication_token": f"mv-{mv.pk}-backfill-{index}",
+        }
+        if INSERT_VERSION_COLUMN in mv.target_pool.engine:
+            # The target orders changes by arrival: read the source in arrival order.
+            chunk_settings["max_threads"] = 1
+        try:
+            warehouse.execute(ddl.backfill_chunk(mv), settings=chunk_settings)
+        except WarehouseError as exc:
+            Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.FAILED, error=str(exc))
+            log.warning("backfill of %s failed at chunk %d: %s", mv.name, index, exc)
+            return "failed"
+        Backfill.objects.filter(pk=backfill.pk, chunks_done=index).update(
+            chunks_done=index + 1,
+            rows_done=F("rows_done") + backfill.chunk_rows[index],
+            heartbeat_at=timezone.now(),
+        )
+    Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.DONE, finished_at=timezone.now())
+    return "done"
+
+
+@shared_task
+def warehouse_drop_mv(mv_id: int, delete_target: bool) -> None:
+    from pools import services
+
+    mv = MaterializedView.objects.select_related("target_pool").filter(pk=mv_id).first()
+    if mv is None:
+        return
+    with gate(mv.source_pool_id).exclusive():  # not while the view is being created
+        get_warehouse().execute(ddl.drop_view(mv))
+    target = mv.target_pool
+    mv.delete()
+    if delete_target:
+        services.delete_pool(target, target.name)
+
+
+@shared_task
+def warehouse_sweep_backfills() -> list[int]:
+    """Periodic (beat): resume backfills whose worker stopped."""
+    stale = timezone.now() - STALE_BACKFILL
+    ids = list(
+        Backfill.objects.filter(
+            Q(status=Backfill.Status.PENDING) | Q(status=Backfill.Status.RUNNING, heartbeat_at__lt=stale)
+        ).values_list("mv_id", flat=True)
+    )
+    for mv_id in ids:
+        warehouse_run_backfill.delay(mv_id)
+    return ids
