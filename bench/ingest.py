@@ -19,39 +19,17 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stack import Stack  # noqa: E402
 from pools.firehose_client import FirehoseSender, batches, percentile  # noqa: E402
 from pools.samples import make_records  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"the stack did not answer at {url}")
 
 
 def main() -> None:
@@ -63,57 +41,13 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="shoal-bench-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "SHOAL_DATA_DIR": str(data_dir),
-        "PORT": str(port),
-        "REDIS_URL": f"redis://127.0.0.1:6379/{args.redis_db}",
-        "DJANGO_SETTINGS_MODULE": "console.settings",
-        "LOG_LEVEL": "WARNING",
-    }
-    os.environ.update({k: env[k] for k in ("SHOAL_DATA_DIR", "PORT", "REDIS_URL", "DJANGO_SETTINGS_MODULE")})
-    python = sys.executable
-    subprocess.run(
-        [python, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    import redis
-
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-
     print(f"generating {args.records:,} records…", file=sys.stderr)
     records = make_records(args.records, seed=7)
     raw_mib = sum(len(r) for r in records) / 2**20
-    log = open(data_dir / "stack.log", "wb")  # noqa: SIM115 - lives as long as the stack
-    stack = subprocess.Popen(
-        [python, "manage.py", "runstack"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        from console.warehouse_client import HEARTBEAT_KEY
-
-        client = redis.Redis.from_url(env["REDIS_URL"])
-        deadline = time.monotonic() + 60
-        while not client.exists(HEARTBEAT_KEY) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        out = subprocess.run(
-            [python, "manage.py", "create_pool", "bench_orders", "--json"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+    stack = Stack(redis_db=args.redis_db)
+    data_dir = stack.data_dir
+    with stack:
+        out = stack.manage("create_pool", "bench_orders", "--json")
         pool = json.loads(out)
         time.sleep(1.0)  # let the warehouse create the table
 
@@ -144,22 +78,12 @@ def main() -> None:
                 raise SystemExit("not all records were loaded within 5 minutes")
             time.sleep(0.05)
         visible = time.time()
-        check = subprocess.run(
-            [python, "manage.py", "sql", "SELECT count() FROM bench_orders", "--format", "json"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        counted = json.loads(check.stdout)["rows"][0][0]
+        check = stack.manage("sql", "SELECT count() FROM bench_orders", "--format", "json")
+        counted = json.loads(check)["rows"][0][0]
         fresh = [
             (d.loaded_at - d.received_at).total_seconds()
             for d in Delivery.objects.filter(pool_id=pool["id"]).only("loaded_at", "received_at")
         ]
-    finally:
-        os.killpg(stack.pid, signal.SIGTERM)
-        stack.wait(60)
 
     ceiling = measure_ceiling(records, data_dir)
     end_to_end = args.records / (visible - started)
@@ -185,7 +109,7 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     if not args.keep:
-        shutil.rmtree(data_dir, ignore_errors=True)
+        stack.remove()
 
 
 def measure_ceiling(records: list[bytes], data_dir: Path) -> float:

@@ -21,11 +21,7 @@ import json
 import os
 import platform
 import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +30,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import free_port, wait_http  # noqa: E402
+from bench.stack import Stack  # noqa: E402
 from pools.firehose_client import FirehoseSender, batches, percentile  # noqa: E402
 from pools.samples import make_records  # noqa: E402
 
@@ -57,45 +53,13 @@ def main() -> None:
     parser.add_argument("--redis-db", type=int, default=12)
     args = parser.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="shoal-bench-sql-"))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "SHOAL_DATA_DIR": str(data_dir),
-        "PORT": str(port),
-        "REDIS_URL": f"redis://127.0.0.1:6379/{args.redis_db}",
-        "DJANGO_SETTINGS_MODULE": "console.settings",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SUPERUSER_PASSWORD": "bench-Password-2024",
-    }
-    python = sys.executable
-
-    def manage(*argv: str) -> str:
-        return subprocess.run(
-            [python, "manage.py", *argv], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-        ).stdout
-
-    manage("migrate", "--noinput")
-    manage("createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com")
-    import redis
-
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    log = open(data_dir / "stack.log", "wb")  # noqa: SIM115 - lives as long as the stack
-    stack = subprocess.Popen(
-        [python, "manage.py", "runstack"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    password = "bench-Password-2024"
+    stack = Stack(
+        redis_db=args.redis_db, prefix="shoal-bench-sql-", env={"DJANGO_SUPERUSER_PASSWORD": password}
     )
-    try:
-        wait_http(f"{base}/healthz")
-        deadline = time.monotonic() + 60
-        client = redis.Redis.from_url(env["REDIS_URL"])
-        while not client.exists("shoal:warehouse:heartbeat") and time.monotonic() < deadline:
-            time.sleep(0.2)
+    base, env, manage = stack.base_url, stack.env, stack.manage
+    with stack:
+        manage("createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com")
         pool = json.loads(manage("create_pool", "bench_orders", "--json"))
         time.sleep(1.0)  # let the warehouse create the table
         with FirehoseSender(pool["endpoint_url"], pool["access_key"]) as sender:
@@ -154,10 +118,6 @@ def main() -> None:
                 "max_ms": round(max(times), 1),
                 "answered_in_one_round_trip": f"{args.runs - polled}/{args.runs}",
             }
-    finally:
-        os.killpg(stack.pid, signal.SIGTERM)
-        stack.wait(60)
-        log.close()
 
     print(
         json.dumps(
@@ -173,7 +133,7 @@ def main() -> None:
             indent=2,
         )
     )
-    shutil.rmtree(data_dir, ignore_errors=True)
+    stack.remove()
 
 
 if __name__ == "__main__":

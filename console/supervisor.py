@@ -30,6 +30,20 @@ class Proc:
     nice: int = 0
 
 
+def require_redis(url: str, err=sys.stderr) -> None:
+    """Stop with one clear line if Redis, which every process needs, is not reachable."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        err.write(
+            f"Redis is not reachable at {url} ({exc}). Start it, e.g. `redis-server --daemonize yes` "
+            "(Debian: `apt-get install redis-server`), or set REDIS_URL.\n"
+        )
+        sys.exit(1)
+
+
 def plan(port: int, python: str = sys.executable) -> list[Proc]:
     web_workers = os.environ.get("WEB_WORKERS", "2")
     web_threads = os.environ.get("WEB_THREADS", "8")

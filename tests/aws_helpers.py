@@ -19,7 +19,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from tests.conftest import ROOT, database_url
+from tests.conftest import WorkerProcess
 
 ACCOUNT = "123456789012"  # moto's account
 
@@ -118,64 +118,9 @@ def fast_timing():
     )
 
 
-class DefaultWorker:
-    """A Celery worker on the `default` queue in its own process, as `make run` starts it."""
-
-    def __init__(self):
-        self.name = f"test-default-{uuid.uuid4().hex[:6]}@localhost"
-        self.log = Path(settings.DATA_DIR) / "worker-default.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        from console.celery import app
-
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": database_url(),
-            "PYTHONUNBUFFERED": "1",
-            "AWS_MAX_ATTEMPTS": "2",  # moto's 500 for a missing call is retried once, not three times
-        }
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "console",
-                "worker",
-                "-Q",
-                "default",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "4",
-                "-n",
-                self.name,
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while not app.control.ping(destination=[self.name], timeout=0.5):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"default worker did not start: see {self.log}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+def DefaultWorker() -> WorkerProcess:  # noqa: N802 - reads as the class it was
+    """A `default`-queue worker; moto's 500 for a call it lacks is retried once, not three times."""
+    return WorkerProcess("default", env={"AWS_MAX_ATTEMPTS": "2"})
 
 
 def record_calls(aws, services=("kinesis", "s3", "iam", "logs", "firehose", "dynamodb")) -> list:

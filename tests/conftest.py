@@ -39,10 +39,12 @@ def database_url() -> str:
 
 
 class WorkerProcess:
-    """A `warehouse` Celery worker in its own process, as `make run` starts it."""
+    """A Celery worker on one queue in its own process, as `make run` starts it."""
 
-    def __init__(self, queues: str = "warehouse"):
+    def __init__(self, queues: str = "warehouse", env: dict | None = None):
         self.queues = queues
+        self.env = env or {}
+        self.name = f"test-{queues}-{uuid.uuid4().hex[:6]}@localhost"
         self.proc: subprocess.Popen | None = None
         self.log = Path(settings.DATA_DIR) / f"worker-{queues}.log"
 
@@ -50,12 +52,14 @@ class WorkerProcess:
         from console.warehouse_client import HEARTBEAT_KEY
 
         client = redis.Redis.from_url(settings.REDIS_URL)
-        client.delete(HEARTBEAT_KEY)
+        if self.queues == "warehouse":
+            client.delete(HEARTBEAT_KEY)
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": database_url(),
             "PYTHONUNBUFFERED": "1",
+            **self.env,
         }
         self.proc = subprocess.Popen(
             [
@@ -72,7 +76,7 @@ class WorkerProcess:
                 "--concurrency",
                 "4",
                 "-n",
-                f"test-{uuid.uuid4().hex[:6]}@%h",
+                self.name,
                 "--without-gossip",
                 "--without-mingle",
                 "--loglevel",
@@ -85,21 +89,31 @@ class WorkerProcess:
             start_new_session=True,
         )
         deadline = time.monotonic() + 60
-        while not client.exists(HEARTBEAT_KEY):
+        while not self._ready(client):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"warehouse worker exited: see {self.log}")
+                raise RuntimeError(f"{self.queues} worker exited: see {self.log}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"warehouse worker did not start in 60 s: see {self.log}")
+                raise RuntimeError(f"{self.queues} worker did not start in 60 s: see {self.log}")
             time.sleep(0.1)
+
+    def _ready(self, client) -> bool:
+        if self.queues == "warehouse":  # it beats once the warehouse is open
+            from console.warehouse_client import HEARTBEAT_KEY
+
+            return bool(client.exists(HEARTBEAT_KEY))
+        from console.celery import app
+
+        return bool(app.control.ping(destination=[self.name], timeout=0.5))
 
     def kill(self) -> None:
         """SIGKILL, as a crash or the OOM killer would."""
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        from console.warehouse_client import HEARTBEAT_KEY
+        if self.queues == "warehouse":
+            from console.warehouse_client import HEARTBEAT_KEY
 
-        redis.Redis.from_url(settings.REDIS_URL).delete(HEARTBEAT_KEY)
+            redis.Redis.from_url(settings.REDIS_URL).delete(HEARTBEAT_KEY)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

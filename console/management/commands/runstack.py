@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import sys
 
-import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -13,15 +12,7 @@ class Command(BaseCommand):
     help = "Run Shoal in the foreground: web, warehouse worker, default worker and beat."
 
     def handle(self, *args, **opts):
-        try:
-            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
-        except redis.RedisError as exc:
-            self.stderr.write(
-                f"Redis is not reachable at {settings.REDIS_URL} ({exc}). Start it, e.g. "
-                "`redis-server --daemonize yes` (Debian: `apt-get install redis-server`), "
-                "or set REDIS_URL."
-            )
-            sys.exit(1)
+        supervisor.require_redis(settings.REDIS_URL)
         self.stdout.write(
             f"Shoal on http://127.0.0.1:{settings.PORT}/  (Firehose endpoints under "
             f"{settings.PUBLIC_BASE_URL}/ingest/)  data: {settings.DATA_DIR}"

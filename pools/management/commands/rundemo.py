@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -22,14 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--region", default="us-east-1")
 
     def handle(self, *args, **opts):
-        try:
-            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
-        except redis.RedisError as exc:
-            self.stderr.write(
-                f"Redis is not reachable at {settings.REDIS_URL} ({exc}). Start it, e.g. "
-                "`redis-server --daemonize yes`, or set REDIS_URL."
-            )
-            sys.exit(1)
+        supervisor.require_redis(settings.REDIS_URL)
         python = sys.executable
         moto_url = f"http://127.0.0.1:{opts['moto_port']}"
         procs = supervisor.plan(settings.PORT, python) + [
