@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import shutil
@@ -183,6 +184,10 @@ def pool(transactional_db, pool_name):
 # --- DynamoDB change records, as Kinesis Data Streams for DynamoDB writes them ------------------
 
 
+# Each record a test makes is a millisecond later than the one before, as real changes are.
+_change_clock = itertools.count(1719347890250)
+
+
 def change_record(
     order_id: str,
     event: str = "INSERT",
@@ -200,7 +205,7 @@ def change_record(
         "orderItems": {"L": [{"M": {"name": {"S": "al pastor"}, "qty": {"N": "2"}}}]},
     }
     dynamodb = {
-        "ApproximateCreationDateTime": ts_ms or 1719347890250,
+        "ApproximateCreationDateTime": ts_ms or next(_change_clock),
         "Keys": keys,
         "SizeBytes": 120,
         "ApproximateCreationDateTimePrecision": "MILLISECOND",

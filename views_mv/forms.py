@@ -67,7 +67,7 @@ class TableForm(forms.Form):
     )
     version = forms.ChoiceField(required=False, label="Is there an updated_at or version column?")
 
-    def __init__(self, *args, columns: dict[str, str], **kwargs):
+    def __init__(self, *args, columns: dict[str, str], dynamodb_source: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         keys = [(c, c) for c in table_settings.key_columns(columns)]
         self.fields["unique"].choices = keys
@@ -75,9 +75,14 @@ class TableForm(forms.Form):
         self.fields["time_column"].choices = [("", "No")] + [
             (c, c) for c in table_settings.time_columns(columns)
         ]
-        self.fields["version"].choices = [("", "No (the last change received wins)")] + [
-            (c, c) for c in table_settings.version_columns(columns)
-        ]
+        if dynamodb_source:
+            defaults = [
+                ("", "The time of each DynamoDB change (recommended)"),
+                ("arrival", "No: the last change received wins (the guide's default)"),
+            ]
+        else:
+            defaults = [("", "No (the last change received wins)")]
+        self.fields["version"].choices = defaults + [(c, c) for c in table_settings.version_columns(columns)]
         for name, type_ in columns.items():
             self.fields[f"type__{name}"] = forms.CharField(initial=type_, label=name, max_length=200)
 

@@ -82,6 +82,15 @@ def sample(warehouse: Warehouse, sql: str, limit: int = 10):
         raise QueryError(str(exc)) from None
 
 
+def formatted(warehouse: Warehouse, sql: str) -> str:
+    """The query in ClickHouse's canonical format (comments dropped, one clause per line)."""
+    literal = "'" + _strip(sql).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    try:
+        return str(warehouse.query(f"SELECT formatQuery({literal})", readonly=True).rows[0][0])
+    except WarehouseError as exc:
+        raise QueryError(str(exc)) from None
+
+
 def _strip(sql: str) -> str:
     sql = sql.strip()
     while sql.endswith(";"):

@@ -15,11 +15,14 @@ from pools.models import DataPool
 __all__ = ["DataPool", "Plan", "create_mv", "delete_mv", "inspect", "mv_as_dict", "target_settings"]
 from pools.services import RESERVED_NAMES, validate_pool_name
 from pools.tables import INSERT_VERSION_COLUMN
+from views_mv import versioning
 from views_mv.models import MaterializedView
 
 log = logging.getLogger(__name__)
 
-DELETE_FLAG_NAMES = ("deleted", "is_deleted", "_deleted")
+DELETE_FLAG_NAMES = ("deleted", "is_deleted", "_deleted", versioning.DELETED_COLUMN)
+# `version=ARRIVAL`: the last change received wins (the guide's empty version column, literally).
+ARRIVAL = "arrival"
 DELETE_FLAG_TYPES = ("Bool", "UInt8")
 
 
@@ -31,6 +34,7 @@ class Plan:
     source: DataPool
     columns: list[dict]
     rows: list = field(default_factory=list)
+    formatted: str = ""
 
 
 def inspect(sql: str) -> Plan:
@@ -53,7 +57,13 @@ def inspect(sql: str) -> Plan:
     source = DataPool.objects.filter(name=name).first()
     if source is None or "." in sources[0] and not sources[0].startswith("shoal."):
         raise ValidationError(f"{sources[0]} is not a Data Pool.")
-    return Plan(sql=sql.strip().rstrip(";"), source=source, columns=found["columns"], rows=found["rows"])
+    return Plan(
+        sql=sql.strip().rstrip(";"),
+        source=source,
+        columns=found["columns"],
+        rows=found["rows"],
+        formatted=found.get("formatted", ""),
+    )
 
 
 def _inspect_task():
@@ -130,7 +140,10 @@ def create_mv(
         raise ValidationError({"name": f"A Materialized View named {name!r} already exists."})
     plan = plan or inspect(sql)
     columns = {c["name"]: (column_types or {}).get(c["name"], c["type"]) for c in plan.columns}
+    view_sql = plan.sql
     existing = DataPool.objects.filter(name=target_pool).first()
+    if mutable and existing is None:
+        view_sql, version, deleted = _default_version(plan, columns, version, deleted)
     if existing is not None:
         target = _check_existing_target(existing, columns, plan.source)
     else:
@@ -159,10 +172,65 @@ def create_mv(
             access_key="",
         )
     mv = MaterializedView.objects.create(
-        name=name, description=description, sql=plan.sql, source_pool=plan.source, target_pool=target
+        name=name, description=description, sql=view_sql, source_pool=plan.source, target_pool=target
     )
     transaction.on_commit(lambda: _start(mv.pk, backfill))
     return mv
+
+
+def describe_target(
+    source: DataPool,
+    columns: dict[str, str],
+    *,
+    mutable: bool,
+    unique: list[str],
+    time_column: str | None,
+    filters: list[str],
+    version: str | None,
+):
+    """The target's settings as create_mv will make them, defaults included (for the wizard)."""
+    columns = dict(columns)
+    deleted = None
+    if mutable and version is None and source.kind == DataPool.Kind.DYNAMODB:
+        deleted = delete_flag(columns)
+        columns[versioning.VERSION_COLUMN] = "UInt64"
+        if not deleted:
+            columns[versioning.DELETED_COLUMN] = "Bool"
+            deleted = versioning.DELETED_COLUMN
+        version = versioning.VERSION_COLUMN
+    elif version == ARRIVAL:
+        version = None
+    return target_settings(
+        columns,
+        mutable=mutable,
+        unique=unique,
+        time_column=time_column,
+        filters=filters,
+        version=version,
+        deleted=deleted,
+    )
+
+
+def _default_version(plan: Plan, columns: dict[str, str], version: str | None, deleted: str | None):
+    """(SQL, version, delete flag) of a mutable view: for a DynamoDB source without a chosen
+    version, the change time (see versioning.py); `version=ARRIVAL` keeps arrival order."""
+    if version == ARRIVAL:
+        return plan.sql, None, deleted
+    if version or plan.source.kind != DataPool.Kind.DYNAMODB or not plan.formatted:
+        return plan.sql, version, deleted
+    extra = [(versioning.VERSION_COLUMN, versioning.VERSION_EXPRESSION)]
+    own_flag = deleted if deleted is not None else delete_flag(columns)
+    if not own_flag:
+        extra.append((versioning.DELETED_COLUMN, versioning.DELETED_EXPRESSION))
+    try:
+        sql = versioning.add_columns(plan.formatted, extra)
+    except versioning.CannotVersion as exc:
+        log.info("view keeps arrival order: %s", exc)
+        return plan.sql, None, deleted
+    columns[versioning.VERSION_COLUMN] = "UInt64"
+    if not own_flag:
+        columns[versioning.DELETED_COLUMN] = "Bool"
+    return sql, versioning.VERSION_COLUMN, own_flag or versioning.DELETED_COLUMN
 
 
 def _start(mv_id: int, backfill: bool) -> None:

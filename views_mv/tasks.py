@@ -37,7 +37,13 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
         rows = schema.sample(warehouse, sql, sample_rows)
     except (schema.QueryError, WarehouseError) as exc:
         return {"error": str(exc)}
-    return {"sources": sources, "columns": typed, "rows": rows.rows, "elapsed_ms": rows.elapsed_ms}
+    return {
+        "sources": sources,
+        "columns": typed,
+        "rows": rows.rows,
+        "elapsed_ms": rows.elapsed_ms,
+        "formatted": schema.formatted(warehouse, sql),
+    }
 
 
 @shared_task

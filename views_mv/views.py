@@ -147,12 +147,15 @@ def _table_step(request, state):
     columns = _columns(state)
     saved = state.get("table") or {}
     initial = saved.get("answers") or _suggest(columns)
-    form = forms.TableForm(request.POST or None, columns=columns, initial=initial)
+    source = services.DataPool.objects.filter(name=state["sql"]["source"]).first()
+    dynamodb = bool(source and source.kind == services.DataPool.Kind.DYNAMODB)
+    form = forms.TableForm(request.POST or None, columns=columns, dynamodb_source=dynamodb, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         types = {name: data[f"type__{name}"].strip() for name in columns}
         try:
-            settings, engine, deleted = services.target_settings(
+            settings, engine, deleted = services.describe_target(
+                source,
                 types,
                 mutable=data["mode"] == table_settings.MUTABLE,
                 unique=data["unique"],
@@ -177,7 +180,16 @@ def _table_step(request, state):
             }
             _save(request, state)
             return redirect("views_mv:create_step", "confirm")
-    return _render(request, "table", {"form": form, "columns": state["sql"]["columns"]})
+    return _render(
+        request,
+        "table",
+        {
+            "form": form,
+            "columns": state["sql"]["columns"],
+            "dynamodb": dynamodb,
+            "explanation": services.versioning.EXPLANATION,
+        },
+    )
 
 
 def _suggest(columns: dict[str, str]) -> dict:

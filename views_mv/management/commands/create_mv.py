@@ -30,7 +30,12 @@ class Command(BaseCommand):
         parser.add_argument("--unique", nargs="*", default=[], help="Columns that identify a record.")
         parser.add_argument("--time", default=None, help="The column you query by time.")
         parser.add_argument("--filter", nargs="*", default=[], help="Columns you always filter by.")
-        parser.add_argument("--version", default=None, help="An updated_at or version column.")
+        parser.add_argument(
+            "--version",
+            default=None,
+            help="An updated_at or version column; 'arrival' for the order changes arrive in. Default for "
+            "a DynamoDB source: the time of each change, so that the latest change wins.",
+        )
         parser.add_argument("--deleted", default=None, help="Delete-flag column (default: a Bool 'deleted').")
         parser.add_argument(
             "--type",
