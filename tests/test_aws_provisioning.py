@@ -62,7 +62,7 @@ def streaming_enabled(aws, table: str = "orders", stream_arn: str = STREAM_ARN):
         {
             "TableName": table,
             "StreamArn": stream_arn,
-            "EnableKinesisStreamingConfiguration": {"ApproximateCreationDateTimePrecision": "MILLISECOND"},
+            "EnableKinesisStreamingConfiguration": {"ApproximateCreationDateTimePrecision": "MICROSECOND"},
         },
     )
     stubber.add_response(

@@ -82,3 +82,26 @@ class Backfill(models.Model):
         if not rate or self.status == self.Status.DONE:
             return None
         return (self.rows_total - self.rows_done) / rate
+
+
+class ReplicaCheck(models.Model):
+    """A comparison of a view's pool with the DynamoDB table it replicates (views_mv/replica.py)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    mv = models.ForeignKey(MaterializedView, on_delete=models.CASCADE, related_name="replica_checks")
+    connection = models.ForeignKey("pools.AwsConnection", on_delete=models.CASCADE)
+    table_name = models.CharField(max_length=255)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    report = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"replica check of {self.mv_id} against {self.table_name}"

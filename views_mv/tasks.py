@@ -181,3 +181,22 @@ def warehouse_sweep_backfills() -> list[int]:
     for mv_id in ids:
         warehouse_run_backfill.delay(mv_id)
     return ids
+
+
+@shared_task
+def warehouse_replica_check(check_id: int) -> dict:
+    """Compare a view's pool with its DynamoDB table (runs here: it reads the warehouse)."""
+    from pools.aws.clients import connect
+    from views_mv import replica
+    from views_mv.models import ReplicaCheck
+
+    check = ReplicaCheck.objects.select_related("mv__target_pool", "connection").get(pk=check_id)
+    try:
+        ddb = connect(check.connection).client("dynamodb")
+        report = replica.check(get_warehouse(), check.mv.target_pool.name, ddb, check.table_name).as_dict()
+        status = ReplicaCheck.Status.DONE
+    except Exception as exc:  # AWS or warehouse errors are the result of the check, shown as such
+        log.warning("replica check %s failed: %s", check_id, exc)
+        report, status = {"error": str(exc)}, ReplicaCheck.Status.FAILED
+    ReplicaCheck.objects.filter(pk=check_id).update(status=status, report=report, finished_at=timezone.now())
+    return report

@@ -11,4 +11,5 @@ urlpatterns = [
     path("<str:name>/", views.mv_detail, name="detail"),
     path("<str:name>/delete/", views.mv_delete, name="delete"),
     path("<str:name>/backfill/retry/", views.mv_retry_backfill, name="retry_backfill"),
+    path("<str:name>/replica-check/", views.mv_replica_check, name="replica_check"),
 ]

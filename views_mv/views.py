@@ -15,8 +15,9 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from pools import table_settings
+from pools.aws.models import AwsConnection
 from views_mv import forms, services
-from views_mv.models import MaterializedView
+from views_mv.models import MaterializedView, ReplicaCheck
 
 SESSION_KEY = "mv_wizard"
 STEPS = [("sql", "SQL"), ("destination", "Destination"), ("table", "Table settings"), ("confirm", "Create")]
@@ -28,12 +29,38 @@ def mv_list(request: HttpRequest) -> HttpResponse:
     return render(request, "views_mv/list.html", {"views": views})
 
 
+PARTS = {"progress": "views_mv/_progress.html", "replica": "views_mv/_replica.html"}
+
+
 @login_required
 def mv_detail(request: HttpRequest, name: str) -> HttpResponse:
     mv = get_object_or_404(MaterializedView.objects.select_related("source_pool", "target_pool"), name=name)
-    template = "views_mv/_progress.html" if request.htmx and request.GET.get("part") == "progress" else None
-    context = {"mv": mv, "backfill": getattr(mv, "backfill", None)}
+    template = PARTS.get(request.GET.get("part", "")) if request.htmx else None
+    context = {
+        "mv": mv,
+        "backfill": getattr(mv, "backfill", None),
+        "check": mv.replica_checks.first(),
+        "pipelines": mv.source_pool.aws_pipelines.select_related("connection"),
+        "connections": AwsConnection.objects.all(),
+    }
     return render(request, template or "views_mv/detail.html", context)
+
+
+@login_required
+@require_POST
+def mv_replica_check(request: HttpRequest, name: str) -> HttpResponse:
+    """Start comparing the view's pool with the DynamoDB table it replicates."""
+    from views_mv.tasks import warehouse_replica_check
+
+    mv = get_object_or_404(MaterializedView, name=name)
+    connection = AwsConnection.objects.filter(pk=request.POST.get("connection") or 0).first()
+    table = request.POST.get("table", "").strip()
+    if connection is None or not table:
+        messages.error(request, "Choose the AWS connection and the DynamoDB table to compare with.")
+        return redirect(mv)
+    check = ReplicaCheck.objects.create(mv=mv, connection=connection, table_name=table)
+    warehouse_replica_check.delay(check.pk)
+    return redirect(mv)
 
 
 @login_required

@@ -17,17 +17,17 @@ from django.urls import reverse
 
 from pools.aws import secrets
 
-__all__ = ["AwsConnection", "Pipeline", "PipelineStep"]
+__all__ = ["AwsConnection", "Pipeline", "PipelineStep", "Snapshot"]
 
 region_validator = RegexValidator(
     r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$", "An AWS region code, such as us-east-1 or eu-west-1."
 )
 # DynamoDB streams changes with this timestamp precision (spec/firehose-http-endpoint.md §2.3).
-# The issue asked for MICROSECOND; the spec's decision is explicit MILLISECOND and we follow it:
-# milliseconds are what the guide's SQL, the pool's parser (which divides microseconds down to
-# milliseconds anyway) and most published records use, and the API default when the parameter is
-# omitted is unconfirmed, so Shoal always passes it.
-STREAMING_PRECISION = "MILLISECOND"
+# MICROSECOND, as the issue asks: a faithful replica orders an item's changes by this time (see
+# views_mv/versioning.py), and two changes of one item within a millisecond happen; the loader keeps
+# the value as sent with its precision, and the version normalises both. Always passed explicitly,
+# since the API's default when the parameter is omitted is unconfirmed.
+STREAMING_PRECISION = "MICROSECOND"
 
 
 def new_uid() -> str:
@@ -291,3 +291,72 @@ STEP_TITLES = {
         "bucket": "Delete the S3 bucket",
     },
 }
+
+
+class Snapshot(models.Model):
+    """A pipeline's initial snapshot ("Backfill existing items"): a parallel Scan of the table, landed
+    into the pool as INSERT change events older than any streamed change (pools/aws/snapshot.py).
+
+    `segments` holds each Scan segment's position, saved after every page, so that a run stopped at
+    any point resumes where it was: {"0": {"lek": {...} | None, "pages": 3, "items": 300,
+    "rcu": 1.5, "finished": false}, ...}.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Queued"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    uid = models.CharField(max_length=32, unique=True, default=new_uid, editable=False)
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="snapshots")
+    table_name = models.CharField(max_length=255)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    total_segments = models.PositiveSmallIntegerField(default=4)
+    max_rcu_per_second = models.FloatField(
+        default=0, help_text="Read-capacity budget of the whole scan; 0 means no limit."
+    )
+    page_limit = models.PositiveIntegerField(
+        default=0, help_text="Items per Scan page (Limit); 0: as many as fit in 1 MB."
+    )
+    key_names = models.JSONField(default=list, blank=True)
+    segments = models.JSONField(default=dict, blank=True)
+    item_count_estimate = models.BigIntegerField(null=True, blank=True, help_text="DescribeTable ItemCount.")
+    items_done = models.BigIntegerField(default=0)
+    pages_done = models.PositiveIntegerField(default=0)
+    deliveries_stored = models.PositiveIntegerField(default=0)
+    consumed_rcu = models.FloatField(default=0)
+    throttled_seconds = models.FloatField(default=0, help_text="Time spent waiting to stay within budget.")
+    pause_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        app_label = "pools"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"snapshot {self.pk} of {self.table_name}: {self.status}"
+
+    @property
+    def segments_finished(self) -> int:
+        return sum(1 for state in self.segments.values() if state.get("finished"))
+
+    @property
+    def percent(self) -> int:
+        """Progress for the bar: items against the estimate (which DynamoDB refreshes about every six
+        hours, so it can be off), capped below 100 until every segment has finished."""
+        if self.status == self.Status.DONE:
+            return 100
+        if self.item_count_estimate:
+            by_items = 100 * self.items_done / self.item_count_estimate
+        else:
+            by_items = 100 * self.segments_finished / max(self.total_segments, 1)
+        return max(0, min(99, int(by_items)))

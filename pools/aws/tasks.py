@@ -81,3 +81,20 @@ def push_firehose_endpoint(pipeline_id: int) -> str:
     Pipeline.objects.filter(pk=pipeline_id).update(notice=detail, notice_at=timezone.now())
     log.info("pipeline %s: %s", pipeline_id, detail)
     return detail
+
+
+@shared_task(bind=True, acks_late=True, max_retries=20)
+def run_snapshot(self, snapshot_id: int) -> str:
+    """Run or resume a "Backfill existing items" snapshot (pools/aws/snapshot.py).
+
+    Safe to run twice: the snapshot is claimed with a conditional UPDATE, and a copy of this task
+    (a redelivery) that finds it running with a fresh heartbeat looks again a little later, in
+    case that runner dies; once a heartbeat is STALE_AFTER old, the snapshot is taken over from
+    its last saved page."""
+    from pools.aws import snapshot as snapshots
+    from pools.aws.models import Snapshot
+
+    result = snapshots.run_snapshot(snapshot_id, task_id=self.request.id or "")
+    if result.status == Snapshot.Status.RUNNING and result.task_id != (self.request.id or ""):
+        raise self.retry(countdown=snapshots.STALE_AFTER.total_seconds() + 5)
+    return result.status

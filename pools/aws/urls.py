@@ -24,4 +24,8 @@ urlpatterns = [
     path("pipelines/<int:pk>/push-endpoint/", views.pipeline_push_endpoint, name="pipeline_push"),
     path("pipelines/<int:pk>/teardown/", views.pipeline_teardown, name="pipeline_teardown"),
     path("pipelines/<int:pk>/sample-order/", views.pipeline_sample_order, name="pipeline_sample_order"),
+    path("pipelines/<int:pk>/snapshot/", views.snapshot_progress, name="snapshot"),
+    path("pipelines/<int:pk>/snapshot/start/", views.snapshot_start, name="snapshot_start"),
+    path("pipelines/<int:pk>/snapshot/resume/", views.snapshot_resume, name="snapshot_resume"),
+    path("pipelines/<int:pk>/snapshot/pause/", views.snapshot_pause, name="snapshot_pause"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
+from django import forms as django_forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -21,8 +22,9 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from pools.aws import discovery, errors, forms, pipelines, sandbox
+from pools.aws import snapshot as snapshots
 from pools.aws.clients import connect
-from pools.aws.models import AwsConnection, Pipeline, delivery_url_problem
+from pools.aws.models import AwsConnection, Pipeline, Snapshot, delivery_url_problem
 from pools.models import DataPool
 
 log = logging.getLogger(__name__)
@@ -332,6 +334,7 @@ def pipeline_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL),
         "relay_alive": sandbox.relay_alive() if pipeline.connection.is_emulator else None,
         "teardown_form": forms.TeardownForm(),
+        **_snapshot_context(pipeline),
     }
     return render(request, "aws/pipeline.html", context)
 
@@ -493,3 +496,116 @@ def pipeline_sample_order(request: HttpRequest, pk: int) -> HttpResponse:
             f"Data on the pool page.",
         )
     return redirect(pipeline)
+
+
+# --- Initial snapshot ("Backfill existing items") ------------------------------------------------
+
+
+class SnapshotForm(django_forms.Form):
+    total_segments = django_forms.IntegerField(
+        label="Parallel segments",
+        min_value=1,
+        max_value=snapshots.MAX_SEGMENTS,
+        initial=4,
+        help_text="Scan segments read at once (1–16).",
+    )
+    max_rcu_per_second = django_forms.FloatField(
+        label="Read-capacity budget",
+        min_value=0,
+        max_value=1_000_000,
+        initial=100,
+        help_text="RCU per second for the whole scan; 0 for no limit.",
+    )
+    page_limit = django_forms.IntegerField(
+        label="Items per page",
+        min_value=1,
+        max_value=100_000,
+        required=False,
+        help_text="Scan Limit; empty: as many as fit in 1 MB.",
+    )
+
+
+def _snapshot_context(pipeline: Pipeline, form: SnapshotForm | None = None) -> dict:
+    snapshot = pipeline.snapshots.first()
+    interrupted = bool(snapshot and snapshots.interrupted(snapshot))
+    running = bool(snapshot and snapshot.status in (Snapshot.Status.PENDING, Snapshot.Status.RUNNING))
+    return {
+        "pipeline": pipeline,
+        "snapshot": snapshot,
+        "snapshot_ready": snapshots.streaming_ready(pipeline),
+        "snapshot_running": running and not interrupted,
+        "snapshot_interrupted": interrupted,
+        "snapshot_resumable": bool(
+            snapshot and (interrupted or snapshot.status in (Snapshot.Status.FAILED, Snapshot.Status.PAUSED))
+        ),
+        "snapshot_form": form or SnapshotForm(),
+    }
+
+
+def _queue_snapshot(request, snapshot: Snapshot) -> bool:
+    from pools.aws.tasks import run_snapshot
+
+    try:
+        result = run_snapshot.delay(snapshot.pk)
+    except Exception as exc:
+        messages.error(request, f"Could not queue the backfill (is Redis running?): {exc}")
+        return False
+    Snapshot.objects.filter(pk=snapshot.pk).update(task_id=result.id or "")
+    return True
+
+
+@login_required
+def snapshot_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The backfill card; polled by htmx every second while the scan runs."""
+    return render(request, "aws/_snapshot.html", _snapshot_context(_pipeline(pk)))
+
+
+@login_required
+@require_POST
+def snapshot_start(request: HttpRequest, pk: int) -> HttpResponse:
+    pipeline = _pipeline(pk)
+    form = SnapshotForm(request.POST)
+    if not form.is_valid():
+        if request.htmx:
+            return render(request, "aws/_snapshot.html", _snapshot_context(pipeline, form))
+        messages.error(request, "Check the backfill settings.")
+        return redirect(pipeline)
+    try:
+        snapshot = snapshots.start(pipeline, user=request.user, **form.cleaned_data)
+    except snapshots.SnapshotError as exc:
+        messages.error(request, str(exc))
+    else:
+        if _queue_snapshot(request, snapshot):
+            messages.success(request, f"Backfilling the items of {pipeline.table_name}; progress below.")
+    if request.htmx:
+        return render(request, "aws/_snapshot.html", _snapshot_context(pipeline))
+    return redirect(f"{pipeline.get_absolute_url()}#snapshot")
+
+
+@login_required
+@require_POST
+def snapshot_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    pipeline = _pipeline(pk)
+    snapshot = pipeline.snapshots.first()
+    if snapshot is None or not _snapshot_context(pipeline)["snapshot_resumable"]:
+        messages.info(request, "There is no stopped backfill to resume.")
+    elif _queue_snapshot(request, snapshot):
+        messages.success(request, "Resuming the backfill from the last page each segment saved.")
+    if request.htmx:
+        return render(request, "aws/_snapshot.html", _snapshot_context(pipeline))
+    return redirect(f"{pipeline.get_absolute_url()}#snapshot")
+
+
+@login_required
+@require_POST
+def snapshot_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    pipeline = _pipeline(pk)
+    Snapshot.objects.filter(
+        pipeline=pipeline, status__in=[Snapshot.Status.PENDING, Snapshot.Status.RUNNING]
+    ).update(pause_requested=True)
+    Snapshot.objects.filter(pipeline=pipeline, status=Snapshot.Status.PENDING).update(
+        status=Snapshot.Status.PAUSED
+    )
+    if request.htmx:
+        return render(request, "aws/_snapshot.html", _snapshot_context(pipeline))
+    return redirect(f"{pipeline.get_absolute_url()}#snapshot")
