@@ -172,6 +172,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "pool-statistics": {"task": "pools.tasks.warehouse_pool_stats", "schedule": 60.0},
     "resume-backfills": {"task": "views_mv.tasks.warehouse_sweep_backfills", "schedule": 30.0},
+    "aws-status-and-snapshots": {"task": "pools.aws.tasks.sweep_aws", "schedule": 300.0},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 
@@ -208,6 +209,6 @@ INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 128 * 1024 * 1024, mini
 # A delivery claimed by a loader that has not finished after this long is loaded again.
 LOAD_STALE_SECONDS = env_float("SHOAL_LOAD_STALE_SECONDS", 120.0, minimum=1.0)
 # Rows per chunk of a Materialized View's backfill (a chunk is one resumable INSERT … SELECT).
-MV_BACKFILL_CHUNK_ROWS = env_int("MV_BACKFILL_CHUNK_ROWS", 1_000_000, minimum=1)
+MV_BACKFILL_CHUNK_ROWS = env_int("MV_BACKFILL_CHUNK_ROWS", 2_500_000, minimum=1)
 # How many landed deliveries one load task takes at a time.
 LOAD_BATCH_DELIVERIES = env_int("SHOAL_LOAD_BATCH", 4, minimum=1)

@@ -276,3 +276,29 @@ def test_binary_keys_resume_from_a_saved_position(pool, aws):
     done = snapshots.run_snapshot(snapshot.pk)
     assert done.status == Snapshot.Status.DONE and done.items_done == 30
     assert sum(d.record_count for d in Delivery.objects.filter(pool=pool)) == 30
+
+
+def test_beat_resumes_a_snapshot_whose_worker_stopped(pool, aws, monkeypatch):
+    from pools.aws import tasks
+
+    queued: list = []
+    monkeypatch.setattr(tasks.run_snapshot, "delay", queued.append)  # record what beat would queue
+    monkeypatch.setattr(tasks.check_pipeline, "delay", lambda *_: None)
+    pipeline = make_pipeline(pool, aws)
+    fresh = Snapshot.objects.create(
+        pipeline=pipeline, table_name=TABLE, status=Snapshot.Status.RUNNING, heartbeat_at=timezone.now()
+    )
+    stale = Snapshot.objects.create(
+        pipeline=pipeline,
+        table_name=TABLE,
+        status=Snapshot.Status.RUNNING,
+        heartbeat_at=timezone.now() - timedelta(minutes=5),
+    )
+    Snapshot.objects.create(
+        pipeline=pipeline,
+        table_name=TABLE,
+        status=Snapshot.Status.DONE,
+        heartbeat_at=timezone.now() - timedelta(minutes=5),
+    )
+    assert tasks.sweep_aws() == {"snapshots": 1, "pipelines": 1}
+    assert queued == [stale.pk] and fresh.pk not in queued

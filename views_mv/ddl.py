@@ -22,7 +22,12 @@ def drop_view(mv) -> str:
 
 
 def delivery_rows(source_name: str) -> str:
-    return f"SELECT _delivery_id, count() FROM {table_ref(source_name)} GROUP BY _delivery_id ORDER BY 1"
+    """Each delivery in the source: id, rows, and its first and last _received_at (ms)."""
+    return (
+        "SELECT _delivery_id, count(), toUnixTimestamp64Milli(min(_received_at)), "
+        f"toUnixTimestamp64Milli(max(_received_at)) FROM {table_ref(source_name)} "
+        "GROUP BY _delivery_id ORDER BY min(_received_at), _delivery_id"
+    )
 
 
 def backfill_chunk(mv) -> str:
@@ -31,10 +36,20 @@ def backfill_chunk(mv) -> str:
     return f"INSERT INTO {table_ref(mv.target_pool.name)} ({columns}) {mv.sql.strip().rstrip(';')}"
 
 
-def chunk_filter(mv, delivery_ids: list[int]) -> dict:
-    """Settings that restrict the source table to some deliveries (ClickHouse's table filters)."""
+def chunk_filter(mv, delivery_ids: list[int], bounds: list[int] | None = None) -> dict:
+    """Settings that restrict the source table to some deliveries (ClickHouse's table filters).
+
+    The _received_at bounds let the primary index skip every granule outside the chunk; the
+    delivery ids then pick the chunk's rows exactly.
+    """
     ids = ",".join(str(int(i)) for i in delivery_ids) or "0"
     condition = f"_delivery_id IN ({ids})"
+    if bounds:
+        low, high = (int(b) for b in bounds)
+        condition = (
+            f"_received_at >= fromUnixTimestamp64Milli(toInt64({low})) AND "
+            f"_received_at <= fromUnixTimestamp64Milli(toInt64({high})) AND {condition}"
+        )
     source = mv.source_pool.name
     return {
         "additional_table_filters": {source: condition, f"{table_ref(source)}".replace("`", ""): condition}

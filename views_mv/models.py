@@ -54,6 +54,9 @@ class Backfill(models.Model):
     # [[delivery id, …], …]: each chunk is a list of the source's _delivery_id values.
     chunks = models.JSONField(default=list)
     chunk_rows = models.JSONField(default=list)
+    # [[first _received_at ms, last _received_at ms], …] of each chunk: the source's sorting key,
+    # so that a chunk's INSERT reads only its granules.
+    chunk_bounds = models.JSONField(default=list)
     chunks_done = models.IntegerField(default=0)
     rows_total = models.BigIntegerField(default=0)
     rows_done = models.BigIntegerField(default=0)

@@ -87,17 +87,21 @@ def plan_backfill(mv: MaterializedView, delivery_rows: list[list]) -> Backfill:
     limit = settings.MV_BACKFILL_CHUNK_ROWS
     chunks: list[list[int]] = []
     sizes: list[int] = []
-    for delivery_id, rows in delivery_rows:
+    bounds: list[list[int]] = []
+    for delivery_id, rows, first_ms, last_ms in delivery_rows:
         if not chunks or sizes[-1] + int(rows) > limit:
             chunks.append([])
             sizes.append(0)
+            bounds.append([int(first_ms), int(last_ms)])
         chunks[-1].append(int(delivery_id))
         sizes[-1] += int(rows)
+        bounds[-1] = [min(bounds[-1][0], int(first_ms)), max(bounds[-1][1], int(last_ms))]
     backfill, _ = Backfill.objects.update_or_create(
         mv=mv,
         defaults={
             "chunks": chunks,
             "chunk_rows": sizes,
+            "chunk_bounds": bounds,
             "rows_total": sum(sizes),
             "chunks_done": 0,
             "rows_done": 0,
@@ -133,7 +137,11 @@ def warehouse_run_backfill(mv_id: int) -> str:
     warehouse = get_warehouse()
     for index in range(backfill.chunks_done, len(backfill.chunks)):
         chunk_settings = {
-            **ddl.chunk_filter(mv, backfill.chunks[index]),
+            **ddl.chunk_filter(
+                mv,
+                backfill.chunks[index],
+                backfill.chunk_bounds[index] if index < len(backfill.chunk_bounds) else None,
+            ),
             "insert_deduplication_token": f"mv-{mv.pk}-backfill-{index}",
         }
         if INSERT_VERSION_COLUMN in mv.target_pool.engine:

@@ -98,3 +98,23 @@ def run_snapshot(self, snapshot_id: int) -> str:
     if result.status == Snapshot.Status.RUNNING and result.task_id != (self.request.id or ""):
         raise self.retry(countdown=snapshots.STALE_AFTER.total_seconds() + 5)
     return result.status
+
+
+@shared_task
+def sweep_aws() -> dict:
+    """Periodic (beat): resume snapshots whose worker stopped, and refresh active pipelines' status
+    (what the pipeline page shows without anyone having to press "Check now")."""
+    from django.utils import timezone
+
+    from pools.aws.models import Pipeline, Snapshot
+    from pools.aws.snapshot import STALE_AFTER
+
+    stale = Snapshot.objects.filter(
+        status=Snapshot.Status.RUNNING, heartbeat_at__lt=timezone.now() - STALE_AFTER
+    ).values_list("pk", flat=True)
+    for snapshot_id in stale:
+        run_snapshot.delay(snapshot_id)
+    active = Pipeline.objects.filter(status=Pipeline.Status.ACTIVE).values_list("pk", flat=True)
+    for pipeline_id in active:
+        check_pipeline.delay(pipeline_id)
+    return {"snapshots": len(stale), "pipelines": len(active)}
