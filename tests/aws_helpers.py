@@ -135,3 +135,27 @@ def record_calls(aws, services=("kinesis", "s3", "iam", "logs", "firehose", "dyn
     for service in services:
         aws.client(service).meta.events.register("before-parameter-build.*.*", recorder)
     return calls
+
+
+def make_pipeline(pool, aws, table: str):
+    """An active pipeline row whose streaming step is done (the snapshot's precondition), without
+    provisioning anything: for tests of what happens once a table streams to a pool."""
+    from django.utils import timezone
+
+    from pools.aws.models import Pipeline
+
+    return Pipeline.objects.create(
+        pool=pool,
+        connection=aws.connection,
+        status=Pipeline.Status.ACTIVE,
+        table_name=table,
+        table_arn=f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}",
+        stream_name=f"{table}-cdc",
+        bucket_name="b",
+        role_name="r",
+        firehose_name=f"{table}-to-shoal",
+        http_endpoint_name="Shoal",
+        endpoint_url=pool.endpoint_url(),
+        destination_emulated=True,
+        destination_enabled_at=timezone.now(),
+    )

@@ -14,8 +14,9 @@ from django.utils import timezone
 from console import warehouse_client
 from console.tasks import run_sql
 from pools.aws import snapshot as snapshots
-from pools.aws.models import Pipeline, Snapshot
+from pools.aws.models import Snapshot
 from pools.models import Delivery
+from tests.aws_helpers import make_pipeline
 from tests.conftest import wait_for
 
 # The moto server, AWS connection and `default` worker fixtures.
@@ -49,24 +50,6 @@ def make_table(aws, count: int, table: str = TABLE) -> None:
         ddb.batch_write_item(
             RequestItems={table: [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]}
         )
-
-
-def make_pipeline(pool, aws, table: str = TABLE) -> Pipeline:
-    return Pipeline.objects.create(
-        pool=pool,
-        connection=aws.connection,
-        status=Pipeline.Status.ACTIVE,
-        table_name=table,
-        table_arn=f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}",
-        stream_name=f"{table}-cdc",
-        bucket_name="b",
-        role_name="r",
-        firehose_name=f"{table}-to-shoal",
-        http_endpoint_name="Shoal",
-        endpoint_url=pool.endpoint_url(),
-        destination_emulated=True,
-        destination_enabled_at=timezone.now(),
-    )
 
 
 def warehouse_counts(pool) -> tuple[int, int, int]:
@@ -165,7 +148,7 @@ def test_scan_segment_pages_through_one_segment(aws):
 
 def test_a_parallel_scan_lands_every_item_once(pool, aws, warehouse_worker):
     make_table(aws, 250)
-    pipeline = make_pipeline(pool, aws)
+    pipeline = make_pipeline(pool, aws, TABLE)
     snapshot = snapshots.start(pipeline, total_segments=4, page_limit=20)
     with pytest.raises(snapshots.SnapshotError):
         snapshots.start(pipeline)  # one at a time
@@ -189,7 +172,7 @@ def test_a_parallel_scan_lands_every_item_once(pool, aws, warehouse_worker):
 
 def test_the_read_capacity_budget_throttles(pool, aws):
     make_table(aws, 40)
-    pipeline = make_pipeline(pool, aws)
+    pipeline = make_pipeline(pool, aws, TABLE)
     snapshot = snapshots.start(pipeline, total_segments=1, page_limit=10, max_rcu_per_second=10)
     slept: list[float] = []
 
@@ -213,7 +196,7 @@ def test_an_interrupted_snapshot_resumes_without_duplicates(pool, aws, warehouse
     from pools.aws.tasks import run_snapshot
 
     make_table(aws, 250)
-    pipeline = make_pipeline(pool, aws)
+    pipeline = make_pipeline(pool, aws, TABLE)
     snapshot = snapshots.start(pipeline, total_segments=4, page_limit=15)
 
     # Interrupted after a few pages (as a stopped worker leaves it).
@@ -284,7 +267,7 @@ def test_beat_resumes_a_snapshot_whose_worker_stopped(pool, aws, monkeypatch):
     queued: list = []
     monkeypatch.setattr(tasks.run_snapshot, "delay", queued.append)  # record what beat would queue
     monkeypatch.setattr(tasks.check_pipeline, "delay", lambda *_: None)
-    pipeline = make_pipeline(pool, aws)
+    pipeline = make_pipeline(pool, aws, TABLE)
     fresh = Snapshot.objects.create(
         pipeline=pipeline, table_name=TABLE, status=Snapshot.Status.RUNNING, heartbeat_at=timezone.now()
     )

@@ -21,6 +21,7 @@ from console import warehouse_client
 from console.tasks import run_sql
 from pools.aws import sandbox
 from pools.models import DataPool, Delivery
+from tests.aws_helpers import make_pipeline
 from tests.conftest import endpoint, firehose_headers, http, wait_for
 from views_mv import services
 from views_mv.models import Backfill
@@ -33,6 +34,25 @@ FLATTEN = """SELECT
   if(event_name = 'REMOVE', true, false) AS deleted,
   new_image
 FROM {pool}"""
+
+
+def create_orders_table(ddb, table: str, *, stream: bool = True) -> None:
+    spec = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+        **(spec if stream else {}),
+    )
+
+
+def all_loaded(pool) -> None:
+    wait_for(
+        lambda: not Delivery.objects.filter(pool=pool).exclude(status="loaded").exists(),
+        timeout=60,
+        message="every delivery loaded",
+    )
 
 
 def random_item(rng: random.Random, order_id: str) -> dict:
@@ -157,22 +177,12 @@ def test_the_entity_pool_equals_the_table_whatever_the_delivery_order(
     rng = random.Random(seed)
     ddb = aws.client("dynamodb")
     table = f"orders_{seed}"
-    ddb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    create_orders_table(ddb, table)
     mutate(ddb, table, rng, operations=120)
     records = stream_records(aws, table)
     assert len(records) >= 100
     deliver_chaotically(live_server, pool, records, rng)
-    wait_for(
-        lambda: not Delivery.objects.filter(pool=pool).exclude(status="loaded").exists(),
-        timeout=60,
-        message="all deliveries loaded",
-    )
+    all_loaded(pool)
 
     target = f"replica_{seed}"
     mv = services.create_mv(
@@ -192,11 +202,7 @@ def test_the_entity_pool_equals_the_table_whatever_the_delivery_order(
     mutate(ddb, table, rng, operations=40)
     later = [r for r in stream_records(aws, table) if r not in set(records)]
     deliver_chaotically(live_server, pool, later, rng)
-    wait_for(
-        lambda: not Delivery.objects.filter(pool=pool).exclude(status="loaded").exists(),
-        timeout=60,
-        message="later deliveries loaded",
-    )
+    all_loaded(pool)
     assert_replica(pool, target, scan(aws, table))
     assert DataPool.objects.get(pk=pool.pk).quarantined_count == 0
 
@@ -210,20 +216,10 @@ def test_the_replica_check_finds_what_differs(
     rng = random.Random(3)
     ddb = aws.client("dynamodb")
     table = "orders_check"
-    ddb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    create_orders_table(ddb, table)
     mutate(ddb, table, rng, operations=40)
     deliver_chaotically(live_server, pool, stream_records(aws, table), rng)
-    wait_for(
-        lambda: not Delivery.objects.filter(pool=pool).exclude(status="loaded").exists(),
-        timeout=60,
-        message="loaded",
-    )
+    all_loaded(pool)
     mv = services.create_mv(
         "flatten_check",
         FLATTEN.format(pool=pool.name),
@@ -276,20 +272,13 @@ def test_replica_comparison_ignores_set_order_and_binary_encoding():
 def test_the_replica_after_an_initial_snapshot_of_a_prefilled_table(live_server, pool, warehouse_worker, aws):
     """Items that existed before the stream was turned on come from the snapshot (version 0);
     everything after, from the stream, out of order and repeated: the result equals a Scan."""
-    from django.utils import timezone
 
     from pools.aws import snapshot
-    from pools.aws.models import Pipeline
 
     rng = random.Random(11)
     ddb = aws.client("dynamodb")
     table = "orders_prefilled"
-    ddb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-    )
+    create_orders_table(ddb, table, stream=False)
     for n in range(30):  # before the stream exists: only a snapshot can bring these
         ddb.put_item(TableName=table, Item=random_item(rng, f"p{n}"))
     ddb.update_table(
@@ -306,30 +295,13 @@ def test_the_replica_after_an_initial_snapshot_of_a_prefilled_table(live_server,
         time.sleep(0.003)
     ddb.delete_item(TableName=table, Key={"order_id": {"S": "p1"}})
 
-    pipeline = Pipeline.objects.create(
-        pool=pool,
-        connection=aws.connection,
-        status=Pipeline.Status.ACTIVE,
-        table_name=table,
-        stream_name=f"{table}-cdc",
-        bucket_name="b",
-        role_name="r",
-        firehose_name=f"{table}-to-shoal",
-        http_endpoint_name="Shoal",
-        endpoint_url=pool.endpoint_url(),
-        destination_emulated=True,
-        destination_enabled_at=timezone.now(),
-    )
+    pipeline = make_pipeline(pool, aws, table)
     snap = snapshot.start(pipeline, total_segments=3, page_limit=7)
     assert snapshot.run_snapshot(snap.pk).status == "done"
     mutate(ddb, table, rng, operations=20)  # and after it
 
     deliver_chaotically(live_server, pool, stream_records(aws, table), rng)
-    wait_for(
-        lambda: not Delivery.objects.filter(pool=pool).exclude(status="loaded").exists(),
-        timeout=60,
-        message="all deliveries loaded",
-    )
+    all_loaded(pool)
     mv = services.create_mv(
         "flatten_prefilled",
         FLATTEN.format(pool=pool.name),
