@@ -67,6 +67,7 @@ def test_the_guides_sql_through_create_mv_gives_the_current_state(pool, warehous
     assert types["order_id"] == "String" and types["timestamp"] == "DateTime"
     assert types["deleted"] == "Bool" and types["quantity"] == "Nullable(Int32)"
     assert types["total_price"] == "Nullable(Float64)" and types["new_image"] == "JSON"
+    assert "latest change wins" in MaterializedView.objects.get(name=data["name"]).versioning
 
     # Users see the current state without FINAL: o1 as modified, o2 (removed) gone.
     assert sql(f"SELECT order_id, quantity, taqueria FROM {target} ORDER BY order_id") == [
@@ -181,3 +182,14 @@ def test_a_pool_used_by_a_view_cannot_be_deleted_until_the_view_is(pool, warehou
     delete_pool(target, target.name)
     wait_for(lambda: not DataPool.objects.filter(pk=target.pk).exists(), message="target deleted")
     assert sql(f"EXISTS TABLE _mv_v_{pool.name}") == [[0]]
+
+
+def test_a_query_shoal_cannot_version_keeps_arrival_order_and_says_so(pool, warehouse_worker):
+    query = (
+        f"WITH 1 AS one SELECT keys.order_id.S AS order_id, event_name = 'REMOVE' AS deleted FROM {pool.name}"
+    )
+    mv = services.create_mv(
+        f"w_{pool.name}", query, target_pool=f"tw_{pool.name}", mutable=True, unique=["order_id"]
+    )
+    assert mv.target_pool.engine == "ReplacingMergeTree(_shoal_arrival, deleted)"
+    assert "arrival order" in mv.versioning and "WITH" in mv.versioning

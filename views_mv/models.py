@@ -22,6 +22,8 @@ class MaterializedView(models.Model):
     target_pool = models.ForeignKey(DataPool, on_delete=models.PROTECT, related_name="fed_by")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CREATING)
     status_detail = models.TextField(blank=True)
+    # How the target decides which change of a record wins (shown on the view's page).
+    versioning = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -142,8 +142,9 @@ def create_mv(
     columns = {c["name"]: (column_types or {}).get(c["name"], c["type"]) for c in plan.columns}
     view_sql = plan.sql
     existing = DataPool.objects.filter(name=target_pool).first()
+    note = ""
     if mutable and existing is None:
-        view_sql, version, deleted = _default_version(plan, columns, version, deleted)
+        view_sql, version, deleted, note = _default_version(plan, columns, version, deleted)
     if existing is not None:
         target = _check_existing_target(existing, columns, plan.source)
     else:
@@ -172,7 +173,12 @@ def create_mv(
             access_key="",
         )
     mv = MaterializedView.objects.create(
-        name=name, description=description, sql=view_sql, source_pool=plan.source, target_pool=target
+        name=name,
+        description=description,
+        sql=view_sql,
+        source_pool=plan.source,
+        target_pool=target,
+        versioning=note,
     )
     transaction.on_commit(lambda: _start(mv.pk, backfill))
     return mv
@@ -212,12 +218,15 @@ def describe_target(
 
 
 def _default_version(plan: Plan, columns: dict[str, str], version: str | None, deleted: str | None):
-    """(SQL, version, delete flag) of a mutable view: for a DynamoDB source without a chosen
+    """(SQL, version, delete flag, note) of a mutable view: for a DynamoDB source without a chosen
     version, the change time (see versioning.py); `version=ARRIVAL` keeps arrival order."""
+    arrival = "The last change received wins (arrival order)."
     if version == ARRIVAL:
-        return plan.sql, None, deleted
-    if version or plan.source.kind != DataPool.Kind.DYNAMODB or not plan.formatted:
-        return plan.sql, version, deleted
+        return plan.sql, None, deleted, arrival
+    if version:
+        return plan.sql, version, deleted, f"The change with the highest {version} wins."
+    if plan.source.kind != DataPool.Kind.DYNAMODB or not plan.formatted:
+        return plan.sql, None, deleted, arrival
     extra = [(versioning.VERSION_COLUMN, versioning.VERSION_EXPRESSION)]
     own_flag = deleted if deleted is not None else delete_flag(columns)
     if not own_flag:
@@ -225,12 +234,11 @@ def _default_version(plan: Plan, columns: dict[str, str], version: str | None, d
     try:
         sql = versioning.add_columns(plan.formatted, extra)
     except versioning.CannotVersion as exc:
-        log.info("view keeps arrival order: %s", exc)
-        return plan.sql, None, deleted
+        return plan.sql, None, deleted, f"{arrival} Shoal could not add the change time: {exc}."
     columns[versioning.VERSION_COLUMN] = "UInt64"
     if not own_flag:
         columns[versioning.DELETED_COLUMN] = "Bool"
-    return sql, versioning.VERSION_COLUMN, own_flag or versioning.DELETED_COLUMN
+    return sql, versioning.VERSION_COLUMN, own_flag or versioning.DELETED_COLUMN, versioning.EXPLANATION
 
 
 def _start(mv_id: int, backfill: bool) -> None:

@@ -139,7 +139,14 @@ def _sql_step(request, state):
                     list(zip([c["name"] for c in plan.columns], r, strict=False)) for r in plan.rows
                 ]
             else:
-                state = {"sql": {"sql": plan.sql, "source": plan.source.name, "columns": plan.columns}}
+                state = {
+                    "sql": {
+                        "sql": plan.sql,
+                        "source": plan.source.name,
+                        "columns": plan.columns,
+                        "formatted": plan.formatted,
+                    }
+                }
                 _save(request, state)
                 return redirect("views_mv:create_step", "destination")
     return _render(request, "sql", context)
@@ -247,6 +254,7 @@ def _confirm_step(request, state):
                 sql=state["sql"]["sql"],
                 source=services.DataPool.objects.get(name=source),
                 columns=state["sql"]["columns"],
+                formatted=state["sql"].get("formatted", ""),
             )
             mv = services.create_mv(
                 data["name"],

@@ -77,6 +77,11 @@ def test_the_guides_step_4_in_the_browser(page, live_server, user, warehouse_wor
     page.click("button:has-text('Create Materialized View')")
 
     page.wait_for_selector("h1:has-text('flattened_dynamodb_orders_materialized_view')")
+    from views_mv.models import MaterializedView
+
+    # What the confirm page promised is what was made: the change time decides, REMOVE deletes.
+    created = MaterializedView.objects.get(name="flattened_dynamodb_orders_materialized_view")
+    assert created.target_pool.engine == "ReplacingMergeTree(_shoal_version, deleted)"
     wait_for(lambda: Backfill.objects.filter(status="done").exists(), message="backfill")
     page.wait_for_selector("text=Done ·")
     screenshot(page, "mv-5-detail")
