@@ -193,3 +193,15 @@ def test_a_query_shoal_cannot_version_keeps_arrival_order_and_says_so(pool, ware
     )
     assert mv.target_pool.engine == "ReplacingMergeTree(_shoal_arrival, deleted)"
     assert "arrival order" in mv.versioning and "WITH" in mv.versioning
+
+
+def test_a_view_whose_sql_ends_in_a_comment_is_backfilled_exactly_once(pool, warehouse_worker):
+    # Settings appended after the view's SQL must not end up inside its trailing line comment.
+    for b in range(4):
+        land_direct(pool, [change_record(f"c{b}-{i}") for i in range(100)])
+    loaded(pool, 400)
+    query = f"SELECT event_id FROM {pool.name} -- every change event"
+    mv = services.create_mv(f"c_{pool.name}", query, target_pool=f"tc_{pool.name}", backfill=True)
+    wait_for(lambda: Backfill.objects.filter(mv=mv, status="done").exists(), timeout=60, message="backfill")
+    assert len(Backfill.objects.get(mv=mv).chunks) > 1
+    assert sql(f"SELECT count(), uniqExact(event_id) FROM tc_{pool.name}") == [[400, 400]]

@@ -66,3 +66,10 @@ def test_secrets_can_come_from_files(monkeypatch, tmp_path: Path):
     secret.write_text("from-a-file\n")
     monkeypatch.setenv("SOME_SECRET_FILE", str(secret))
     assert env.env_str("SOME_SECRET") == "from-a-file"
+
+
+def test_settings_render_maps_and_quotes_as_clickhouse_literals():
+    from console.warehouse.base import settings_clause
+
+    clause = settings_clause({"additional_table_filters": {"t": "k = 'a'"}, "readonly": True, "x": "it's"})
+    assert clause == "\nSETTINGS additional_table_filters = {'t': 'k = \\'a\\''}, readonly = 1, x = 'it\\'s'"

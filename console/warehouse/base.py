@@ -115,14 +115,26 @@ def quote_string(value: str) -> str:
 
 
 def settings_clause(settings: dict[str, Any] | None) -> str:
-    if not settings:
-        return ""
-    parts = []
-    for key, value in settings.items():
-        rendered = (
-            quote_string(value)
-            if isinstance(value, str)
-            else str(int(value) if isinstance(value, bool) else value)
+    """A SETTINGS clause to append to a statement.
+
+    It starts on a line of its own, so that a statement ending in a `-- comment` (users' SQL does)
+    cannot swallow it.
+    """
+    return f"\nSETTINGS {settings_list(settings)}" if settings else ""
+
+
+def settings_list(settings: dict[str, Any]) -> str:
+    """`key = literal, …`, as SETTINGS and SET take them."""
+    return ", ".join(f"{key} = {_setting_literal(value)}" for key, value in settings.items())
+
+
+def _setting_literal(value: Any) -> str:
+    if isinstance(value, dict):  # a Map setting, e.g. additional_table_filters
+        return (
+            "{" + ", ".join(f"{quote_string(str(k))}: {quote_string(str(v))}" for k, v in value.items()) + "}"
         )
-        parts.append(f"{key} = {rendered}")
-    return " SETTINGS " + ", ".join(parts)
+    if isinstance(value, str):
+        return quote_string(value)
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)

@@ -26,6 +26,7 @@ from console.warehouse.base import (
     quote_string,
     readonly_settings,
     settings_clause,
+    settings_list,
 )
 
 _CODE = re.compile(r"Code: (\d+)\. ")
@@ -64,7 +65,7 @@ class ChdbWarehouse(Warehouse):
                 conn = chdb.connect(f"{self.path}?{urlencode(self._ro_params)}")
             else:
                 conn = chdb.connect(self.path)
-                conn.query("SET " + settings_clause(SESSION_SETTINGS).removeprefix(" SETTINGS "))
+                conn.query("SET " + settings_list(SESSION_SETTINGS))
             if self._bootstrapped:
                 conn.query(f"USE {quote_identifier(self.database)}")
             setattr(self._local, attr, conn)
