@@ -560,6 +560,13 @@ def snapshot_progress(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "aws/_snapshot.html", _snapshot_context(_pipeline(pk)))
 
 
+def _snapshot_answer(request: HttpRequest, pipeline) -> HttpResponse:
+    """After a snapshot action: the card again (htmx), or back to it on the pipeline page."""
+    if request.htmx:
+        return render(request, "aws/_snapshot.html", _snapshot_context(pipeline))
+    return redirect(f"{pipeline.get_absolute_url()}#snapshot")
+
+
 @login_required
 @require_POST
 def snapshot_start(request: HttpRequest, pk: int) -> HttpResponse:
@@ -577,9 +584,7 @@ def snapshot_start(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         if _queue_snapshot(request, snapshot):
             messages.success(request, f"Backfilling the items of {pipeline.table_name}; progress below.")
-    if request.htmx:
-        return render(request, "aws/_snapshot.html", _snapshot_context(pipeline))
-    return redirect(f"{pipeline.get_absolute_url()}#snapshot")
+    return _snapshot_answer(request, pipeline)
 
 
 @login_required
@@ -591,9 +596,7 @@ def snapshot_resume(request: HttpRequest, pk: int) -> HttpResponse:
         messages.info(request, "There is no stopped backfill to resume.")
     elif _queue_snapshot(request, snapshot):
         messages.success(request, "Resuming the backfill from the last page each segment saved.")
-    if request.htmx:
-        return render(request, "aws/_snapshot.html", _snapshot_context(pipeline))
-    return redirect(f"{pipeline.get_absolute_url()}#snapshot")
+    return _snapshot_answer(request, pipeline)
 
 
 @login_required
@@ -606,6 +609,4 @@ def snapshot_pause(request: HttpRequest, pk: int) -> HttpResponse:
     Snapshot.objects.filter(pipeline=pipeline, status=Snapshot.Status.PENDING).update(
         status=Snapshot.Status.PAUSED
     )
-    if request.htmx:
-        return render(request, "aws/_snapshot.html", _snapshot_context(pipeline))
-    return redirect(f"{pipeline.get_absolute_url()}#snapshot")
+    return _snapshot_answer(request, pipeline)
