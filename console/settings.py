@@ -73,6 +73,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: whatever happens under the ingest URL, Firehose gets its JSON reply.
+    "pools.ingest.FirehoseRepliesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -204,6 +206,9 @@ if INGEST_LANDING not in {"files", "database"}:
 # limit it does so whatever the state of the workers, to protect the disk.
 INGEST_BACKLOG_SOFT_BYTES = env_int("INGEST_BACKLOG_SOFT_BYTES", 32 * 1024 * 1024, minimum=0)
 INGEST_BACKLOG_HARD_BYTES = env_int("INGEST_BACKLOG_HARD_BYTES", 4 * 1024 * 1024 * 1024, minimum=0)
+# Free space the data folder keeps: a delivery that would leave less is answered 503 (retried by
+# Firehose) rather than filling the disk the warehouse also needs.
+INGEST_MIN_FREE_BYTES = env_int("INGEST_MIN_FREE_BYTES", 256 * 1024 * 1024, minimum=0)
 # Firehose sends at most 64 MiB before compression, plus base64 and JSON overhead.
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 128 * 1024 * 1024, minimum=1024)
 # A delivery claimed by a loader that has not finished after this long is loaded again.

@@ -44,32 +44,36 @@ def require_redis(url: str, err=sys.stderr) -> None:
         sys.exit(1)
 
 
+def gunicorn_argv(port: int, python: str = sys.executable, *, workers: str, threads: str) -> list[str]:
+    """The web process: gunicorn with Shoal's settings (console/gunicorn_conf.py)."""
+    return [
+        python,
+        "-m",
+        "gunicorn",
+        "console.wsgi:application",
+        "-c",
+        "python:console.gunicorn_conf",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        workers,
+        "--threads",
+        threads,
+        "--timeout",
+        "200",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        "%(m)s %(U)s %(s)s %(b)s %(M)sms",
+    ]
+
+
 def plan(port: int, python: str = sys.executable) -> list[Proc]:
     web_workers = os.environ.get("WEB_WORKERS", "2")
     web_threads = os.environ.get("WEB_THREADS", "8")
     celery = [python, "-m", "celery", "-A", "console"]
     return [
-        Proc(
-            "web",
-            [
-                python,
-                "-m",
-                "gunicorn",
-                "console.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                web_workers,
-                "--threads",
-                web_threads,
-                "--timeout",
-                "200",
-                "--access-logfile",
-                "-",
-                "--access-logformat",
-                "%(m)s %(U)s %(s)s %(b)s %(M)sms",
-            ],
-        ),
+        Proc("web", gunicorn_argv(port, python, workers=web_workers, threads=web_threads)),
         # The only process that opens the warehouse; threads share one chDB folder.
         Proc(
             "warehouse",

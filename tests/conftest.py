@@ -287,6 +287,71 @@ def endpoint(live_server, pool) -> str:
     return live_server.url + pool.endpoint_path()
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the server exited with status {proc.returncode}") from None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def child_env(**extra: str) -> dict:
+    """The environment of a process a test starts: this run's settings, data folder and database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(),
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+@pytest.fixture
+def web_server(transactional_db):
+    """The web process as `make run` starts it (gunicorn with Shoal's settings), on a free port."""
+    from console import supervisor
+
+    port = free_port()
+    log = Path(settings.DATA_DIR) / "web-server.log"
+    proc = subprocess.Popen(
+        supervisor.gunicorn_argv(port, sys.executable, workers="1", threads="4"),
+        cwd=ROOT,
+        env=child_env(),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 @pytest.fixture(scope="session")
 def local_warehouse():
     """A chDB warehouse opened by the test process itself, in a folder of its own (the worker
