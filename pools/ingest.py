@@ -281,10 +281,15 @@ def _worker_alive() -> bool:
 
 
 def enqueue_load(pool_id: int) -> None:
-    """Ask a warehouse worker to load; if Redis is down, the periodic sweep does it later."""
+    """Ask a warehouse worker to load; if Redis is down, the periodic sweep does it later.
+
+    Fire-and-forget: no result is asked for (the result backend is not touched), the publish is
+    not retried and the broker's socket timeouts are short (CELERY_BROKER_TRANSPORT_OPTIONS), so
+    an outage costs the 200 nothing but the sweep's delay.
+    """
     from pools.tasks import warehouse_load_pool
 
     try:
-        warehouse_load_pool.apply_async((pool_id,), retry=False)
+        warehouse_load_pool.apply_async((pool_id,), retry=False, ignore_result=True)
     except Exception as exc:  # the delivery is durable; the sweep will find it
         log.warning("ingest: could not enqueue a load for pool %s: %s", pool_id, exc)

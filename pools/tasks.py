@@ -17,7 +17,9 @@ from pools.models import DataPool
 log = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True)
+# Fire-and-forget: nobody waits for a load's result, so none is stored, and queueing one never
+# touches the result backend (with Redis down, that cost the endpoint ~19 s per delivery).
+@shared_task(acks_late=True, ignore_result=True)
 def warehouse_load_pool(pool_id: int) -> dict:
     outcome = loader.load_pool(get_warehouse(), pool_id)
     if outcome.deliveries or outcome.failed:

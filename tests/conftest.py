@@ -325,8 +325,7 @@ def child_env(**extra: str) -> dict:
     }
 
 
-@pytest.fixture
-def web_server(transactional_db):
+def start_web_server(**env: str) -> tuple[subprocess.Popen, str]:
     """The web process as `make run` starts it (gunicorn with Shoal's settings), on a free port."""
     from console import supervisor
 
@@ -335,21 +334,33 @@ def web_server(transactional_db):
     proc = subprocess.Popen(
         supervisor.gunicorn_argv(port, sys.executable, workers="1", threads="4"),
         cwd=ROOT,
-        env=child_env(),
+        env=child_env(**env),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    except BaseException:
+        stop_web_server(proc)
+        raise
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_web_server(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def web_server(transactional_db):
+    proc, url = start_web_server()
+    yield url
+    stop_web_server(proc)
 
 
 @pytest.fixture(scope="session")

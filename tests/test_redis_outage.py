@@ -1,0 +1,87 @@
+"""Redis down while Firehose delivers: the endpoint still answers at once (loads are queued
+fire-and-forget, no result backend on the hot path), and the sweep loads what landed meanwhile."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+from pools.models import Delivery
+from tests.conftest import change_record, firehose_body, firehose_headers, free_port, http, wait_for
+from tests.test_ingest_endpoint import assert_firehose_reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def second_redis():
+    """A redis-server of this test's own, on a free port, that the test can stop."""
+    port = free_port()
+    folder = Path(settings.DATA_DIR) / f"redis-{port}"
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_for(lambda: _pings(url), timeout=10, message="the second redis-server")
+    yield url, proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(10)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pings(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def web_on_second_redis(second_redis, transactional_db):
+    from tests.conftest import start_web_server, stop_web_server
+
+    url, redis_proc = second_redis
+    proc, base = start_web_server(REDIS_URL=url)
+    yield base, redis_proc
+    stop_web_server(proc)
+
+
+def test_ingest_answers_at_once_while_redis_is_down(web_on_second_redis, pool, warehouse_worker):
+    base, redis_proc = web_on_second_redis
+    url = base + pool.endpoint_path()
+    request_id, body = firehose_body([change_record("before")])
+    reply = http("POST", url, body, firehose_headers(request_id, pool.access_key))
+    assert_firehose_reply(reply, request_id, 200)
+
+    redis_proc.terminate()
+    redis_proc.wait(10)
+    answered = []
+    for i in range(3):
+        request_id, body = firehose_body([change_record(f"during-{i}")])
+        started = time.monotonic()
+        reply = http("POST", url, body, firehose_headers(request_id, pool.access_key))
+        answered.append(time.monotonic() - started)
+        assert_firehose_reply(reply, request_id, 200)
+    assert max(answered) < 1.5, answered
+    assert Delivery.objects.filter(pool=pool).count() == 4
+
+    # Nothing was queued for the three (Redis was down): beat's sweep (on the suite's own Redis,
+    # where the warehouse worker listens) finds them and they load.
+    from pools.tasks import sweep_deliveries
+
+    def all_loaded() -> bool:
+        sweep_deliveries()
+        return not Delivery.objects.filter(pool=pool).exclude(status=Delivery.Status.LOADED).exists()
+
+    wait_for(all_loaded, timeout=60, interval=1.0, message="the sweep to load what landed")
