@@ -42,9 +42,12 @@ def database_url() -> str:
 class WorkerProcess:
     """A Celery worker on one queue in its own process, as `make run` starts it."""
 
-    def __init__(self, queues: str = "warehouse", env: dict | None = None):
+    def __init__(
+        self, queues: str = "warehouse", env: dict | None = None, heartbeat_redis: str | None = None
+    ):
         self.queues = queues
         self.env = env or {}
+        self.redis_url = heartbeat_redis or settings.REDIS_URL
         self.name = f"test-{queues}-{uuid.uuid4().hex[:6]}@localhost"
         self.proc: subprocess.Popen | None = None
         self.log = Path(settings.DATA_DIR) / f"worker-{queues}.log"
@@ -52,7 +55,7 @@ class WorkerProcess:
     def start(self) -> None:
         from console.warehouse_client import HEARTBEAT_KEY
 
-        client = redis.Redis.from_url(settings.REDIS_URL)
+        client = redis.Redis.from_url(self.redis_url)
         if self.queues == "warehouse":
             client.delete(HEARTBEAT_KEY)
         env = {
@@ -114,7 +117,7 @@ class WorkerProcess:
         if self.queues == "warehouse":
             from console.warehouse_client import HEARTBEAT_KEY
 
-            redis.Redis.from_url(settings.REDIS_URL).delete(HEARTBEAT_KEY)
+            redis.Redis.from_url(self.redis_url).delete(HEARTBEAT_KEY)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -361,6 +364,34 @@ def web_server(transactional_db):
     proc, url = start_web_server()
     yield url
     stop_web_server(proc)
+
+
+@pytest.fixture
+def second_redis():
+    """A redis-server of this test's own, on a free port, that the test can stop."""
+    port = free_port()
+    folder = Path(settings.DATA_DIR) / f"redis-{port}"
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_for(lambda: redis_pings(url), timeout=10, message="the second redis-server")
+    yield url, proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(10)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def redis_pings(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
 
 
 @pytest.fixture(scope="session")

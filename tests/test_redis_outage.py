@@ -3,48 +3,15 @@ fire-and-forget, no result backend on the hot path), and the sweep loads what la
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
-import redis
-from django.conf import settings
 
 from pools.models import Delivery
-from tests.conftest import change_record, firehose_body, firehose_headers, free_port, http, wait_for
+from tests.conftest import change_record, firehose_body, firehose_headers, http, wait_for
 from tests.test_ingest_endpoint import assert_firehose_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def second_redis():
-    """A redis-server of this test's own, on a free port, that the test can stop."""
-    port = free_port()
-    folder = Path(settings.DATA_DIR) / f"redis-{port}"
-    folder.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_for(lambda: _pings(url), timeout=10, message="the second redis-server")
-    yield url, proc
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(10)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _pings(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
 
 
 @pytest.fixture

@@ -24,4 +24,4 @@ class Command(BaseCommand):
                     f"    {setup_token.setup_url()}"
                 )
             )
-        sys.exit(supervisor.run(supervisor.plan(settings.PORT)))
+        sys.exit(supervisor.run(supervisor.plan(settings.PORT), data_dir=settings.DATA_DIR))

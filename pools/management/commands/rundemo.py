@@ -58,4 +58,4 @@ class Command(BaseCommand):
                     f"    {setup_token.setup_url()}"
                 )
             )
-        sys.exit(supervisor.run(procs))
+        sys.exit(supervisor.run(procs, data_dir=settings.DATA_DIR))
