@@ -188,6 +188,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TASK_ALWAYS_EAGER = False
 
+# --- Operator view (console/metrics.py) ---------------------------------------------------------
+# /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`; without a token it is off (404).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
 # --- Warehouse --------------------------------------------------------------------------------
 WAREHOUSE = warehouse_from_url(env_str("WAREHOUSE_URL"), data_dir=DATA_DIR)
 # How long the web process and commands wait for a warehouse worker to answer.

@@ -17,6 +17,7 @@ import logging
 import time
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Sum
@@ -98,6 +99,7 @@ def fault_response(request_id: str, exc: BaseException) -> HttpResponse:
     return firehose_response(request_id, 503, RETRY_LATER)
 
 
+@login_not_required  # Firehose authenticates with the pool's access key, not a session
 @csrf_exempt
 def firehose_endpoint(request: HttpRequest, public_id: str) -> HttpResponse:
     header_id = request.headers.get("X-Amz-Firehose-Request-Id", "")
@@ -116,9 +118,18 @@ class FirehoseRepliesMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
         if not request.path.startswith(INGEST_PREFIX):
-            return response
+            return self.get_response(request)
+        started = time.perf_counter()
+        response = self._json(request, self.get_response(request))
+        if request.method == "POST":  # the ack latency histogram of /metrics
+            from console.metrics import ack_latency
+
+            ack_latency.observe(response.status_code, time.perf_counter() - started)
+        return response
+
+    @staticmethod
+    def _json(request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if response.get("Content-Type", "").startswith("application/json"):
             return response
         header_id = request.headers.get("X-Amz-Firehose-Request-Id", "")[:255]

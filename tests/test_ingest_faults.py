@@ -51,6 +51,20 @@ def test_a_database_error_is_shoal_s_fault(live_server, pool, no_worker):
     assert Delivery.objects.filter(pool=pool).count() == 1
 
 
+def test_the_endpoint_is_public_under_a_default_deny_login_middleware(client, pool, settings):
+    # The test client loads the middleware at its first request, so the setting applies.
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.contrib.auth.middleware.LoginRequiredMiddleware"]
+    request_id, body = firehose_body([change_record("o1")])
+    reply = client.post(
+        pool.endpoint_path(),
+        body,
+        content_type="application/json",
+        headers=firehose_headers(request_id, pool.access_key),
+    )
+    assert reply.status_code == 200, reply.content
+    assert reply.json()["requestId"] == request_id
+
+
 def test_a_wrong_host_header_still_gets_the_json_reply(live_server, pool):
     request_id, body = firehose_body([change_record("o1")])
     headers = firehose_headers(request_id, pool.access_key, Host="not-allowed.example")
