@@ -198,6 +198,15 @@ WAREHOUSE = warehouse_from_url(env_str("WAREHOUSE_URL"), data_dir=DATA_DIR)
 WAREHOUSE_TIMEOUT = env_float("WAREHOUSE_TIMEOUT", 30.0, minimum=1.0)
 SQL_MAX_EXECUTION_SECONDS = env_int("SQL_MAX_EXECUTION_SECONDS", 30, minimum=1)
 SQL_MAX_RESULT_ROWS = env_int("SQL_MAX_RESULT_ROWS", 10_000, minimum=1)
+# Users' queries (SQL Console, Preview, Replica check) run on a pool of their own in the warehouse
+# worker (console/user_queries.py), apart from loading and backfills: at most
+# WAREHOUSE_USER_CONCURRENCY at once, SQL_MAX_CONCURRENT_PER_USER of them for one user, each with
+# SQL_MAX_THREADS threads at the lowest CPU priority and SQL_MAX_MEMORY_BYTES of memory (spilling
+# to disk past half).
+WAREHOUSE_USER_CONCURRENCY = env_int("WAREHOUSE_USER_CONCURRENCY", 4, minimum=1)
+SQL_MAX_CONCURRENT_PER_USER = env_int("SQL_MAX_CONCURRENT_PER_USER", 2, minimum=1)
+SQL_MAX_MEMORY_BYTES = env_int("SQL_MAX_MEMORY_BYTES", 2 * 1024**3, minimum=16 * 1024**2)
+SQL_MAX_THREADS = env_int("SQL_MAX_THREADS", 2, minimum=1)
 
 # --- AWS (pools/aws/clients.py) ---------------------------------------------------------------
 AWS_CONNECT_TIMEOUT = env_float("AWS_CONNECT_TIMEOUT", 5.0, minimum=0.1)

@@ -191,9 +191,16 @@ def warehouse_sweep_backfills() -> list[int]:
     return ids
 
 
-@shared_task
-def warehouse_replica_check(check_id: int) -> dict:
-    """Compare a view's pool with its DynamoDB table (runs here: it reads the warehouse)."""
+@shared_task(bind=True)
+def warehouse_replica_check(self, check_id: int) -> dict:
+    """Compare a view's pool with its DynamoDB table (runs here: it reads the warehouse), on the
+    users' pool (console/user_queries.py): a long scan never holds a loading thread."""
+    from console import user_queries
+
+    return user_queries.hand_off(self, _replica_check, check_id, user="replica-check")
+
+
+def _replica_check(check_id: int) -> dict:
     from pools.aws.clients import connect
     from views_mv import replica
     from views_mv.models import ReplicaCheck

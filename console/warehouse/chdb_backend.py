@@ -58,6 +58,8 @@ class ChdbWarehouse(Warehouse):
             **readonly_settings(
                 sql_max_seconds or settings.SQL_MAX_EXECUTION_SECONDS,
                 sql_max_rows or settings.SQL_MAX_RESULT_ROWS,
+                max_memory=settings.SQL_MAX_MEMORY_BYTES,
+                max_threads=settings.SQL_MAX_THREADS,
             ),
             **SESSION_SETTINGS,
         }
