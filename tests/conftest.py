@@ -29,6 +29,31 @@ def pytest_sessionstart(session):
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_waits_out_deadlocks():
+    """On PostgreSQL, the flush after a transactional test (one TRUNCATE of every table) can
+    deadlock with a worker still finishing that test's load (it updates a delivery, then its
+    pool); PostgreSQL then cancels the flush. Try it again, as the worker's transaction is over by
+    then. (SQLite makes the flush wait instead.)"""
+    from django.core.management.base import CommandError
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self):
+        for attempt in range(5):
+            try:
+                return original(self)
+            except CommandError as exc:
+                if "deadlock" not in str(exc.__cause__ or exc).lower() or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = teardown
+    yield
+    TransactionTestCase._fixture_teardown = original
+
+
 def database_url() -> str:
     from django.db import connection
 
@@ -328,14 +353,21 @@ def child_env(**extra: str) -> dict:
     }
 
 
+def processes(kind: str) -> int:
+    """How many web processes (WEB) or default workers (DEFAULT_WORKERS) the tests start: 1, or
+    what SHOAL_TEST_<kind> says (CI's multi-host run uses 2)."""
+    return int(os.environ.get(f"SHOAL_TEST_{kind}", "1"))
+
+
 def start_web_server(**env: str) -> tuple[subprocess.Popen, str]:
-    """The web process as `make run` starts it (gunicorn with Shoal's settings), on a free port."""
+    """The web process as `make run` starts it (gunicorn with Shoal's settings), on a free port;
+    SHOAL_TEST_WEB web processes (gunicorn workers) answer on it."""
     from console import supervisor
 
     port = free_port()
     log = Path(settings.DATA_DIR) / "web-server.log"
     proc = subprocess.Popen(
-        supervisor.gunicorn_argv(port, sys.executable, workers="1", threads="4"),
+        supervisor.gunicorn_argv(port, sys.executable, workers=str(processes("WEB")), threads="4"),
         cwd=ROOT,
         env=child_env(**env),
         stdout=log.open("ab"),
