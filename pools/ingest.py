@@ -99,7 +99,7 @@ def fault_response(request_id: str, exc: BaseException) -> HttpResponse:
     return firehose_response(request_id, 503, RETRY_LATER)
 
 
-@login_not_required  # Firehose authenticates with the pool's access key, not a session
+@login_not_required  # Firehose signs in with the pool's access key or Basic credentials
 @csrf_exempt
 def firehose_endpoint(request: HttpRequest, public_id: str) -> HttpResponse:
     header_id = request.headers.get("X-Amz-Firehose-Request-Id", "")
