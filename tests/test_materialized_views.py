@@ -67,17 +67,26 @@ def test_the_guides_sql_through_create_mv_gives_the_current_state(pool, warehous
     assert types["order_id"] == "String" and types["timestamp"] == "DateTime"
     assert types["deleted"] == "Bool" and types["quantity"] == "Nullable(Int32)"
     assert types["total_price"] == "Nullable(Float64)" and types["new_image"] == "JSON"
+    # `new_image.orderItems` names a list attribute: the column holds it as DynamoDB sent it.
+    assert types["order_items"] == "Nullable(String)"
     assert "latest change wins" in MaterializedView.objects.get(name=data["name"]).versioning
 
     # Users see the current state without FINAL: o1 as modified, o2 (removed) gone.
     assert sql(f"SELECT order_id, quantity, taqueria FROM {target} ORDER BY order_id") == [
         ["o1", 4, "La Paloma"]
     ]
+    sent = change_record("x")["dynamodb"]["NewImage"]["orderItems"]
+    [[backfilled]] = sql(f"SELECT order_items FROM {target}")
+    assert json.loads(backfilled) == sent
+    mv = MaterializedView.objects.get(name=data["name"])
+    assert mv.user_sql == sql_file.read_text().strip() and "toJSONString(new_image.^orderItems)" in mv.sql
 
     # Later deliveries flow through the view with no extra step.
     land_direct(pool, [change_record("o3", "INSERT", quantity=9), change_record("o1", "REMOVE")])
     loaded(pool, 6)
     wait_for(lambda: sql(f"SELECT order_id FROM {target}") == [["o3"]], message="view applied")
+    [[live]] = sql(f"SELECT order_items FROM {target}")  # through the view itself
+    assert json.loads(live) == sent
 
 
 def test_a_backfill_racing_live_deliveries_copies_every_event_once(pool, warehouse_worker):

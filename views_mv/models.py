@@ -17,7 +17,10 @@ class MaterializedView(models.Model):
 
     name = models.CharField(max_length=63, unique=True, validators=[name_validator])
     description = models.TextField(blank=True)
-    sql = models.TextField(help_text="A SELECT over the source Data Pool.")
+    # `sql` is what runs in the warehouse (user_sql with JSON paths made readable and, for a
+    # DynamoDB source, the change-time version added); `user_sql` is the SELECT as written.
+    sql = models.TextField(help_text="The SELECT the warehouse runs (effective SQL).")
+    user_sql = models.TextField(blank=True, help_text="The SELECT as the user wrote it.")
     source_pool = models.ForeignKey(DataPool, on_delete=models.PROTECT, related_name="feeds")
     target_pool = models.ForeignKey(DataPool, on_delete=models.PROTECT, related_name="fed_by")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CREATING)
@@ -35,6 +38,10 @@ class MaterializedView(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("views_mv:detail", args=[self.name])
+
+    @property
+    def written_sql(self) -> str:
+        return self.user_sql or self.sql
 
     @property
     def warehouse_name(self) -> str:

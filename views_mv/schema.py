@@ -27,7 +27,7 @@ class QueryError(ValueError):
 def source_tables(warehouse: Warehouse, sql: str) -> list[str]:
     """The tables the SELECT reads, from ClickHouse's own parse tree (comments and strings safe)."""
     try:
-        tree = warehouse.query("EXPLAIN AST " + _strip(sql), readonly=True)
+        tree = warehouse.query("EXPLAIN AST " + strip(sql), readonly=True)
     except WarehouseError as exc:
         raise QueryError(str(exc)) from None
     names = []
@@ -40,7 +40,7 @@ def source_tables(warehouse: Warehouse, sql: str) -> list[str]:
 
 def output_columns(warehouse: Warehouse, sql: str) -> list[tuple[str, str]]:
     try:
-        described = warehouse.query(f"DESCRIBE (\n{_strip(sql)}\n)", readonly=True)
+        described = warehouse.query(f"DESCRIBE (\n{strip(sql)}\n)", readonly=True)
     except WarehouseError as exc:
         raise QueryError(str(exc)) from None
     return [(row[0], row[1]) for row in described.rows]
@@ -56,7 +56,7 @@ def concrete_types(warehouse: Warehouse, sql: str, columns: list[tuple[str, str]
             for n in dynamic
         )
         row = warehouse.query(
-            f"SELECT {probes} FROM (\n{_strip(sql)}\nLIMIT {SAMPLE_ROWS})", readonly=True
+            f"SELECT {probes} FROM (\n{strip(sql)}\nLIMIT {SAMPLE_ROWS})", readonly=True
         ).rows[0]
         for i, name in enumerate(dynamic):
             types = Counter(t for t in row[2 * i] if t != "None")
@@ -77,21 +77,22 @@ def concrete_types(warehouse: Warehouse, sql: str, columns: list[tuple[str, str]
 
 def sample(warehouse: Warehouse, sql: str, limit: int = 10):
     try:
-        return warehouse.query(f"SELECT * FROM (\n{_strip(sql)}\n) LIMIT {int(limit)}", readonly=True)
+        return warehouse.query(f"SELECT * FROM (\n{strip(sql)}\n) LIMIT {int(limit)}", readonly=True)
     except WarehouseError as exc:
         raise QueryError(str(exc)) from None
 
 
 def formatted(warehouse: Warehouse, sql: str) -> str:
     """The query in ClickHouse's canonical format (comments dropped, one clause per line)."""
-    literal = "'" + _strip(sql).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    literal = "'" + strip(sql).replace("\\", "\\\\").replace("'", "\\'") + "'"
     try:
         return str(warehouse.query(f"SELECT formatQuery({literal})", readonly=True).rows[0][0])
     except WarehouseError as exc:
         raise QueryError(str(exc)) from None
 
 
-def _strip(sql: str) -> str:
+def strip(sql: str) -> str:
+    """The query without surrounding blanks and trailing semicolons."""
     sql = sql.strip()
     while sql.endswith(";"):
         sql = sql[:-1].rstrip()

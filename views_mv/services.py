@@ -34,7 +34,12 @@ class Plan:
     source: DataPool
     columns: list[dict]
     rows: list = field(default_factory=list)
-    formatted: str = ""
+    formatted: str = ""  # the effective SQL in ClickHouse's canonical format
+    effective: str = ""  # what runs: `sql` with JSON paths made readable (console.json_paths)
+
+    @property
+    def runs(self) -> str:
+        return self.effective or self.sql
 
 
 def inspect(sql: str) -> Plan:
@@ -63,6 +68,7 @@ def inspect(sql: str) -> Plan:
         columns=found["columns"],
         rows=found["rows"],
         formatted=found.get("formatted", ""),
+        effective=found.get("effective", ""),
     )
 
 
@@ -140,7 +146,7 @@ def create_mv(
         raise ValidationError({"name": f"A Materialized View named {name!r} already exists."})
     plan = plan or inspect(sql)
     columns = {c["name"]: (column_types or {}).get(c["name"], c["type"]) for c in plan.columns}
-    view_sql = plan.sql
+    view_sql = plan.runs
     existing = DataPool.objects.filter(name=target_pool).first()
     note = ""
     if mutable and existing is None:
@@ -176,6 +182,7 @@ def create_mv(
         name=name,
         description=description,
         sql=view_sql,
+        user_sql=plan.sql,
         source_pool=plan.source,
         target_pool=target,
         versioning=note,
@@ -222,11 +229,11 @@ def _default_version(plan: Plan, columns: dict[str, str], version: str | None, d
     version, the change time (see versioning.py); `version=ARRIVAL` keeps arrival order."""
     arrival = "The last change received wins (arrival order)."
     if version == ARRIVAL:
-        return plan.sql, None, deleted, arrival
+        return plan.runs, None, deleted, arrival
     if version:
-        return plan.sql, version, deleted, f"The change with the highest {version} wins."
+        return plan.runs, version, deleted, f"The change with the highest {version} wins."
     if plan.source.kind != DataPool.Kind.DYNAMODB or not plan.formatted:
-        return plan.sql, None, deleted, arrival
+        return plan.runs, None, deleted, arrival
     extra = [(versioning.VERSION_COLUMN, versioning.VERSION_EXPRESSION)]
     own_flag = deleted if deleted is not None else delete_flag(columns)
     if not own_flag:
@@ -234,7 +241,7 @@ def _default_version(plan: Plan, columns: dict[str, str], version: str | None, d
     try:
         sql = versioning.add_columns(plan.formatted, extra)
     except versioning.CannotVersion as exc:
-        return plan.sql, None, deleted, f"{arrival} Shoal could not add the change time: {exc}."
+        return plan.runs, None, deleted, f"{arrival} Shoal could not add the change time: {exc}."
     columns[versioning.VERSION_COLUMN] = "UInt64"
     if not own_flag:
         columns[versioning.DELETED_COLUMN] = "Bool"

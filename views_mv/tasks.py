@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
+from console import json_paths
 from console.warehouse import WarehouseError, get_warehouse
 from pools import loader
 from pools.gate import gate
@@ -32,9 +33,12 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
         # A pool that has received nothing yet may not have its table: create it to describe it.
         for pool in DataPool.objects.filter(name__in=[s.split(".")[-1] for s in sources]):
             loader.ensure_table(warehouse, pool)
-        columns = schema.output_columns(warehouse, sql)
-        typed = schema.concrete_types(warehouse, sql, columns)
-        rows = schema.sample(warehouse, sql, sample_rows)
+        # What the view will run: paths that name DynamoDB attributes read as the attributes.
+        effective = json_paths.effective_sql(warehouse, schema.strip(sql))
+        columns = schema.output_columns(warehouse, effective)
+        typed = schema.concrete_types(warehouse, effective, columns)
+        rows = schema.sample(warehouse, effective, sample_rows)
+        formatted = schema.formatted(warehouse, effective)
     except (schema.QueryError, WarehouseError) as exc:
         return {"error": str(exc)}
     return {
@@ -42,7 +46,8 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
         "columns": typed,
         "rows": rows.rows,
         "elapsed_ms": rows.elapsed_ms,
-        "formatted": schema.formatted(warehouse, sql),
+        "effective": effective,
+        "formatted": formatted,
     }
 
 

@@ -145,6 +145,7 @@ def _sql_step(request, state):
                         "source": plan.source.name,
                         "columns": plan.columns,
                         "formatted": plan.formatted,
+                        "effective": plan.effective,
                     }
                 }
                 _save(request, state)
@@ -255,6 +256,7 @@ def _confirm_step(request, state):
                 source=services.DataPool.objects.get(name=source),
                 columns=state["sql"]["columns"],
                 formatted=state["sql"].get("formatted", ""),
+                effective=state["sql"].get("effective", ""),
             )
             mv = services.create_mv(
                 data["name"],
