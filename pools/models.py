@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import uuid
+from datetime import timedelta
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.validators import RegexValidator
@@ -128,6 +129,11 @@ class DataPool(models.Model):
 
     def check_access_key(self, key: str) -> bool:
         return hmac.compare_digest(key.encode(), self.access_key.encode())
+
+    @property
+    def key_rotated(self) -> bool:
+        """Whether the access key was ever rotated (the pool's first key carries its creation time)."""
+        return self.access_key_rotated_at - self.created_at > timedelta(seconds=1)
 
     def rotate_access_key(self) -> str:
         self.access_key = new_access_key()

@@ -39,6 +39,7 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
         typed = schema.concrete_types(warehouse, effective, columns)
         rows = schema.sample(warehouse, effective, sample_rows)
         formatted = schema.formatted(warehouse, effective)
+        table_name = schema.dynamodb_table(warehouse, sources)
     except (schema.QueryError, WarehouseError) as exc:
         return {"error": str(exc)}
     return {
@@ -48,6 +49,7 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
         "elapsed_ms": rows.elapsed_ms,
         "effective": effective,
         "formatted": formatted,
+        "table_name": table_name,
     }
 
 
