@@ -69,5 +69,6 @@ def loading(pool: DataPool) -> bool:
 
 def stale(pool: DataPool) -> bool:
     """Whether a load finished after the pool's statistics were taken."""
-    last = Delivery.objects.filter(pool_id__in=feeding_pool_ids(pool)).aggregate(last=Max("loaded_at"))["last"]
+    deliveries = Delivery.objects.filter(pool_id__in=feeding_pool_ids(pool))
+    last = deliveries.aggregate(last=Max("loaded_at"))["last"]
     return last is not None and (pool.stats_at is None or pool.stats_at < last)

@@ -27,6 +27,8 @@ class MaterializedView(models.Model):
     status_detail = models.TextField(blank=True)
     # How the target decides which change of a record wins (shown on the view's page).
     versioning = models.CharField(max_length=500, blank=True)
+    # Asked for at creation; the Backfill row appears once the view is attached (in the worker).
+    backfill_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

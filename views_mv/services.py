@@ -248,6 +248,7 @@ def create_mv(
         source_pool=plan.source,
         target_pool=target,
         versioning=note,
+        backfill_requested=backfill,
     )
     transaction.on_commit(lambda: _start(mv.pk, backfill))
     return mv

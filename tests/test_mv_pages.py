@@ -1,0 +1,112 @@
+"""Materialized View pages tell the truth: names, key columns, backfill, SQL, destination."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from pools.models import DataPool
+from tests.aws_helpers import make_connection, make_pipeline
+from tests.conftest import change_record, land_direct, wait_for
+from tests.test_loading import GUIDE_STEP_4
+from views_mv import services
+from views_mv.models import MaterializedView
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def maria(client):
+    user = get_user_model().objects.create_user("maria", "maria@example.com", "Taqueria-Data-2024")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def loaded_pool(pool, warehouse_worker):
+    land_direct(pool, [change_record(f"o{i}") for i in range(3)])
+    wait_for(lambda: DataPool.objects.get(pk=pool.pk).record_count == 3, message="load")
+    return pool
+
+
+def step(name: str) -> str:
+    return reverse("views_mv:create_step", args=[name])
+
+
+def through_sql(client, pool, sql: str | None = None):
+    reply = client.post(
+        step("sql"),
+        {"sql": sql or GUIDE_STEP_4.replace("my_dynamo_orders_change_events", pool.name), "action": "next"},
+    )
+    assert reply.status_code == 302, reply.content.decode()[-2000:]
+
+
+def table(client, **answers):
+    """Post the table step with the inferred column types the page offers."""
+    page = client.get(step("table")).content.decode()
+    types = dict(re.findall(r'name="(type__[^"]+)" value="([^"]*)"', page))
+    return client.post(step("table"), {**{k: html.unescape(v) for k, v in types.items()}, **answers})
+
+
+def test_the_suggested_names_come_from_the_dynamodb_table_of_the_events(maria, loaded_pool):
+    through_sql(maria, loaded_pool)
+    page = maria.get(step("destination")).content.decode()
+    assert 'value="dynamodb_orders"' in page  # the events' table_name, as the guide writes it
+
+
+def test_the_suggested_names_come_from_the_pipeline_when_there_is_one(maria, loaded_pool, settings):
+    connection = make_connection("http://127.0.0.1:1")
+    make_pipeline(loaded_pool, type("Aws", (), {"connection": connection})(), "taco_orders")
+    through_sql(maria, loaded_pool)
+    assert 'value="dynamodb_taco_orders"' in maria.get(step("destination")).content.decode()
+    maria.post(step("destination"), {"kind": "new", "new_name": "dynamodb_taco_orders"})
+    table(maria, mode="mutable", unique=["order_id"], time_column="timestamp")
+    page = maria.get(step("confirm")).content.decode()
+    assert 'value="flattened_dynamodb_taco_orders_materialized_view"' in page
+
+
+def test_the_destination_offers_only_what_it_can_do(maria, loaded_pool):
+    through_sql(maria, loaded_pool)
+    page = maria.get(step("destination")).content.decode()
+    # No view-fed pool exists yet: no "Existing" choice and no empty select.
+    assert 'name="existing"' not in page and "---------" not in page
+    reply = maria.post(step("destination"), {"kind": "new", "new_name": loaded_pool.name})
+    text = reply.content.decode()
+    assert "is the view&#x27;s source" in text and "choose “Existing" not in text
+
+
+def test_a_null_key_column_is_refused_in_the_wizard(maria, loaded_pool):
+    sql = f"SELECT keys.order_id.S AS order_id, new_image.discount.N AS discount FROM {loaded_pool.name}"
+    through_sql(maria, loaded_pool, sql)
+    maria.post(step("destination"), {"kind": "new", "new_name": f"t_{loaded_pool.name}"})
+    reply = table(maria, mode="mutable", unique=["discount"], time_column="")
+    assert reply.status_code == 200
+    assert "discount is NULL in 3 of the 3 rows sampled" in reply.content.decode()
+
+
+def test_the_view_page_says_queued_from_the_first_render_and_shows_the_sql_as_written(maria, loaded_pool):
+    sql = GUIDE_STEP_4.replace("my_dynamo_orders_change_events", loaded_pool.name)
+    mv = services.create_mv(
+        f"v_{loaded_pool.name}",
+        sql,
+        target_pool=f"t_{loaded_pool.name}",
+        mutable=True,
+        unique=["order_id"],
+        time_column="timestamp",
+        backfill=True,
+    )
+    page = maria.get(mv.get_absolute_url()).content.decode()
+    assert "not requested" not in page
+    assert "Queued" in page or "Backfill</dt>" in page and ("Pending" in page or "Done" in page)
+    written = page[
+        page.index('class="sql-written"') : page.index("</pre>", page.index('class="sql-written"'))
+    ]
+    assert "-- The unique identifier for the entity" in written and "_shoal_version" not in written
+    assert "new_image.orderItems AS order_items" in written
+    effective = page[page.index('class="sql-effective"') :]
+    assert "_shoal_version" in effective and "toJSONString(new_image.^orderItems)" in effective
+    wait_for(lambda: MaterializedView.objects.get(pk=mv.pk).backfill.status == "done", message="backfill")
