@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 from pools.aws import discovery, errors, forms, pipelines, sandbox
 from pools.aws import snapshot as snapshots
 from pools.aws.clients import connect
-from pools.aws.models import AwsConnection, Pipeline, Snapshot, delivery_url_problem
+from pools.aws.models import STREAMING_PRECISION, AwsConnection, Pipeline, Snapshot, delivery_url_problem
 from pools.models import DataPool
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ def _wizard_context(request, pool: DataPool, step: str, **extra) -> dict:
         "steps": WIZARD_STEPS,
         "step_index": names.index(step),
         "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL),
+        "precision": STREAMING_PRECISION,
         **extra,
     }
 
