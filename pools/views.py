@@ -31,7 +31,7 @@ def pool_detail(request: HttpRequest, name: str) -> HttpResponse:
         "pool": pool,
         **live,
         "quarantined": pool.quarantine.filter(replayed_at__isnull=True)[:20],
-        "columns": tables.CHANGE_EVENT_COLUMNS if not pool.columns else [(n, t, "") for n, t in pool.columns],
+        "columns": tables.schema_rows(pool),
         "fed_by": pool.fed_by.all(),
         "chart": charts.svg_bars(charts.ingestion_series(pool.pk)),
         "limits": PREVIEW_LIMITS,

@@ -14,7 +14,7 @@ from tests.aws_helpers import make_connection, make_pipeline
 from tests.conftest import change_record, land_direct, wait_for
 from tests.test_loading import GUIDE_STEP_4
 from views_mv import services
-from views_mv.models import MaterializedView
+from views_mv.models import Backfill
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,7 +101,8 @@ def test_the_view_page_says_queued_from_the_first_render_and_shows_the_sql_as_wr
     )
     page = maria.get(mv.get_absolute_url()).content.decode()
     assert "not requested" not in page
-    assert "Queued" in page or "Backfill</dt>" in page and ("Pending" in page or "Done" in page)
+    progress = page[page.index('id="mv-progress"') : page.index("</dl>", page.index('id="mv-progress"'))]
+    assert any(state in progress for state in ("Queued", "Pending ·", "Running ·", "Done ·")), progress
     written = page[
         page.index('class="sql-written"') : page.index("</pre>", page.index('class="sql-written"'))
     ]
@@ -109,4 +110,42 @@ def test_the_view_page_says_queued_from_the_first_render_and_shows_the_sql_as_wr
     assert "new_image.orderItems AS order_items" in written
     effective = page[page.index('class="sql-effective"') :]
     assert "_shoal_version" in effective and "toJSONString(new_image.^orderItems)" in effective
-    wait_for(lambda: MaterializedView.objects.get(pk=mv.pk).backfill.status == "done", message="backfill")
+    wait_for(lambda: Backfill.objects.filter(mv_id=mv.pk, status="done").exists(), message="backfill")
+
+
+def preview_html(client, pool) -> str:
+    start = client.get(reverse("pools:preview", args=[pool.name]) + "?limit=10", HTTP_HX_REQUEST="true")
+    poll_url = re.search(r'hx-get="([^"]+)"', start.content.decode()).group(1).replace("&amp;", "&")
+
+    def poll():
+        body = client.get(poll_url, HTTP_HX_REQUEST="true").content.decode()
+        return body if "spinner" not in body and "<tbody>" in body else None
+
+    return wait_for(poll, message="preview result")
+
+
+@pytest.mark.parametrize("version", [None, services.ARRIVAL])
+def test_internal_columns_are_listed_and_labelled_alike_in_schema_and_preview(maria, loaded_pool, version):
+    mv = services.create_mv(
+        f"v_{loaded_pool.name}",
+        GUIDE_STEP_4.replace("my_dynamo_orders_change_events", loaded_pool.name),
+        target_pool=f"t_{loaded_pool.name}",
+        mutable=True,
+        unique=["order_id"],
+        time_column="timestamp",
+        version=version,
+        backfill=True,
+    )
+    wait_for(lambda: Backfill.objects.filter(mv_id=mv.pk, status="done").exists(), message="backfill")
+    target = mv.target_pool
+    preview = preview_html(maria, target)
+    page = maria.get(target.get_absolute_url()).content.decode()
+    schema = page[page.index("<h2>Schema</h2>") : page.index("<h2>Table settings</h2>")]
+    previewed = re.findall(r"<th [^>]*>([^<]+?)(?: <span|<div)", preview)
+    listed = re.findall(r"<td><code>([^<]+)</code>", schema)
+    assert previewed and sorted(previewed) == sorted(listed)
+    internal = {c for c in listed if c.startswith("_shoal")}
+    assert internal == ({"_shoal_version"} if version is None else {"_shoal_arrival"})
+    for name in internal:
+        assert re.search(rf"<code>{name}</code> <span class=\"internal-tag\"", schema)
+        assert re.search(rf'class="internal">{name} <span class="internal-tag">', preview)

@@ -282,9 +282,7 @@ class Relay:
                 for r in records
             ]
             if last is None:  # the first pass: only changes made since streaming was "enabled"
-                wanted = [
-                    r for r in wanted if (r["dynamodb"]["ApproximateCreationDateTime"] or 0) >= since
-                ]
+                wanted = [r for r in wanted if (r["dynamodb"]["ApproximateCreationDateTime"] or 0) >= since]
             if wanted:
                 self._deliver(pipeline, [encode(r) for r in wanted])
                 delivered += len(wanted)
