@@ -404,6 +404,7 @@ def _status_context(pipeline: Pipeline) -> dict:
         "checking": waiting and now - pipeline.check_requested_at < CHECK_GIVE_UP,
         "no_worker": waiting and now - pipeline.check_requested_at >= CHECK_GIVE_UP,
         "replaying": replaying and now - pipeline.replay_requested_at < timedelta(minutes=30),
+        "monitor_interval": int(settings.AWS_MONITOR_INTERVAL),
     }
 
 
