@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -11,6 +12,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages without an icon link (the admin's): our SVG icon.
+    path("favicon.ico", RedirectView.as_view(url=static("shoal/favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("", include("pools.urls")),
     path("aws/", include("pools.aws.urls")),

@@ -37,8 +37,7 @@ class DestinationForm(forms.Form):
             name=source
         )
         self.fields["existing"].empty_label = None
-        if not self.fields["existing"].queryset.exists():
-            self.fields["kind"].choices = [(self.NEW, "New Data Pool")]
+        self.has_existing = self.fields["existing"].queryset.exists()
 
     def _taken(self, pool: DataPool) -> str:
         if pool.name == self.source:
@@ -64,6 +63,8 @@ class DestinationForm(forms.Form):
                     taken = DataPool.objects.filter(name__iexact=data["new_name"]).first()
                     if taken is not None:
                         self.add_error("new_name", self._taken(taken))
+        elif not self.has_existing:
+            self.add_error("kind", "No Data Pool fed by views exists yet: create a new one.")
         elif not data.get("existing"):
             self.add_error("existing", "Choose the Data Pool to write into.")
         return data
