@@ -23,11 +23,14 @@ def execute(warehouse: Warehouse, sql: str, *, max_rows: int) -> dict:
     size limits are fixed when it opens) and cut the result to max_rows.
 
     What runs is the checked text with JSON paths that name DynamoDB attributes made readable
-    (console.json_paths): that rewrite adds no table or database, so the check still holds."""
+    (console.json_paths, a pure rewrite applied after the check); the rewritten text is checked
+    again, so the statement that runs is always one the guard passed."""
     effective = sql
     try:
         sql_guard.check(warehouse, sql)
         effective = json_paths.effective_sql(warehouse, sql)
+        if effective != sql:
+            sql_guard.check(warehouse, effective)
         result = warehouse.query(effective, readonly=True)
     except WarehouseError as exc:
         error = {"error": str(exc), "code": exc.code}

@@ -3,7 +3,7 @@
 The guide's SELECT yields `Dynamic` columns (`keys.order_id.S`, `toInt32OrNull(new_image.…)` over
 JSON paths), and a table cannot be sorted by a Dynamic column; so each Dynamic column gets the
 concrete type its values actually have in the source (`dynamicType`), which the user may change.
-Runs in the warehouse worker.
+Runs in the warehouse worker, on SELECTs that console.sql_guard.checked_select has passed.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from console.sql_guard import CheckedSelect
 from console.warehouse import Warehouse, WarehouseError
 from console.warehouse.base import quote_identifier
 
@@ -27,7 +28,7 @@ class QueryError(ValueError):
 def source_tables(warehouse: Warehouse, sql: str) -> list[str]:
     """The tables the SELECT reads, from ClickHouse's own parse tree (comments and strings safe)."""
     try:
-        tree = warehouse.query("EXPLAIN AST " + strip(sql), readonly=True)
+        tree = warehouse.query("EXPLAIN AST " + _strip(sql), readonly=True)
     except WarehouseError as exc:
         raise QueryError(str(exc)) from None
     names = []
@@ -40,7 +41,7 @@ def source_tables(warehouse: Warehouse, sql: str) -> list[str]:
 
 def output_columns(warehouse: Warehouse, sql: str) -> list[tuple[str, str]]:
     try:
-        described = warehouse.query(f"DESCRIBE (\n{strip(sql)}\n)", readonly=True)
+        described = warehouse.query(f"DESCRIBE (\n{_strip(sql)}\n)", readonly=True)
     except WarehouseError as exc:
         raise QueryError(str(exc)) from None
     return [(row[0], row[1]) for row in described.rows]
@@ -55,7 +56,7 @@ def concrete_types(warehouse: Warehouse, sql: str, columns: list[tuple[str, str]
     probes = [f"topK(5)(dynamicType({quote_identifier(n)}))" for n in dynamic]
     probes += [f"countIf(isNull({quote_identifier(n)}))" for n in nullable]
     row = warehouse.query(
-        f"SELECT count(), {', '.join(probes) or '0'} FROM (\n{strip(sql)}\nLIMIT {SAMPLE_ROWS})",
+        f"SELECT count(), {', '.join(probes) or '0'} FROM (\n{_strip(sql)}\nLIMIT {SAMPLE_ROWS})",
         readonly=True,
     ).rows[0]
     sampled = int(row[0])
@@ -97,23 +98,21 @@ def dynamodb_table(warehouse: Warehouse, sources: list[str]) -> str:
 
 def sample(warehouse: Warehouse, sql: str, limit: int = 10):
     try:
-        return warehouse.query(f"SELECT * FROM (\n{strip(sql)}\n) LIMIT {int(limit)}", readonly=True)
+        return warehouse.query(f"SELECT * FROM (\n{_strip(sql)}\n) LIMIT {int(limit)}", readonly=True)
     except WarehouseError as exc:
         raise QueryError(str(exc)) from None
 
 
 def formatted(warehouse: Warehouse, sql: str) -> str:
     """The query in ClickHouse's canonical format (comments dropped, one clause per line)."""
-    literal = "'" + strip(sql).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    literal = "'" + _strip(sql).replace("\\", "\\\\").replace("'", "\\'") + "'"
     try:
         return str(warehouse.query(f"SELECT formatQuery({literal})", readonly=True).rows[0][0])
     except WarehouseError as exc:
         raise QueryError(str(exc)) from None
 
 
-def strip(sql: str) -> str:
-    """The query without surrounding blanks and trailing semicolons."""
-    sql = sql.strip()
-    while sql.endswith(";"):
-        sql = sql[:-1].rstrip()
-    return sql
+def _strip(sql: CheckedSelect) -> str:
+    if not isinstance(sql, CheckedSelect):
+        raise TypeError("views_mv.schema runs only SELECTs returned by sql_guard.checked_select")
+    return str(sql)
