@@ -143,7 +143,7 @@ def test_replay_from_the_page_runs_in_the_default_worker(
 
 
 def test_beat_refreshes_failed_deliveries_with_their_reason_and_the_page_shows_it(
-    pool, aws, default_worker, client, django_user_model, settings
+    pool, aws, default_worker, client, settings
 ):
     from django.urls import reverse
 
@@ -161,7 +161,9 @@ def test_beat_refreshes_failed_deliveries_with_their_reason_and_the_page_shows_i
         timeout=30,
         message="beat's check",
     )
-    client.force_login(django_user_model.objects.create_user("maria", password="Taqueria-Data-2024"))
+    from tests.roles import signed_in
+
+    signed_in(client, "viewer")
     page = client.get(reverse("aws:pipeline_status", args=[pipeline.pk])).content.decode()
     assert key in page and "HttpEndpoint.DestinationException" in page and "Unauthorized" in page
     assert 'hx-trigger="every 30s"' in page  # the region keeps itself current

@@ -6,12 +6,12 @@ import html
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from pools.models import DataPool
 from tests.aws_helpers import make_connection, make_pipeline
 from tests.conftest import change_record, land_direct, wait_for
+from tests.roles import signed_in
 from tests.test_loading import GUIDE_STEP_4
 from views_mv import services
 from views_mv.models import Backfill
@@ -21,9 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def maria(client):
-    user = get_user_model().objects.create_user("maria", "maria@example.com", "Taqueria-Data-2024")
-    client.force_login(user)
-    return client
+    return signed_in(client, "editor", username="maria")
 
 
 @pytest.fixture
