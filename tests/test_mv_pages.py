@@ -136,6 +136,16 @@ def test_internal_columns_are_listed_and_labelled_alike_in_schema_and_preview(ma
     )
     wait_for(lambda: Backfill.objects.filter(mv_id=mv.pk, status="done").exists(), message="backfill")
     target = mv.target_pool
+    # The pool's page refreshes its cards and status from the warehouse once the backfill landed.
+    live = reverse("pools:detail", args=[target.name]) + "?part=live"
+
+    def settled():
+        part = maria.get(live, HTTP_HX_REQUEST="true").content.decode()
+        return part if "hx-trigger" not in part else None
+
+    part = wait_for(settled, timeout=30, message="statistics")
+    assert ">3</div><div class=\"stat-label\">records" in part
+    assert 'id="pool-status" class="badge badge-live" hx-swap-oob="true">Live' in part
     preview = preview_html(maria, target)
     page = maria.get(target.get_absolute_url()).content.decode()
     schema = page[page.index("<h2>Schema</h2>") : page.index("<h2>Table settings</h2>")]

@@ -187,6 +187,7 @@ def test_the_guide_end_to_end(page, page_problems, live_server, user, clean_ware
     page.click("nav >> text=Data Pools")
     page.click(f"a:has-text('{TARGET}')")
     expect(page.locator("#pool-stats")).to_contain_text(f"{len(expected)}", timeout=30_000)
+    expect(page.locator("#pool-status")).to_have_text("Live")
     page.click("a.button:has-text('Preview Data')")
     preview = page.locator("table.preview")
     expect(preview.locator("tbody tr")).to_have_count(min(50, len(expected)))
