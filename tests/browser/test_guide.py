@@ -151,6 +151,7 @@ def test_the_guide_end_to_end(page, page_problems, live_server, user, clean_ware
     page.wait_for_selector("text=Output of the query")
     types = page.locator("table.grid").first.inner_text()
     assert "order_items\tNullable(String)" in types
+    expect(page.locator("table.preview")).to_contain_text('{"L":[{"M":')  # Test shows the attribute
     page.click("button[value=next]")
     expect(page.locator("input[name=new_name]")).to_have_value(TARGET)  # "dynamodb_<TABLE_NAME>"
     expect(page.locator("select[name=existing]")).to_have_count(0)
