@@ -80,15 +80,13 @@ def main() -> None:
     import django
 
     django.setup()
-    from console import json_paths, sql_guard
+    from console import json_paths, sql_guard, warehouse_client
     from console.warehouse import get_warehouse
     from pools import loader, tables
     from pools.models import DataPool
     from views_mv import ddl, schema, services
     from views_mv.models import Backfill
     from views_mv.tasks import plan_backfill, warehouse_run_backfill
-
-    from console import warehouse_client
 
     # This process holds the warehouse, as a warehouse worker would: run its tasks in place.
     warehouse_client.call = lambda task, *task_args, **_: task(*task_args)

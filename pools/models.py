@@ -104,9 +104,8 @@ class DataPool(models.Model):
         return self.kind == self.Kind.DYNAMODB
 
     def column_list(self) -> list[tuple[str, str]]:
-        if self.columns:
-            return [(name, type_) for name, type_ in self.columns]
-        return [(name, type_) for name, type_, _ in tables.CHANGE_EVENT_COLUMNS]
+        """Every column of the pool's table, Shoal's own included (as the Schema table lists them)."""
+        return [(name, type_) for name, type_, _, _ in tables.schema_rows(self)]
 
     def endpoint_path(self) -> str:
         return reverse("pools:ingest", args=[self.public_id])

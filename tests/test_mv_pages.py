@@ -154,6 +154,8 @@ def test_internal_columns_are_listed_and_labelled_alike_in_schema_and_preview(ma
     assert previewed and sorted(previewed) == sorted(listed)
     internal = {c for c in listed if c.startswith("_shoal")}
     assert internal == ({"_shoal_version"} if version is None else {"_shoal_arrival"})
+    console = maria.get(reverse("sql:console")).content.decode()
     for name in internal:
         assert re.search(rf"<code>{name}</code> <span class=\"internal-tag\"", schema)
         assert re.search(rf'class="internal">{name} <span class="internal-tag">', preview)
+        assert re.search(rf'data-insert="{name}"[^>]*>{name}</button> <span class="internal-tag">', console)
