@@ -17,9 +17,11 @@ Which paths name objects:
   `S`), so a path ending on an attribute name, or on `M`, names an object;
 - in any other JSON column, the data decides: a path under which the column has other paths.
 
-`rewrite` is a pure function of the text. Callers that check a user's SQL (console.sql_guard)
-check the text the user wrote and run `effective_sql` of it: the rewrite adds no table, database
-or function outside toJSONString and nullIf, so what was checked is what runs.
+`rewrite` is a pure function of the text. Callers check the text the user wrote with
+console.sql_guard (so that errors point into it), apply `effective_sql` after the check, and check
+the rewritten text again before it runs (console.tasks.execute; views_mv.tasks, whose
+`checked_select` result is what view DDL accepts): the rewrite adds no table, database or function
+outside toJSONString and nullIf, and what runs is always a statement the guard passed.
 """
 
 from __future__ import annotations
