@@ -159,3 +159,19 @@ def test_internal_columns_are_listed_and_labelled_alike_in_schema_and_preview(ma
         assert re.search(rf"<code>{name}</code> <span class=\"internal-tag\"", schema)
         assert re.search(rf'class="internal">{name} <span class="internal-tag">', preview)
         assert re.search(rf'data-insert="{name}"[^>]*>{name}</button> <span class="internal-tag">', console)
+
+
+def test_a_requested_backfill_reads_queued_until_the_worker_plans_it(maria, pool):
+    from views_mv.models import MaterializedView
+
+    target = DataPool.objects.create(name=f"t_{pool.name}", kind=DataPool.Kind.MATERIALIZED, access_key="")
+    mv = MaterializedView.objects.create(
+        name=f"v_{pool.name}", sql="SELECT 1", source_pool=pool, target_pool=target, backfill_requested=True
+    )
+    page = maria.get(mv.get_absolute_url()).content.decode()
+    progress = page[page.index('id="mv-progress"') : page.index("</dl>", page.index('id="mv-progress"'))]
+    assert "Queued" in progress and "not requested" not in progress
+    assert "hx-trigger" in progress  # and keeps looking until the backfill appears
+    MaterializedView.objects.filter(pk=mv.pk).update(backfill_requested=False, status="active")
+    page = maria.get(mv.get_absolute_url()).content.decode()
+    assert "not requested" in page
