@@ -484,3 +484,13 @@ def test_a_mutable_pool_made_by_the_wizard_loads_deliveries(maria, warehouse_wor
     wait_for(lambda: pool.deliveries.filter(status="loaded").exists(), message="load")
     pool.refresh_from_db()
     assert pool.record_count == 2 and pool.status != DataPool.Status.FAILED
+
+
+def test_the_done_page_warns_that_firehose_needs_https(maria, settings):
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+    walk(maria, "name")
+    finish(maria)
+    done = maria.get(url("done")).content.decode()
+    assert "Firehose cannot deliver here yet" in done and "https://" in done
+    settings.PUBLIC_BASE_URL = "https://shoal.example.com"
+    assert "Firehose cannot deliver here yet" not in maria.get(url("done")).content.decode()
