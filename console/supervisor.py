@@ -21,7 +21,8 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 COLOURS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m"]
@@ -36,6 +37,9 @@ class Proc:
     # Scheduling priority: loading is throughput work, acknowledging Firehose is latency work,
     # so on a small machine the warehouse worker yields the CPU to the web process.
     nice: int = 0
+    # A line the process prints once it serves (so that a notice can come after every banner).
+    ready_when: str = ""
+    ready: threading.Event = field(default_factory=threading.Event)
     started_at: float = 0.0
     restart_at: float = 0.0
     failures: int = 0  # exits in a row that came soon after a start (for the back-off)
@@ -93,7 +97,11 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
     web_threads = os.environ.get("WEB_THREADS", "8")
     celery = [python, "-m", "celery", "-A", "console"]
     return [
-        Proc("web", gunicorn_argv(port, python, workers=web_workers, threads=web_threads)),
+        Proc(
+            "web",
+            gunicorn_argv(port, python, workers=web_workers, threads=web_threads),
+            ready_when="Booting worker",
+        ),
         # The only process that opens the warehouse; threads share one chDB folder.
         Proc(
             "warehouse",
@@ -114,6 +122,7 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
                 "--without-mingle",
             ],
             nice=int(os.environ.get("WAREHOUSE_NICE", "10")),
+            ready_when=" ready.",
         ),
         Proc(
             "worker",
@@ -133,8 +142,9 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
                 "--without-gossip",
                 "--without-mingle",
             ],
+            ready_when=" ready.",
         ),
-        Proc("beat", celery + ["beat", "--loglevel", "INFO"]),
+        Proc("beat", celery + ["beat", "--loglevel", "INFO"], ready_when="beat: Starting"),
     ]
 
 
@@ -159,16 +169,22 @@ def run(
     *,
     data_dir: Path | None = None,
     grace: float = GRACE_SECONDS,
+    notice: Callable[[], str | None] | None = None,
+    every: float = 60.0,
+    stop_event: threading.Event | None = None,
 ) -> int:
-    """Start every process and keep them running until SIGINT or SIGTERM; returns the exit code.
+    """Start every process and keep them running until SIGINT or SIGTERM (or `stop_event`);
+    returns the exit code.
 
     Signals are handled from the first moment, so that a SIGTERM during start-up still stops what
-    was started.
+    was started. `notice` (e.g. the first-admin link) is printed once every process has said it
+    is ready, below all their start-up lines, and again every `every` seconds for as long as it
+    returns text.
     """
     colour = out.isatty()
     width = max(len(p.name) for p in [*procs, Proc("shoal", [])])
     lock = threading.Lock()
-    stopping = threading.Event()
+    stopping = stop_event or threading.Event()
 
     def say(message: str) -> None:
         with lock:
@@ -200,9 +216,12 @@ def run(
         if colour:
             label = f"{COLOURS[index % len(COLOURS)]}{label}{RESET}"
         for raw in popen.stdout:
+            line = raw.decode(errors="replace").rstrip()
             with lock:
-                out.write(f"{label} | {raw.decode(errors='replace').rstrip()}\n")
+                out.write(f"{label} | {line}\n")
                 out.flush()
+            if proc.ready_when and proc.ready_when in line:
+                proc.ready.set()
 
     def start(proc: Proc, index: int) -> None:
         # Popen runs in this (the main) thread only: PR_SET_PDEATHSIG fires when the thread that
@@ -224,8 +243,18 @@ def run(
             break
         start(proc, index)
 
+    next_notice = 0.0
     while not stopping.is_set():
         now = time.monotonic()
+        if notice and now >= next_notice and all(p.ready.is_set() or not p.ready_when for p in procs):
+            text = notice()
+            if text is None:
+                notice = None
+            else:
+                with lock:
+                    out.write(f"{text}\n")
+                    out.flush()
+                next_notice = now + every
         for index, proc in enumerate(procs):
             if proc.popen is None:
                 if now >= proc.restart_at:
