@@ -38,7 +38,7 @@ def first_admin(request: HttpRequest, token: str) -> HttpResponse:
         user = get_user_model().objects.create_superuser(
             form.cleaned_data["username"], form.cleaned_data["email"], form.cleaned_data["password"]
         )
-        login(request, user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("pools:list")
     return render(request, "console/first_admin.html", {"form": form})
 
