@@ -1,0 +1,67 @@
+"""No query results and no secrets in any log line: the warehouse worker's log after real queries,
+and the web process's log after requests that carry keys."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from tests.conftest import (
+    change_record,
+    endpoint,
+    firehose_body,
+    firehose_headers,
+    http,
+    land_direct,
+    wait_for,
+)
+from tests.test_sql_console import run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def maria(client):
+    user = get_user_model().objects.create_superuser("maria", "maria@example.com", "Taqueria-Data-2024")
+    client.force_login(user)
+    return user
+
+
+def test_query_results_and_view_samples_stay_out_of_the_worker_log(client, maria, pool, warehouse_worker):
+    sentinel = f"sentinel-{uuid.uuid4().hex}"
+    land_direct(pool, [change_record("o1", taqueria=sentinel)])
+    pool.refresh_from_db()
+    wait_for(lambda: type(pool).objects.get(pk=pool.pk).record_count == 1, message="the load")
+    log_start = warehouse_worker.log.stat().st_size
+
+    # The SQL Console shows the value...
+    html = run(client, f"SELECT new_image.taqueria.S AS t FROM {pool.name}")
+    assert sentinel in html
+    # ...and so does the Materialized View wizard's Test, with its sample rows.
+    sql = f"SELECT keys.order_id.S AS order_id, new_image.taqueria.S AS taqueria FROM {pool.name}"
+    reply = client.post(reverse("views_mv:create_step", args=["sql"]), {"sql": sql, "action": "test"})
+    assert sentinel in reply.content.decode()
+
+    with warehouse_worker.log.open("rb") as log:
+        log.seek(log_start)
+        written = log.read().decode(errors="replace")
+    assert "console.tasks.run_sql" in written and "succeeded" in written  # the worker did log the runs
+    assert "views_mv.tasks.warehouse_inspect_sql" in written
+    assert sentinel not in written
+
+
+def test_keys_stay_out_of_the_web_log(live_server, pool, caplog):
+    creds = base64.b64encode(b"firehose:s3cret-pass").decode()
+    with caplog.at_level(logging.DEBUG):
+        for key in (pool.access_key, pool.access_key[:-2] + "zz", creds, "not-a-key"):
+            request_id, body = firehose_body([change_record("o1")])
+            http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, key))
+        http("POST", endpoint(live_server, pool), b"{not json", firehose_headers("r-bad", pool.access_key))
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    for secret in (pool.access_key, pool.access_key[:-2], creds, "s3cret-pass"):
+        assert secret not in text
