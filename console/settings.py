@@ -54,10 +54,28 @@ ALLOWED_HOSTS = sorted(
     | {h.strip() for h in env_str("ALLOWED_HOSTS").split(",") if h.strip()}
 )
 CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
-if _public.scheme == "https":
+
+# --- HTTPS (docs/security.md, "HTTPS and headers") ---------------------------------------------
+# Shoal serves plain HTTP on loopback; https is a reverse proxy's job. Whether a request came over
+# https is known from X-Forwarded-Proto only when TRUST_X_FORWARDED_PROTO says the proxy sets it
+# (and overwrites what a client sent): otherwise a client could claim https itself.
+TRUST_X_FORWARDED_PROTO = env_bool("TRUST_X_FORWARDED_PROTO", False)
+if TRUST_X_FORWARDED_PROTO:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+HTTPS = _public.scheme == "https"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+# Redirect to https only when https can be recognised; without the proxy's header every request
+# would look like http and be redirected forever.
+SECURE_SSL_REDIRECT = HTTPS and TRUST_X_FORWARDED_PROTO
+# Never redirected: Firehose does not follow redirects (it would retry the same POST until it gives
+# up), a key it sent is sent by then anyway, and load balancers probe health over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^ingest/", r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Asking browsers' makers to hard-code https for the domain (HSTS preload) is the domain owner's
+# decision, not Shoal's; the check that suggests it is silenced unless SECURE_HSTS_PRELOAD is on.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -157,6 +175,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    # django-axes announces itself at every start (every command); its sign-in records stay.
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }
 
 # --- Redis and Celery -------------------------------------------------------------------------
