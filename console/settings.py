@@ -189,8 +189,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
-    # django-axes announces itself at every start (every command); its sign-in records stay.
-    "loggers": {"axes.apps": {"level": "WARNING"}},
+    "loggers": {
+        # django-axes announces itself at every start (every command); its sign-in records stay.
+        "axes.apps": {"level": "WARNING"},
+        # At DEBUG, botocore logs signed request headers (session tokens included): never.
+        "botocore": {"level": "INFO"},
+        "boto3": {"level": "INFO"},
+    },
 }
 
 # --- Redis and Celery -------------------------------------------------------------------------

@@ -65,3 +65,19 @@ def test_keys_stay_out_of_the_web_log(live_server, pool, caplog):
     text = "\n".join(record.getMessage() for record in caplog.records)
     for secret in (pool.access_key, pool.access_key[:-2], creds, "s3cret-pass"):
         assert secret not in text
+
+
+def test_aws_request_headers_are_not_logged_even_at_debug():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import django, logging; django.setup(); "
+        "print(logging.getLogger('root').isEnabledFor(logging.DEBUG), "
+        "logging.getLogger('botocore.endpoint').isEnabledFor(logging.DEBUG), "
+        "logging.getLogger('botocore.auth').isEnabledFor(logging.DEBUG))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "console.settings", "LOG_LEVEL": "DEBUG"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "False"]
