@@ -23,6 +23,7 @@ from tests.conftest import (
 from tests.test_sql_console import run
 
 pytestmark = pytest.mark.django_db(transaction=True)
+pytest_plugins = ["tests.aws_fixtures"]  # the moto server
 
 
 @pytest.fixture
@@ -81,3 +82,27 @@ def test_aws_request_headers_are_not_logged_even_at_debug():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "console.settings", "LOG_LEVEL": "DEBUG"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False", "False"]
+
+
+def test_aws_secrets_stay_out_of_the_log(client, maria, moto, caplog):
+    from pools.aws.models import AwsConnection
+
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSENTINELKEY"
+    with caplog.at_level(logging.DEBUG):
+        for name, endpoint_url in (("Sandbox", moto.url), ("Nowhere", "http://127.0.0.1:1")):
+            client.post(
+                "/aws/connections/new/",
+                {
+                    "name": name,
+                    "region": "us-east-1",
+                    "auth_method": "access_key",
+                    "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+                    "secret_access_key": secret,
+                    "endpoint_url": endpoint_url,
+                },
+            )
+            connection = AwsConnection.objects.get(name=name)
+            client.post(f"/aws/connections/{connection.pk}/test/", HTTP_HX_REQUEST="true")
+    assert AwsConnection.objects.count() == 2
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert secret not in text and "SENTINEL" not in text
