@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import uuid
 
 import pytest
@@ -48,12 +49,17 @@ def test_query_results_and_view_samples_stay_out_of_the_worker_log(client, maria
     reply = client.post(reverse("views_mv:create_step", args=["sql"]), {"sql": sql, "action": "test"})
     assert sentinel in reply.content.decode()
 
-    with warehouse_worker.log.open("rb") as log:
-        log.seek(log_start)
-        written = log.read().decode(errors="replace")
-    assert "console.tasks.run_sql" in written and "succeeded" in written  # the worker did log the runs
-    assert "views_mv.tasks.warehouse_inspect_sql" in written
-    assert sentinel not in written
+    def written() -> str:
+        with warehouse_worker.log.open("rb") as log:
+            log.seek(log_start)
+            return log.read().decode(errors="replace")
+
+    # The worker logs a task's success just after storing its result: wait for both lines.
+    finished = re.compile(
+        r"(console\.tasks\.run_sql|views_mv\.tasks\.warehouse_inspect_sql)\[[^\]]+\] succeeded"
+    )
+    wait_for(lambda: len(set(finished.findall(written()))) == 2, message="both success lines in the log")
+    assert sentinel not in written()
 
 
 def test_keys_stay_out_of_the_web_log(live_server, pool, caplog):
