@@ -165,7 +165,10 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
 AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
+# Failures expire with the lock-out period rather than on a successful sign-in: django-axes
+# would clear every failure from the signing-in address too, so anyone with an account could wipe
+# the count of their guesses at another one by signing in as themselves.
+AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "console.accounts.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "console.accounts.client_address"
 # Behind a reverse proxy that appends the client's address to X-Forwarded-For (and strips nothing

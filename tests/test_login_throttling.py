@@ -55,14 +55,20 @@ def test_it_locks_an_address_out_whatever_the_username(maria):
     assert signed_in(sign_in("/login/", "maria", PASSWORD, address="192.0.2.51"))
 
 
-def test_failures_below_the_limit_do_not_lock_and_success_resets(maria):
+def test_failures_below_the_limit_do_not_lock(maria):
     for _ in range(LIMIT - 1):
         assert sign_in("/login/", "maria", "wrong-password").status_code == 200
     assert signed_in(sign_in("/login/", "maria", PASSWORD))
-    # The success cleared the count: LIMIT - 1 more failures still do not lock.
+
+
+def test_a_sign_in_to_another_account_does_not_wipe_the_count(maria):
+    # An attacker with an account of their own must not reset the count of their guesses at
+    # maria's password (and of their address) by signing in as themselves in between.
+    get_user_model().objects.create_user("eve", "eve@example.com", "Eve-Own-Password-1")
     for _ in range(LIMIT - 1):
-        assert sign_in("/login/", "maria", "wrong-password").status_code == 200
-    assert signed_in(sign_in("/login/", "maria", PASSWORD))
+        sign_in("/login/", "maria", "wrong-password", address="192.0.2.66")
+    assert signed_in(sign_in("/login/", "eve", "Eve-Own-Password-1", address="192.0.2.66"))
+    assert sign_in("/login/", "maria", "wrong-password", address="192.0.2.67").status_code == 429
 
 
 def test_behind_a_trusted_proxy_the_forwarded_address_counts(maria, settings):
@@ -106,3 +112,15 @@ def test_the_limit_and_the_lockout_come_from_the_environment():
     env["LOGIN_LOCKOUT_SECONDS"] = "soon"
     bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "LOGIN_LOCKOUT_SECONDS" in bad.stderr
+
+
+def test_the_lock_out_ends_after_its_duration(maria, settings):
+    import time
+    from datetime import timedelta
+
+    settings.AXES_COOLOFF_TIME = timedelta(seconds=2)
+    for _ in range(LIMIT):
+        sign_in("/login/", "maria", "wrong-password")
+    assert sign_in("/login/", "maria", PASSWORD).status_code == 429
+    time.sleep(2.5)
+    assert signed_in(sign_in("/login/", "maria", PASSWORD))
