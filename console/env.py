@@ -6,12 +6,26 @@ with an ImproperlyConfigured that names the variable, rather than surfacing late
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+
+
+def adopt_sealed_environment() -> None:
+    """Take the variables the sandbox launcher (console/sandbox.py) handed over through a pipe.
+
+    They join os.environ (the process's heap), not the environment the process was started with,
+    which /proc/self/environ shows to anything that can read files, chDB's file() included.
+    """
+    fd = os.environ.pop("SHOAL_SEALED_ENV_FD", "")
+    if not fd:
+        return
+    with os.fdopen(int(fd), "rb") as pipe:
+        os.environ.update(json.loads(pipe.read() or b"{}"))
 
 
 def env_str(name: str, default: str = "") -> str:

@@ -16,6 +16,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from console import sandbox
+
 COLOURS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m"]
 RESET = "\033[0m"
 
@@ -70,25 +72,29 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
                 "%(m)s %(U)s %(s)s %(b)s %(M)sms",
             ],
         ),
-        # The only process that opens the warehouse; threads share one chDB folder.
+        # The only process that opens the warehouse; threads share one chDB folder. It runs
+        # confined (console/sandbox.py): SQL inside chDB cannot read Shoal's secrets.
         Proc(
             "warehouse",
-            celery
-            + [
-                "worker",
-                "-Q",
-                "warehouse",
-                "--pool",
-                "threads",
-                "--concurrency",
-                os.environ.get("WAREHOUSE_CONCURRENCY", "4"),
-                "-n",
-                "warehouse@%h",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            sandbox.command(
+                celery
+                + [
+                    "worker",
+                    "-Q",
+                    "warehouse",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    os.environ.get("WAREHOUSE_CONCURRENCY", "4"),
+                    "-n",
+                    "warehouse@%h",
+                    "--loglevel",
+                    "INFO",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                python,
+            ),
         ),
         Proc(
             "worker",
