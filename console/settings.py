@@ -183,6 +183,8 @@ CELERY_TASK_ROUTES = {
     "pools.tasks.warehouse_*": {"queue": "warehouse"},
     "pools.tasks.*": {"queue": "default"},
     "pools.aws.tasks.*": {"queue": "default"},
+    # Step 1 of a Replica check reads DynamoDB: AWS credentials stay out of the warehouse worker.
+    "views_mv.tasks.replica_scan": {"queue": "default"},
     "views_mv.tasks.*": {"queue": "warehouse"},
 }
 # Task modules autodiscovery does not find (it imports only <app>.tasks).

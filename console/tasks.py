@@ -9,6 +9,7 @@ from console import sql_guard
 from console.warehouse import Warehouse, WarehouseError, get_warehouse
 
 TIMEOUT_EXCEEDED = 159
+MEMORY_LIMIT_EXCEEDED = 241
 
 
 @shared_task
@@ -30,6 +31,11 @@ def execute(warehouse: Warehouse, sql: str, *, max_rows: int) -> dict:
             error["error"] += (
                 "\nThe SQL Console stops a query at its time limit (SQL_MAX_EXECUTION_SECONDS); "
                 "narrow it with WHERE or LIMIT."
+            )
+        elif exc.code == MEMORY_LIMIT_EXCEEDED:
+            error["error"] += (
+                "\nThe SQL Console stops a query at its memory limit (SQL_MAX_MEMORY_BYTES); "
+                "aggregate less at once, or narrow it with WHERE."
             )
         position = sql_guard.error_position(str(exc), sql)
         if position is not None:

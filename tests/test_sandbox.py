@@ -123,7 +123,7 @@ def test_it_reports_a_secret_that_lies_under_a_granted_folder(tmp_path):
         DATA_DIR=tmp_path,
         BASE_DIR=ROOT,
         WAREHOUSE=WarehouseConfig(backend="chdb", path=str(tmp_path / "warehouse")),
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "shoal.sqlite3")}},
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "db.sqlite3")}},
         REDIS_URL="redis://127.0.0.1:6379/0",
     )
     policy = sandbox.warehouse_policy(fake)  # the database beside secret_key: its folder is granted
@@ -146,7 +146,10 @@ def test_secrets_leave_the_environment_and_service_urls_travel_sealed():
         }
     )
     assert set(public) == {"PUBLIC_BASE_URL", "SQL_MAX_RESULT_ROWS", "PATH", "SHOAL_SECRETS_WITHHELD"}
-    assert sealed == {"DATABASE_URL": "postgres://shoal:pw@db:5432/shoal", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    assert sealed == {
+        "DATABASE_URL": "postgres://shoal:pw@db:5432/shoal",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
 
 
 CHILD = """
@@ -203,3 +206,25 @@ def test_off_runs_the_command_as_it_is():
     argv = ["celery", "-A", "console", "worker"]
     assert sandbox.command(argv, mode="off") == argv
     assert sandbox.command(argv, "/py", mode="landlock") == ["/py", "-m", "console.sandbox", "--", *argv]
+
+
+# --- Users' connections: limits they cannot lift ------------------------------------------------
+
+
+def test_the_memory_limit_stops_a_greedy_query(local_warehouse):
+    from console.tasks import execute
+    from console.warehouse.chdb_backend import ChdbWarehouse
+
+    lean = ChdbWarehouse(
+        local_warehouse.config, sql_max_seconds=20, sql_max_rows=5, sql_max_memory=64 * 2**20
+    )
+    lean.bootstrap()
+    try:
+        greedy = execute(lean, "SELECT length(groupArray(number)) FROM numbers(50000000)", max_rows=5)
+        modest = execute(lean, "SELECT length(groupArray(number)) FROM numbers(100000)", max_rows=5)
+        lifted = execute(lean, "SELECT 1 SETTINGS max_memory_usage = 0", max_rows=5)
+    finally:
+        lean.close()
+    assert greedy["code"] == 241 and "SQL_MAX_MEMORY_BYTES" in greedy["error"], greedy
+    assert modest["rows"] == [[100000]]
+    assert "error" in lifted and lifted["code"] == 164  # readonly: settings cannot change
