@@ -142,7 +142,33 @@ class Policy:
         return self.read + self.write
 
 
-SYSTEM_READ = ["/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/sys"]
+SYSTEM_READ = ["/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/sys"]
+# Not /etc as a whole: deployments keep secrets there (a systemd EnvironmentFile, say). What the
+# dynamic loader, name resolution, time zones and TLS read:
+ETC_READ = [
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/timezone",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/hosts",
+    "/etc/host.conf",
+    "/etc/resolv.conf",
+    "/etc/gai.conf",
+    "/etc/services",
+    "/etc/protocols",
+    "/etc/mime.types",
+    "/etc/os-release",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/ca-certificates",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust",
+    "/etc/crypto-policies",
+]
 # Not /proc as a whole: Landlock lets a process read /proc/<pid>/environ of the other processes of
 # its user (the web process's SECRET_KEY, say). The process's own /proc/<pid> is added by the
 # launcher (its pid survives exec); of the rest, what the engine and Python read.
@@ -176,23 +202,24 @@ def warehouse_policy(settings) -> Policy:
     data_dir = Path(settings.DATA_DIR).resolve()
     base_dir = Path(settings.BASE_DIR).resolve()
     policy = Policy()
-    policy.read += [Path(p) for p in SYSTEM_READ + PROC_READ + DEVICES_READ]
+    policy.read += [Path(p) for p in SYSTEM_READ + ETC_READ + PROC_READ + DEVICES_READ]
+    policy.read += [Path(p) for p in settings.WAREHOUSE_SANDBOX_READ]
     policy.write += [Path(p) for p in SYSTEM_WRITE]
 
-    # Python: the virtualenv (which may be a symlink), the interpreter it was made from, sys.path.
+    # Python: the virtualenv (which may be a symlink), the interpreter it was made from, sys.path
+    # (but not the repository, which sys.path names as '' or by its path: see below).
     python = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *sys.path}
     for entry in python:
-        if not entry:
-            continue
         for path in {Path(entry).absolute(), Path(entry).resolve()}:
-            if not _is_within(data_dir, path):  # the repository itself holds var/: see below
+            if not (_is_within(data_dir, path) or _is_within(base_dir, path)):
                 policy.read.append(path)
 
-    # The code: every top-level entry of the repository but the one holding the data folder (and
-    # hidden ones: .git, .env). The repository itself may only be listed, which imports need.
+    # The code: every top-level folder of the repository but the one holding the data folder and
+    # hidden ones (.git; a .env file is no folder either). The repository itself may only be
+    # listed, which imports need.
     policy.list_only.append(base_dir)
     for entry in sorted(base_dir.iterdir()):
-        if entry.name.startswith(".") or _is_within(data_dir, entry.resolve()):
+        if entry.name.startswith(".") or not entry.is_dir() or _is_within(data_dir, entry.resolve()):
             continue
         policy.read.append(entry)
 

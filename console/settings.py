@@ -219,6 +219,8 @@ SQL_MAX_MEMORY_BYTES = env_int("SQL_MAX_MEMORY_BYTES", 2 * 1024**3, minimum=16 *
 WAREHOUSE_SANDBOX = env_str("WAREHOUSE_SANDBOX", "landlock").strip().lower()
 if WAREHOUSE_SANDBOX not in {"landlock", "off"}:
     raise ImproperlyConfigured(f"WAREHOUSE_SANDBOX={WAREHOUSE_SANDBOX!r} must be landlock or off")
+# Extra paths the sandboxed warehouse worker may read (colon-separated), e.g. a CA bundle elsewhere.
+WAREHOUSE_SANDBOX_READ = [p for p in env_str("WAREHOUSE_SANDBOX_READ").split(":") if p]
 
 # --- AWS (pools/aws/clients.py) ---------------------------------------------------------------
 AWS_CONNECT_TIMEOUT = env_float("AWS_CONNECT_TIMEOUT", 5.0, minimum=0.1)
