@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from console.sql_guard import CheckedSelect
 from console.warehouse.base import quote_identifier
 from pools.tables import table_ref
 
 
-def create_view(mv) -> str:
+def _select(select: CheckedSelect) -> str:
+    # Only a SELECT that console.sql_guard.checked_select passed can become part of DDL.
+    if not isinstance(select, CheckedSelect):
+        raise TypeError("view DDL takes the SELECT returned by sql_guard.checked_select")
+    return str(select)
+
+
+def create_view(mv, select: CheckedSelect) -> str:
     """The view that copies every future insert of the source into the target pool.
 
     The SELECT runs in the pool database, so that pool names work as table names in it.
     """
     return (
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table_ref(mv.warehouse_name)} "
-        f"TO {table_ref(mv.target_pool.name)} AS {mv.sql.strip().rstrip(';')}"
+        f"TO {table_ref(mv.target_pool.name)} AS {_select(select)}"
     )
 
 
@@ -30,10 +38,10 @@ def delivery_rows(source_name: str) -> str:
     )
 
 
-def backfill_chunk(mv) -> str:
+def backfill_chunk(mv, select: CheckedSelect) -> str:
     """INSERT of the view's SELECT into its target, for the source rows the settings select."""
     columns = ", ".join(quote_identifier(name) for name, _ in mv.target_pool.columns)
-    return f"INSERT INTO {table_ref(mv.target_pool.name)} ({columns}) {mv.sql.strip().rstrip(';')}"
+    return f"INSERT INTO {table_ref(mv.target_pool.name)} ({columns}) {_select(select)}"
 
 
 def chunk_filter(mv, delivery_ids: list[int], bounds: list[int] | None = None) -> dict:

@@ -10,7 +10,9 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
+from console import sql_guard
 from console.warehouse import WarehouseError, get_warehouse
+from console.warehouse.base import quote_string
 from pools import loader
 from pools.gate import gate
 from pools.models import DataPool
@@ -28,6 +30,7 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
     """What a view's SELECT reads and returns: source tables, typed columns and a few rows."""
     warehouse = get_warehouse()
     try:
+        sql = sql_guard.checked_select(warehouse, sql)
         sources = schema.source_tables(warehouse, sql)
         # A pool that has received nothing yet may not have its table: create it to describe it.
         for pool in DataPool.objects.filter(name__in=[s.split(".")[-1] for s in sources]):
@@ -44,6 +47,21 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
         "elapsed_ms": rows.elapsed_ms,
         "formatted": schema.formatted(warehouse, sql),
     }
+
+
+@shared_task
+def warehouse_check_types(types: list[str]) -> dict[str, str]:
+    """type → the warehouse's error, for each type (already through the grammar) it does not know."""
+    warehouse = get_warehouse()
+    bad = {}
+    for type_ in types:
+        try:
+            warehouse.query(
+                f"SELECT toTypeName(defaultValueOfTypeName({quote_string(type_)}))", readonly=True
+            )
+        except WarehouseError as exc:
+            bad[type_] = str(exc)
+    return bad
 
 
 @shared_task
@@ -69,7 +87,9 @@ def warehouse_create_mv(mv_id: int, backfill: bool) -> str:
                 # ones the view will not see.
                 loader.ensure_table(warehouse, mv.source_pool)
                 plan_backfill(mv, warehouse.query(ddl.delivery_rows(mv.source_pool.name)).rows)
-            warehouse.execute(ddl.create_view(mv))
+            # Checked again right before it becomes DDL: the stored SQL may have been changed
+            # since the wizard checked it (the admin, the database).
+            warehouse.execute(ddl.create_view(mv, sql_guard.checked_select(warehouse, mv.sql)))
     except WarehouseError as exc:
         MaterializedView.objects.filter(pk=mv_id).update(
             status=MaterializedView.Status.FAILED, status_detail=str(exc)
@@ -135,6 +155,11 @@ def warehouse_run_backfill(mv_id: int) -> str:
     mv = MaterializedView.objects.select_related("source_pool", "target_pool").get(pk=mv_id)
     backfill = mv.backfill
     warehouse = get_warehouse()
+    try:
+        select = sql_guard.checked_select(warehouse, mv.sql)
+    except WarehouseError as exc:
+        Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.FAILED, error=str(exc))
+        return "failed"
     for index in range(backfill.chunks_done, len(backfill.chunks)):
         chunk_settings = {
             **ddl.chunk_filter(
@@ -148,7 +173,7 @@ def warehouse_run_backfill(mv_id: int) -> str:
             # The target orders changes by arrival: read the source in arrival order.
             chunk_settings["max_threads"] = 1
         try:
-            warehouse.execute(ddl.backfill_chunk(mv), settings=chunk_settings)
+            warehouse.execute(ddl.backfill_chunk(mv, select), settings=chunk_settings)
         except WarehouseError as exc:
             Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.FAILED, error=str(exc))
             log.warning("backfill of %s failed at chunk %d: %s", mv.name, index, exc)

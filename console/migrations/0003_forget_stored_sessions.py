@@ -11,6 +11,6 @@ def forget_sessions(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("console", "0001_initial"), ("sessions", "0001_initial")]
+    dependencies = [("console", "0002_roles"), ("sessions", "0001_initial")]
 
     operations = [migrations.RunPython(forget_sessions, migrations.RunPython.noop)]
