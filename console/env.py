@@ -79,6 +79,19 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     return value
 
 
+def default_sqlite_url(data_dir: Path) -> str:
+    """SQLite in a folder of its own (`db/`): the warehouse worker's sandbox has to open the
+    database's folder (SQLite creates its -wal and -shm files there) and must not open secret_key,
+    which lives in the data folder itself."""
+    legacy = data_dir / "shoal.sqlite3"
+    folder = data_dir / "db"
+    if legacy.exists() and not (folder / "shoal.sqlite3").exists():
+        return f"sqlite:///{legacy}"  # an install from before: docs/security.md says how to move it
+    if not folder.exists():
+        folder.mkdir()
+    return f"sqlite:///{folder / 'shoal.sqlite3'}"
+
+
 def database_from_url(url: str, *, data_dir: Path) -> dict:
     """Django DATABASES['default'] from sqlite:///path or postgres://user:pass@host:port/name."""
     parts = urlsplit(url)

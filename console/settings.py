@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from console.env import (
     adopt_sealed_environment,
     database_from_url,
+    default_sqlite_url,
     env_bool,
     env_float,
     env_int,
@@ -114,20 +115,8 @@ TEMPLATES = [
 ]
 
 
-def _default_database_url() -> str:
-    """SQLite in a folder of its own: the warehouse worker's sandbox has to open the database's
-    folder (SQLite creates its -wal and -shm files there), and must not open secret_key."""
-    legacy = DATA_DIR / "shoal.sqlite3"
-    folder = DATA_DIR / "db"
-    if legacy.exists() and not (folder / "shoal.sqlite3").exists():
-        return f"sqlite:///{legacy}"  # an install from before: docs/security.md says how to move it
-    if not folder.exists():
-        folder.mkdir()
-    return f"sqlite:///{folder / 'shoal.sqlite3'}"
-
-
 DATABASES = {
-    "default": database_from_url(env_str("DATABASE_URL") or _default_database_url(), data_dir=DATA_DIR)
+    "default": database_from_url(env_str("DATABASE_URL") or default_sqlite_url(DATA_DIR), data_dir=DATA_DIR)
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -230,3 +230,17 @@ def test_the_memory_limit_stops_a_greedy_query(local_warehouse):
     assert greedy["code"] == 241 and "SQL_MAX_MEMORY_BYTES" in greedy["error"], greedy
     assert modest["rows"] == [[100000]]
     assert "error" in lifted and lifted["code"] == 164  # readonly: settings cannot change
+
+
+def test_sqlite_lives_in_a_folder_without_the_secret_key(tmp_path):
+    from console.env import database_from_url, default_sqlite_url
+
+    fresh = database_from_url(default_sqlite_url(tmp_path), data_dir=tmp_path)
+    assert fresh["NAME"] == str(tmp_path / "db" / "shoal.sqlite3") and (tmp_path / "db").is_dir()
+
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "shoal.sqlite3").touch()  # an install from before keeps its database where it is
+    assert database_from_url(default_sqlite_url(older), data_dir=older)["NAME"] == str(
+        older / "shoal.sqlite3"
+    )

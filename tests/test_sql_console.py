@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from console import warehouse_client
 from console.models import QueryRun
 from pools.services import create_pool
 from tests.conftest import change_record, land_direct, wait_for
@@ -164,8 +165,9 @@ def test_without_javascript_the_run_redirects_to_a_page_that_shows_the_result(
     wait_for(lambda: b">7<" in client.get(reverse("sql:result", args=[entry.pk])).content, message="result")
 
 
-def test_the_console_says_so_when_no_worker_runs(client, maria, settings):
-    settings.REDIS_URL = "redis://127.0.0.1:6379/14"  # a database no worker beats in
+def test_the_console_says_so_when_no_worker_runs(client, maria, monkeypatch):
+    # A heartbeat key no worker writes (a fixed Redis database may be another test run's).
+    monkeypatch.setattr(warehouse_client, "HEARTBEAT_KEY", "shoal:test:no-worker-beats-here")
     html = client.post(reverse("sql:run"), {"sql": "SELECT 1"}, **HTMX).content.decode()
     assert "No warehouse worker is running" in html
     assert QueryRun.objects.get().failed
