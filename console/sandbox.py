@@ -169,9 +169,10 @@ ETC_READ = [
     "/etc/pki/ca-trust",
     "/etc/crypto-policies",
 ]
-# Not /proc as a whole: Landlock lets a process read /proc/<pid>/environ of the other processes of
-# its user (the web process's SECRET_KEY, say). The process's own /proc/<pid> is added by the
-# launcher (its pid survives exec); of the rest, what the engine and Python read.
+# Not /proc as a whole: on Linux 6.18 a Landlocked process can still read /proc/<pid>/environ of
+# the other processes of its user (the web process's SECRET_KEY, say), though not their memory.
+# The process's own /proc/<pid> is added by the launcher (its pid survives exec); of the rest,
+# what the engine and Python read.
 PROC_READ = [
     "/proc/sys",
     "/proc/meminfo",
