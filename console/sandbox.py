@@ -435,13 +435,13 @@ def command(argv: list[str], python: str = sys.executable, mode: str | None = No
 def main(argv: list[str]) -> None:
     if "--" not in argv or argv.index("--") == len(argv) - 1:
         sys.exit("usage: python -m console.sandbox -- <command> [args…]")
-    command = argv[argv.index("--") + 1 :]
+    worker = argv[argv.index("--") + 1 :]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from django.conf import settings
 
     try:
-        launch(command, settings)
+        launch(worker, settings)
     except SandboxError as exc:
         # Refuse to start rather than run a worker that was meant to be confined and is not.
         sys.exit(f"WAREHOUSE_SANDBOX=landlock: {exc}")
