@@ -244,3 +244,15 @@ def test_sqlite_lives_in_a_folder_without_the_secret_key(tmp_path):
     assert database_from_url(default_sqlite_url(older), data_dir=older)["NAME"] == str(
         older / "shoal.sqlite3"
     )
+
+
+def test_make_run_starts_only_the_warehouse_worker_in_the_sandbox(settings):
+    from console import supervisor
+
+    launcher = ["/py", "-m", "console.sandbox", "--"]
+    procs = {p.name: p.argv for p in supervisor.plan(8000, "/py")}
+    assert procs["warehouse"][:4] == launcher and "warehouse" in procs["warehouse"]
+    assert all(argv[:4] != launcher for name, argv in procs.items() if name != "warehouse")
+    settings.WAREHOUSE_SANDBOX = "off"
+    (warehouse,) = [p.argv for p in supervisor.plan(8000, "/py") if p.name == "warehouse"]
+    assert warehouse[:3] == ["/py", "-m", "celery"]
