@@ -50,7 +50,7 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
     web_workers = os.environ.get("WEB_WORKERS", "2")
     web_threads = os.environ.get("WEB_THREADS", "8")
     celery = [python, "-m", "celery", "-A", "console"]
-    return [
+    procs = [
         Proc(
             "web",
             [
@@ -72,29 +72,25 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
                 "%(m)s %(U)s %(s)s %(b)s %(M)sms",
             ],
         ),
-        # The only process that opens the warehouse; threads share one chDB folder. It runs
-        # confined (console/sandbox.py): SQL inside chDB cannot read Shoal's secrets.
+        # The only process that opens the warehouse; threads share one chDB folder.
         Proc(
             "warehouse",
-            sandbox.command(
-                celery
-                + [
-                    "worker",
-                    "-Q",
-                    "warehouse",
-                    "--pool",
-                    "threads",
-                    "--concurrency",
-                    os.environ.get("WAREHOUSE_CONCURRENCY", "4"),
-                    "-n",
-                    "warehouse@%h",
-                    "--loglevel",
-                    "INFO",
-                    "--without-gossip",
-                    "--without-mingle",
-                ],
-                python,
-            ),
+            celery
+            + [
+                "worker",
+                "-Q",
+                "warehouse",
+                "--pool",
+                "threads",
+                "--concurrency",
+                os.environ.get("WAREHOUSE_CONCURRENCY", "4"),
+                "-n",
+                "warehouse@%h",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
         ),
         Proc(
             "worker",
@@ -117,6 +113,11 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
         ),
         Proc("beat", celery + ["beat", "--loglevel", "INFO"]),
     ]
+    # SQL inside chDB must not read Shoal's secrets: the warehouse worker runs confined.
+    for proc in procs:
+        if proc.name == "warehouse":
+            proc.argv = sandbox.command(proc.argv, python)
+    return procs
 
 
 def run(procs: list[Proc], out=sys.stdout) -> int:
