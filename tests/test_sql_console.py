@@ -3,6 +3,7 @@ use of the same check."""
 
 from __future__ import annotations
 
+import uuid
 from io import StringIO
 
 import pytest
@@ -10,7 +11,6 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from console import warehouse_client
 from console.models import QueryRun
 from pools.services import create_pool
 from tests.conftest import change_record, land_direct, wait_for
@@ -166,8 +166,11 @@ def test_without_javascript_the_run_redirects_to_a_page_that_shows_the_result(
 
 
 def test_the_console_says_so_when_no_worker_runs(client, maria, monkeypatch):
-    # A heartbeat key no worker writes (a fixed Redis database may be another test run's).
-    monkeypatch.setattr(warehouse_client, "HEARTBEAT_KEY", "shoal:test:no-worker-beats-here")
+    # A heartbeat key no worker beats under (another Redis database may be another suite's, on a
+    # shared machine, with its worker beating in it).
+    from console import warehouse_client
+
+    monkeypatch.setattr(warehouse_client, "HEARTBEAT_KEY", f"shoal:test:no-worker:{uuid.uuid4().hex}")
     html = client.post(reverse("sql:run"), {"sql": "SELECT 1"}, **HTMX).content.decode()
     assert "No warehouse worker is running" in html
     assert QueryRun.objects.get().failed
