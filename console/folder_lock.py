@@ -5,7 +5,8 @@ sets of processes sharing one warehouse folder and one set of queues.
 Two flock(2) locks, released by the kernel when the last process holding them exits:
 - `<data folder>/shoal.lock`: taken by the supervisor (`make run`) and inherited by every process
   it starts, so it stays held as long as any of them lives;
-- `<warehouse folder>.lock`: taken by the warehouse worker, the only process that opens chDB.
+- `<warehouse folder>/.shoal-worker.lock`: taken by the warehouse worker, the only process that
+  opens chDB (inside the folder, which the sandboxed worker may write: console/sandbox.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import contextlib
 import fcntl
 import os
 from pathlib import Path
+
+
+def warehouse_lock(warehouse_path: str | Path) -> Path:
+    return Path(warehouse_path) / ".shoal-worker.lock"
 
 
 class FolderHeld(Exception):

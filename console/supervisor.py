@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from console import sandbox
+
 COLOURS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m"]
 RESET = "\033[0m"
 
@@ -96,7 +98,7 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
     web_workers = os.environ.get("WEB_WORKERS", "2")
     web_threads = os.environ.get("WEB_THREADS", "8")
     celery = [python, "-m", "celery", "-A", "console"]
-    return [
+    procs = [
         Proc(
             "web",
             gunicorn_argv(port, python, workers=web_workers, threads=web_threads),
@@ -146,6 +148,11 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
         ),
         Proc("beat", celery + ["beat", "--loglevel", "INFO"], ready_when="beat: Starting"),
     ]
+    # SQL inside chDB must not read Shoal's secrets: the warehouse worker runs confined.
+    for proc in procs:
+        if proc.name == "warehouse":
+            proc.argv = sandbox.command(proc.argv, python)
+    return procs
 
 
 def _child_setup(parent: int, nice: int):
@@ -202,9 +209,11 @@ def run(
         from console import folder_lock
 
         try:
+            from django.conf import settings
+
             held = folder_lock.acquire(Path(data_dir) / "shoal.lock")
-            warehouse = Path(data_dir) / "warehouse"
-            folder_lock.check_free(warehouse.with_name(warehouse.name + ".lock"))
+            if settings.WAREHOUSE.backend == "chdb":
+                folder_lock.check_free(folder_lock.warehouse_lock(settings.WAREHOUSE.path))
         except folder_lock.FolderHeld as exc:
             say(str(exc))
             if held is not None:

@@ -50,15 +50,12 @@ def start_heartbeat(sender=None, **_):
 def _lock_warehouse_folder() -> None:
     """One process opens a chDB folder: say clearly who else has it (chDB's own refusal reads
     "Error initializing EmbeddedServer")."""
-    from pathlib import Path
-
     from django.conf import settings
 
     from console import folder_lock
 
     if settings.WAREHOUSE.backend == "chdb" and not _held:
-        folder = Path(settings.WAREHOUSE.path)
-        _held.append(folder_lock.acquire(folder.with_name(folder.name + ".lock")))
+        _held.append(folder_lock.acquire(folder_lock.warehouse_lock(settings.WAREHOUSE.path)))
 
 
 @worker_shutdown.connect

@@ -46,7 +46,14 @@ def _error(exc: Exception) -> WarehouseError:
 
 
 class ChdbWarehouse(Warehouse):
-    def __init__(self, config, *, sql_max_seconds: int | None = None, sql_max_rows: int | None = None):
+    def __init__(
+        self,
+        config,
+        *,
+        sql_max_seconds: int | None = None,
+        sql_max_rows: int | None = None,
+        sql_max_memory: int | None = None,
+    ):
         super().__init__(config)
         from django.conf import settings
 
@@ -58,7 +65,7 @@ class ChdbWarehouse(Warehouse):
             **readonly_settings(
                 sql_max_seconds or settings.SQL_MAX_EXECUTION_SECONDS,
                 sql_max_rows or settings.SQL_MAX_RESULT_ROWS,
-                max_memory=settings.SQL_MAX_MEMORY_BYTES,
+                sql_max_memory,
                 max_threads=settings.SQL_MAX_THREADS,
             ),
             **SESSION_SETTINGS,
@@ -91,6 +98,15 @@ class ChdbWarehouse(Warehouse):
         super().bootstrap()
         self._bootstrapped = True
         self._connection().query(f"USE {quote_identifier(self.database)}")
+
+    def _discard(self, readonly: bool) -> None:
+        """Close a connection whose query failed: chDB keeps the failed query's partial output
+        and hands it out at the head of the next result on that connection."""
+        attr = "ro" if readonly else "rw"
+        conn = getattr(self._local, attr, None)
+        setattr(self._local, attr, None)
+        if conn is not None:
+            conn.close()
 
     def execute(self, sql: str, *, settings: dict[str, Any] | None = None) -> int:
         try:
