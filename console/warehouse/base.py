@@ -49,6 +49,11 @@ SESSION_SETTINGS: dict[str, Any] = {
     # Let users sort and group by JSON paths (keys.order_id.S is Dynamic) as they would expect.
     "allow_suspicious_types_in_order_by": 1,
     "allow_suspicious_types_in_group_by": 1,
+    # DynamoDB allows attribute names with dots ("user.name" beside a map "user"). JSON columns
+    # would read the dots as nesting, merging such attributes or refusing the record ("Duplicate
+    # path"). Escaped, they stay apart: new_image.`user%2Ename`.S reads the attribute "user.name",
+    # and an image is written back out with its names as DynamoDB sent them.
+    "json_type_escape_dots_in_keys": 1,
 }
 
 
