@@ -128,7 +128,7 @@ def test_it_answers_405_for_other_methods(live_server, pool, method):
         (b'{"requestId": "r-400", "records": [{"data": ""}], "timestamp": NaN}', "NaN"),
         (b'{"requestId": "r-400", "records": [{"data": ""}], "records": [{}, {}]}', "duplicate key"),
         (b'{"requestId": "r-400", "records": [{"data": "", "x": "\\ud800"}]}', "surrogate"),
-        (b'{"requestId": "r-400", "records": [{"data": ""}], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "deep"),
+        (b'{"requestId": "r-400", "records": [{}], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "deep"),
     ],
 )
 def test_it_answers_400_for_a_malformed_envelope(live_server, pool, body, message):
