@@ -4,6 +4,13 @@ Every step can be repeated after a crash: a delivery is claimed with a condition
 insert carries a deduplication token derived from the delivery (so a second insert of it writes
 nothing), quarantine rows are unique per (delivery, position), and the counters move only when
 the delivery itself moves to `loaded`.
+
+What a 200 promised is checked against the data: after the insert, the rows of the delivery in
+the pool are counted; with the records quarantined they must make up the delivery's record count.
+A record the warehouse refuses (a content error, see pools/faults.py) is found by splitting the
+delivery in halves, deterministically, so that a repeated load makes the same inserts with the
+same tokens; it is quarantined with ClickHouse's reason and the rest is loaded. Any other fault
+is retried with back-off for as long as it takes.
 """
 
 from __future__ import annotations
@@ -16,19 +23,23 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from console.warehouse import Warehouse, WarehouseError
-from pools import landing, tables
+from pools import faults, landing, tables
 from pools.envelope import decompress
 from pools.gate import gate
 from pools.models import DataPool, Delivery, QuarantinedRecord
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 10
 _known_tables: set[tuple[int, str]] = set()
+
+
+class CountMismatch(Exception):
+    """The pool and the quarantine do not account for every record of a delivery: a defect of
+    Shoal (the envelope check and the warehouse disagree), kept for investigation."""
 
 
 @dataclass
@@ -56,6 +67,7 @@ def claim(pool_id: int, limit: int) -> tuple[str, list[int]]:
     token = uuid.uuid4().hex
     candidates = list(
         Delivery.objects.filter(pool_id=pool_id, status=Delivery.Status.LANDED)
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=timezone.now()))
         .order_by("id")
         .values_list("id", flat=True)[:limit]
     )
@@ -91,9 +103,9 @@ def load_pool(warehouse: Warehouse, pool_id: int, *, batch: int | None = None) -
             try:
                 loaded, quarantined = load_delivery(warehouse, delivery_id, token)
             except Exception as exc:  # WarehouseError, or anything else: never leave it claimed
-                if not isinstance(exc, WarehouseError):
+                if not isinstance(exc, WarehouseError | CountMismatch):
                     log.exception("load of delivery %s failed", delivery_id)
-                release(delivery_id, token, str(exc))
+                release(delivery_id, token, str(exc), hold=isinstance(exc, CountMismatch))
                 outcome.failed += 1
                 continue
             outcome.deliveries += 1
@@ -111,42 +123,94 @@ def load_delivery(warehouse: Warehouse, delivery_id: int, token: str) -> tuple[i
     path, spooled = _spool(delivery)
     if not path.exists():
         return _journal_file_gone(warehouse, delivery, token)
+    received_ms = int(delivery.received_at.timestamp() * 1000)
     try:
-        received_ms = int(delivery.received_at.timestamp() * 1000)
         with gate(pool.pk).shared():
-            written = warehouse.insert_file(
-                tables.load_select(delivery.pk, received_ms),
-                pool.table,
-                path,
-                settings={"insert_deduplication_token": delivery.dedup_token},
-            )
+            refused, view_error = _insert_isolating(warehouse, delivery, path, received_ms)
+        stored = _stored(warehouse, pool, {delivery.pk: received_ms}).get(delivery.pk, 0)
         rejected: list[list] = []
-        if written < delivery.record_count:
-            # Some records were refused (or this insert was a repeat): find out which, once.
+        if stored + len(refused) < delivery.record_count:
+            # Records that are not change records were left out by the insert: which, and why.
             rejected = warehouse.query_file(tables.rejected_select(), path).rows
     finally:
         if spooled:
             path.unlink(missing_ok=True)
-    if rejected:
+    quarantine = [*rejected, *refused]
+    if stored + len(quarantine) != delivery.record_count:
+        raise CountMismatch(
+            f"{delivery.record_count} records were acknowledged, but {stored} are in the pool and "
+            f"{len(quarantine)} in quarantine; the body is kept for investigation"
+        )
+    if quarantine:
         QuarantinedRecord.objects.bulk_create(
             [
-                QuarantinedRecord(pool=pool, delivery=delivery, position=position, data=data, reason=reason)
-                for position, data, reason in rejected
+                QuarantinedRecord(
+                    pool=pool, delivery=delivery, position=position, data=data, reason=reason[:200]
+                )
+                for position, data, reason in quarantine
             ],
             ignore_conflicts=True,
         )
-    loaded = delivery.record_count - len(rejected)
-    finish(delivery, token, loaded, len(rejected))
-    return loaded, len(rejected)
+    finish(delivery, token, stored, len(quarantine), note=view_error)
+    return stored, len(quarantine)
+
+
+def _insert_isolating(
+    warehouse: Warehouse, delivery: Delivery, path: Path, received_ms: int
+) -> tuple[list[list], str]:
+    """Insert a delivery's records, leaving out those the warehouse refuses.
+
+    Returns the refused records as [position, data, reason] and, when a Materialized View refused
+    the records after the pool had stored them, that view's error (the pool's rows are then
+    complete and are not inserted again).
+    """
+    pool = delivery.pool
+    refused: list[list] = []
+    pending = [(1, delivery.record_count)]
+    while pending:
+        first, last = pending.pop()
+        whole = (first, last) == (1, delivery.record_count)
+        try:
+            warehouse.insert_file(
+                tables.load_select(delivery.pk, received_ms, *((None, None) if whole else (first, last))),
+                pool.table,
+                path,
+                settings={
+                    "insert_deduplication_token": delivery.dedup_token
+                    if whole
+                    else f"{delivery.dedup_token}/{first}-{last}"
+                },
+            )
+        except WarehouseError as exc:
+            if not faults.is_content_error(exc):
+                raise
+            view = faults.refusing_view(exc)
+            if view:
+                # ClickHouse writes the pool's part before it runs the views: the pool has these
+                # records, and inserting parts of them again would store them twice.
+                log.warning("delivery %s: the Materialized View %s refused it: %s", delivery.pk, view, exc)
+                return refused, f"stored; the Materialized View {view} refused it: {exc}"
+            if first == last:
+                position, data = warehouse.query_file(tables.record_select(first), path).rows[0]
+                refused.append([position, data, f"refused by the warehouse: {exc}"])
+                continue
+            middle = (first + last) // 2
+            pending += [(middle + 1, last), (first, middle)]
+    return refused, ""
+
+
+def _stored(warehouse: Warehouse, pool: DataPool, received_ms: dict[int, int]) -> dict[int, int]:
+    """Rows of each delivery in the pool, counted in the data."""
+    rows = warehouse.query(tables.stored_select(pool, received_ms)).rows
+    return {int(delivery_id): int(count) for delivery_id, count in rows}
 
 
 def _journal_file_gone(warehouse: Warehouse, delivery: Delivery, token: str) -> tuple[int, int]:
     """A landed delivery whose journal file is gone. Files are discarded only after their load
     committed, so this is a load whose bookkeeping was lost (a power cut with synchronous=NORMAL):
     its rows are in the warehouse. If they are not, say so loudly rather than guess."""
-    found = warehouse.query(
-        f"SELECT count() FROM {delivery.pool.table} WHERE _delivery_id = {int(delivery.pk)}"
-    ).rows[0][0]
+    received_ms = int(delivery.received_at.timestamp() * 1000)
+    found = _stored(warehouse, delivery.pool, {delivery.pk: received_ms}).get(delivery.pk, 0)
     if not found:
         raise WarehouseError(f"journal file {delivery.body_path} is missing and no rows were loaded from it")
     log.warning("delivery %s was loaded before its bookkeeping was lost; marking it loaded", delivery.pk)
@@ -154,7 +218,7 @@ def _journal_file_gone(warehouse: Warehouse, delivery: Delivery, token: str) -> 
     return int(found), delivery.record_count - int(found)
 
 
-def finish(delivery: Delivery, token: str, loaded: int, quarantined: int) -> None:
+def finish(delivery: Delivery, token: str, loaded: int, quarantined: int, note: str = "") -> None:
     now = timezone.now()
     with transaction.atomic():
         moved = Delivery.objects.filter(
@@ -166,7 +230,8 @@ def finish(delivery: Delivery, token: str, loaded: int, quarantined: int) -> Non
             quarantined_count=quarantined,
             body=b"",
             body_path="",
-            error="",
+            error=note[:4000],
+            retry_at=None,
         )
         if moved:
             updates = {
@@ -186,15 +251,22 @@ def finish(delivery: Delivery, token: str, loaded: int, quarantined: int) -> Non
             transaction.on_commit(lambda: landing.discard(delivery.body_path))
 
 
-def release(delivery_id: int, token: str, error: str) -> None:
-    """Give a claimed delivery back after a failed load, or fail it after MAX_ATTEMPTS."""
+def release(delivery_id: int, token: str, error: str, *, hold: bool = False) -> None:
+    """Give a claimed delivery back after a failed load, to be retried after a back-off.
+
+    `hold` keeps it aside as `failed` (a count that does not add up: a defect to investigate,
+    with its body kept); a fault of the moment is retried for as long as it takes.
+    """
     delivery = Delivery.objects.filter(id=delivery_id, claim_token=token).first()
     if delivery is None:
         return
-    status = Delivery.Status.FAILED if delivery.attempts >= MAX_ATTEMPTS else Delivery.Status.LANDED
     log.warning("load of delivery %s failed (attempt %s): %s", delivery_id, delivery.attempts, error)
     Delivery.objects.filter(id=delivery_id, claim_token=token).update(
-        status=status, claim_token="", claimed_at=None, error=error[:4000]
+        status=Delivery.Status.FAILED if hold else Delivery.Status.LANDED,
+        claim_token="",
+        claimed_at=None,
+        error=error[:4000],
+        retry_at=timezone.now() + faults.retry_delay(delivery.attempts),
     )
 
 
@@ -224,7 +296,10 @@ def sweep(stale_after: float | None = None) -> list[int]:
     if landing.uses_files():
         recover_journal()
     return list(
-        Delivery.objects.filter(status=Delivery.Status.LANDED).values_list("pool_id", flat=True).distinct()
+        Delivery.objects.filter(status=Delivery.Status.LANDED)
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=timezone.now()))
+        .values_list("pool_id", flat=True)
+        .distinct()
     )
 
 
@@ -265,8 +340,9 @@ def recover_journal(older_than: float = 30.0) -> int:
 
 def requeue(delivery_ids: list[int]) -> int:
     """Put failed deliveries back in line (admin action)."""
+    fresh = {"claim_token": "", "claimed_at": None, "attempts": 0, "error": "", "retry_at": None}
     return (
         Delivery.objects.filter(id__in=delivery_ids)
         .exclude(status=Delivery.Status.LOADED)
-        .update(status=Delivery.Status.LANDED, claim_token="", claimed_at=None, attempts=0, error="")
+        .update(status=Delivery.Status.LANDED, **fresh)
     )

@@ -162,6 +162,8 @@ class Delivery(models.Model):
     claim_token = models.CharField(max_length=64, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.IntegerField(default=0)
+    # After a transient fault (disk full, warehouse unreachable, …) the load waits until then.
+    retry_at = models.DateTimeField(null=True, blank=True)
     loaded_at = models.DateTimeField(null=True, blank=True)
     loaded_count = models.IntegerField(default=0)
     quarantined_count = models.IntegerField(default=0)

@@ -85,7 +85,7 @@ _SCALARS = (
 # Every record of the blob with what it parses to, and why it is refused ('' when it is a DynamoDB
 # change record). Each record is parsed a handful of times rather than once per column: this
 # query is the whole cost of loading.
-_RECORDS = f"""SELECT position, entry, data, r, s, d, multiIf(
+_RECORDS_TEMPLATE = f"""SELECT position, entry, data, r, s, d, multiIf(
     data IS NULL, 'entry has no string "data" field',
     data = '', 'record is empty',
     r = '', 'data is not valid base64',
@@ -103,8 +103,15 @@ FROM (
         FROM {{source}}
         ARRAY JOIN JSONExtractArrayRaw(raw_blob, 'records') AS entry,
                    arrayEnumerate(JSONExtractArrayRaw(raw_blob, 'records')) AS position
+        {{positions}}
     )
 )"""
+
+
+def _records(first: int | None = None, last: int | None = None) -> str:
+    """The records query, limited to positions first..last (from 1) when given."""
+    where = f"WHERE position BETWEEN {int(first)} AND {int(last)}" if first is not None else ""
+    return _RECORDS_TEMPLATE.replace("{positions}", where)
 
 
 def _object_or_empty(raw: str) -> str:
@@ -112,8 +119,11 @@ def _object_or_empty(raw: str) -> str:
     return f"if(startsWith({raw}, '{{'), {raw}, '{{}}')"
 
 
-def load_select(delivery_id: int, received_at_ms: int) -> str:
-    """SELECT of a delivery's valid records as rows of the change-event table ({source}: blob)."""
+def load_select(
+    delivery_id: int, received_at_ms: int, first: int | None = None, last: int | None = None
+) -> str:
+    """SELECT of a delivery's valid records as rows of the change-event table ({source}: blob),
+    only those at positions first..last (from 1) when given."""
     names = ", ".join(quote_identifier(n) for n, _, _ in CHANGE_EVENT_COLUMNS)
     return f"""SELECT {names} FROM (
 SELECT
@@ -133,7 +143,7 @@ SELECT
     fromUnixTimestamp64Milli(toInt64({int(received_at_ms)}), 'UTC') AS _received_at,
     toUInt64({int(delivery_id)}) AS _delivery_id,
     r AS _payload
-FROM ({_RECORDS})
+FROM ({_records(first, last)})
 WHERE reason = ''
 )"""
 
@@ -143,9 +153,25 @@ def rejected_select() -> str:
     return f"""SELECT toInt32(position - 1) AS position,
     ifNull(data, entry) AS data,
     reason
-FROM ({_RECORDS})
+FROM ({_records()})
 WHERE reason != ''
 ORDER BY position"""
+
+
+def record_select(position: int) -> str:
+    """SELECT position (from 0) and data of one record of a delivery (to quarantine it)."""
+    return f"""SELECT toInt32(position - 1), ifNull(data, entry) FROM ({_records(position, position)})"""
+
+
+def stored_select(pool, delivery_received_ms: dict[int, int]) -> str:
+    """SELECT _delivery_id, count() of the given deliveries' rows in a pool: what was stored is
+    read from the data. _received_at (the sorting key) narrows the scan to their granules."""
+    conditions = " OR ".join(
+        f"(_received_at = fromUnixTimestamp64Milli(toInt64({int(ms)}), 'UTC') AND _delivery_id = {int(d)})"
+        for d, ms in delivery_received_ms.items()
+    )
+    table = table_ref(pool.name)
+    return f"SELECT _delivery_id, count() FROM {table} WHERE {conditions} GROUP BY _delivery_id"
 
 
 # Preview Data shows what a user looks for first (the change and its item), then the rest.
