@@ -125,16 +125,32 @@ def load_delivery(warehouse: Warehouse, delivery_id: int, token: str) -> tuple[i
         return _journal_file_gone(warehouse, delivery, token)
     received_ms = int(delivery.received_at.timestamp() * 1000)
     try:
+        # Views are attached under this gate (views_mv/tasks.py): a delivery is either finished
+        # before a view's backfill is planned, or runs through that view here.
         with gate(pool.pk).shared():
-            refused, view_error = _insert_isolating(warehouse, delivery, path, received_ms)
-        stored = _stored(warehouse, pool, {delivery.pk: received_ms}).get(delivery.pk, 0)
-        rejected: list[list] = []
-        if stored + len(refused) < delivery.record_count:
-            # Records that are not change records were left out by the insert: which, and why.
-            rejected = warehouse.query_file(tables.rejected_select(), path).rows
+            loaded, quarantined, note = _load_and_account(warehouse, delivery, path, received_ms)
+            from views_mv.apply import run_views
+
+            run_views(warehouse, pool.pk, [delivery.pk], [received_ms, received_ms], delivery.dedup_token)
+            finish(delivery, token, loaded, quarantined, note=note)
     finally:
         if spooled:
             path.unlink(missing_ok=True)
+    return loaded, quarantined
+
+
+def _load_and_account(
+    warehouse: Warehouse, delivery: Delivery, path: Path, received_ms: int
+) -> tuple[int, int, str]:
+    """Insert the delivery, then count what the pool holds of it and quarantine the rest;
+    returns (stored, quarantined, a note for the delivery)."""
+    pool = delivery.pool
+    refused, view_error = _insert_isolating(warehouse, delivery, path, received_ms)
+    stored = _stored(warehouse, pool, {delivery.pk: received_ms}).get(delivery.pk, 0)
+    rejected: list[list] = []
+    if stored + len(refused) < delivery.record_count:
+        # Records that are not change records were left out by the insert: which, and why.
+        rejected = warehouse.query_file(tables.rejected_select(), path).rows
     quarantine = [*rejected, *refused]
     if stored + len(quarantine) != delivery.record_count:
         raise CountMismatch(
@@ -151,8 +167,7 @@ def load_delivery(warehouse: Warehouse, delivery_id: int, token: str) -> tuple[i
             ],
             ignore_conflicts=True,
         )
-    finish(delivery, token, stored, len(quarantine), note=view_error)
-    return stored, len(quarantine)
+    return stored, len(quarantine), view_error
 
 
 def _insert_isolating(

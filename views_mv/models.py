@@ -110,3 +110,32 @@ class ReplicaCheck(models.Model):
 
     def __str__(self) -> str:
         return f"replica check of {self.mv_id} against {self.table_name}"
+
+
+class ViewFailure(models.Model):
+    """Source records a view could not transform, with the warehouse's error.
+
+    The rows are found by splitting the delivery (by event id) until the failing ones are alone;
+    `retry` runs the view again over exactly these rows, so that once the view is fixed its target
+    converges without anything copied twice.
+    """
+
+    mv = models.ForeignKey(MaterializedView, on_delete=models.CASCADE, related_name="failures")
+    delivery = models.ForeignKey("pools.Delivery", on_delete=models.CASCADE, related_name="view_failures")
+    event_id = models.CharField(max_length=255, help_text="eventID of the source record(s).")
+    error = models.TextField()
+    attempts = models.IntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retried_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mv", "delivery", "event_id"], name="view_failure_once_per_record"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mv_id}: {self.delivery_id}/{self.event_id}"
