@@ -129,7 +129,8 @@ def measure_ceiling(records: list[bytes], data_dir: Path) -> float:
     pool = DataPool(name="bench_ceiling")
     warehouse.execute(tables.create_change_event_table(pool))
     started = time.perf_counter()
-    written = warehouse.insert_file(tables.load_select(0, int(time.time() * 1000)), pool.table, body)
+    files = [(body.name, 0, int(time.time() * 1000))]
+    written = warehouse.insert_files(tables.load_select(files), pool.table, [body])
     elapsed = time.perf_counter() - started
     assert written == len(records), (written, len(records))
     return len(records) / elapsed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from console.warehouse.base import quote_identifier
+from console.warehouse.base import quote_identifier, quote_string
 
 # Columns of the DynamoDB change-event table, in the guide's names, with their types.
 CHANGE_EVENT_COLUMNS: list[tuple[str, str, str]] = [
@@ -85,7 +85,7 @@ _SCALARS = (
 # Every record of the blob with what it parses to, and why it is refused ('' when it is a DynamoDB
 # change record). Each record is parsed a handful of times rather than once per column: this
 # query is the whole cost of loading.
-_RECORDS_TEMPLATE = f"""SELECT position, entry, data, r, s, d, multiIf(
+_RECORDS_TEMPLATE = f"""SELECT file, position, entry, data, r, s, d, multiIf(
     data IS NULL, 'entry has no string "data" field',
     data = '', 'record is empty',
     r = '', 'data is not valid base64',
@@ -94,11 +94,11 @@ _RECORDS_TEMPLATE = f"""SELECT position, entry, data, r, s, d, multiIf(
     NOT startsWith(d['Keys'], '{{'), 'dynamodb.Keys is missing',
     '') AS reason
 FROM (
-    SELECT position, entry, data, r,
+    SELECT file, position, entry, data, r,
         JSONExtract(r, '{_SCALARS}') AS s,
         CAST(JSONExtractKeysAndValuesRaw(r, 'dynamodb'), 'Map(String, String)') AS d
     FROM (
-        SELECT position, entry, JSONExtract(entry, 'data', 'Nullable(String)') AS data,
+        SELECT {{file}} AS file, position, entry, JSONExtract(entry, 'data', 'Nullable(String)') AS data,
             tryBase64Decode(ifNull(data, '')) AS r
         FROM {{source}}
         ARRAY JOIN JSONExtractArrayRaw(raw_blob, 'records') AS entry,
@@ -108,10 +108,11 @@ FROM (
 )"""
 
 
-def _records(first: int | None = None, last: int | None = None) -> str:
-    """The records query, limited to positions first..last (from 1) when given."""
+def _records(first: int | None = None, last: int | None = None, *, files: bool = False) -> str:
+    """The records query, limited to positions first..last (from 1) when given. With `files`,
+    the source is several bodies and `file` names the one each record came from."""
     where = f"WHERE position BETWEEN {int(first)} AND {int(last)}" if first is not None else ""
-    return _RECORDS_TEMPLATE.replace("{positions}", where)
+    return _RECORDS_TEMPLATE.replace("{positions}", where).replace("{file}", "_file" if files else "''")
 
 
 def _object_or_empty(raw: str) -> str:
@@ -119,12 +120,18 @@ def _object_or_empty(raw: str) -> str:
     return f"if(startsWith({raw}, '{{'), {raw}, '{{}}')"
 
 
-def load_select(
-    delivery_id: int, received_at_ms: int, first: int | None = None, last: int | None = None
-) -> str:
-    """SELECT of a delivery's valid records as rows of the change-event table ({source}: blob),
-    only those at positions first..last (from 1) when given."""
+def load_select(files: list[tuple[str, int, int]], first: int | None = None, last: int | None = None) -> str:
+    """SELECT of the valid records of some deliveries as rows of the change-event table.
+
+    `files` lists each body's file name with its delivery id and reception time (ms); {source}
+    yields the bodies with their `_file`. With first..last (one delivery), only those positions.
+    """
     names = ", ".join(quote_identifier(n) for n, _, _ in CHANGE_EVENT_COLUMNS)
+    from_files = "[" + ", ".join(quote_string(name) for name, _, _ in files) + "]"
+    ids = "[" + ", ".join(str(int(d)) for _, d, _ in files) + "]"
+    received = "[" + ", ".join(str(int(ms)) for _, _, ms in files) + "]"
+    delivery_id = f"transform(file, {from_files}, CAST({ids}, 'Array(UInt64)'), toUInt64(0))"
+    received_ms = f"transform(file, {from_files}, CAST({received}, 'Array(Int64)'), toInt64(0))"
     return f"""SELECT {names} FROM (
 SELECT
     s.1 AS event_id,
@@ -140,10 +147,10 @@ SELECT
     {_object_or_empty("d['NewImage']")} AS new_image,
     {_object_or_empty("d['OldImage']")} AS old_image,
     s.7.3 AS size_bytes,
-    fromUnixTimestamp64Milli(toInt64({int(received_at_ms)}), 'UTC') AS _received_at,
-    toUInt64({int(delivery_id)}) AS _delivery_id,
+    fromUnixTimestamp64Milli({received_ms}, 'UTC') AS _received_at,
+    {delivery_id} AS _delivery_id,
     r AS _payload
-FROM ({_records(first, last)})
+FROM ({_records(first, last, files=True)})
 WHERE reason = ''
 )"""
 

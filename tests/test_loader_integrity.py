@@ -78,7 +78,7 @@ def test_a_record_the_warehouse_refuses_is_quarantined_and_its_neighbours_load_o
     delivery = Delivery.objects.get(pool=pool)
 
     # The loader dies after a few of the inserts that isolate the bad records.
-    real_insert, calls = local_warehouse.insert_file, []
+    real_insert, calls = local_warehouse.insert_files, []
 
     def dies_on_the_fourth(*args, **kwargs):
         calls.append(kwargs["settings"]["insert_deduplication_token"])
@@ -86,7 +86,7 @@ def test_a_record_the_warehouse_refuses_is_quarantined_and_its_neighbours_load_o
             raise RuntimeError("worker killed")
         return real_insert(*args, **kwargs)
 
-    monkeypatch.setattr(local_warehouse, "insert_file", dies_on_the_fourth)
+    monkeypatch.setattr(local_warehouse, "insert_files", dies_on_the_fourth)
     assert loader.load_pool(local_warehouse, pool.pk).failed == 1
     Delivery.objects.filter(pk=delivery.pk).update(retry_at=None)  # its back-off has passed
     outcome = loader.load_pool(local_warehouse, pool.pk)
@@ -193,7 +193,7 @@ def test_a_passing_fault_is_retried_with_back_off_for_as_long_as_it_takes(
     def full(*args, **kwargs):
         raise WarehouseError(message, code)
 
-    monkeypatch.setattr(local_warehouse, "insert_file", full)
+    monkeypatch.setattr(local_warehouse, "insert_files", full)
     for _ in range(15):  # more attempts than a load used to get before it was failed for good
         assert loader.load_pool(local_warehouse, pool.pk).failed == 1
         delivery = Delivery.objects.get(pool=pool)

@@ -99,7 +99,7 @@ def test_every_acknowledged_record_ends_once_in_the_pool_or_in_quarantine(
         expected[request_id] = dict(enumerate(records))
 
     # The loader dies at a random insert, then a later load finishes the work.
-    real_insert, calls, dies_at = local_warehouse.insert_file, [0], rng.randint(1, 8)
+    real_insert, calls, dies_at = local_warehouse.insert_files, [0], rng.randint(1, 8)
 
     def insert(*args, **kwargs):
         calls[0] += 1
@@ -107,7 +107,7 @@ def test_every_acknowledged_record_ends_once_in_the_pool_or_in_quarantine(
             raise RuntimeError("worker killed")
         return real_insert(*args, **kwargs)
 
-    monkeypatch.setattr(local_warehouse, "insert_file", insert)
+    monkeypatch.setattr(local_warehouse, "insert_files", insert)
     for _ in range(3):
         loader.load_pool(local_warehouse, pool.pk)
         Delivery.objects.filter(pool=pool).update(retry_at=None)  # back-off passes

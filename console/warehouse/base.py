@@ -93,15 +93,11 @@ class Warehouse(abc.ABC):
         """Run a SELECT in the pool database; readonly=True uses a session that cannot write."""
 
     @abc.abstractmethod
-    def insert_file(
-        self, select_sql: str, table: str, path: Path, *, settings: dict[str, Any] | None = None
+    def insert_files(
+        self, select_sql: str, table: str, paths: list[Path], *, settings: dict[str, Any] | None = None
     ) -> int:
-        """INSERT INTO table SELECT … over one file read as a single String column `raw_blob`;
-        returns the number of rows written (0 when ClickHouse recognised a repeated insert).
-
-        `select_sql` is a SELECT whose FROM is the placeholder `{source}`; the backend substitutes
-        a table expression that yields the file's bytes in a column named raw_blob.
-        """
+        """One INSERT INTO table SELECT … over several files (group commit): {source} yields one
+        row per file, its bytes in `raw_blob` and its name in `_file` (names must differ)."""
 
     @abc.abstractmethod
     def query_file(self, select_sql: str, path: Path) -> Result:
