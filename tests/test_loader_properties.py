@@ -1,7 +1,9 @@
 """Property: over random deliveries mixing ordinary records, attribute names with dots (some
 colliding), every DynamoDB type and records that are not change records, with the loader killed
 at a random insert, every acknowledged record ends exactly once in the pool (its images exactly
-as sent) or in quarantine with a reason, and no delivery fails."""
+as sent) or in quarantine with a reason, and no delivery fails. With views attached and records a
+view cannot transform, every stored record reaches each view's target once or is listed against
+that view."""
 
 from __future__ import annotations
 
@@ -146,3 +148,99 @@ def test_every_acknowledged_record_ends_once_in_the_pool_or_in_quarantine(
     assert len(stored) == sum(
         1 for records in expected.values() for _, fate in records.values() if fate == "stored"
     )
+
+
+def attach_view(pool, name: str, sql: str, columns: list[list[str]], warehouse):
+    """A view attached as create_mv leaves it (without the warehouse worker it would ask)."""
+    from pools.models import DataPool
+    from views_mv.models import MaterializedView
+
+    target = DataPool.objects.create(
+        name=f"{name}_{pool.name}",
+        kind=DataPool.Kind.MATERIALIZED,
+        columns=columns,
+        sorting_key=columns[0][0],
+        partition_key="",
+        timestamp_column="",
+        access_key="",
+    )
+    warehouse.execute(f"DROP TABLE IF EXISTS {target.table}")
+    loader.ensure_table(warehouse, target)
+    return MaterializedView.objects.create(
+        name=f"{name}_{pool.name}", sql=sql, source_pool=pool, target_pool=target, status="active"
+    )
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_views_get_every_record_they_can_transform_once_and_list_the_rest(
+    seed, pool, local_warehouse, no_worker, monkeypatch
+):
+    from views_mv.models import ViewFailure
+
+    rng = random.Random(seed)
+    strict = attach_view(
+        pool,
+        "strict",
+        f"SELECT event_id, toInt32(new_image.quantity.N) AS qty FROM {pool.name}",
+        [["event_id", "String"], ["qty", "Nullable(Int32)"]],
+        local_warehouse,
+    )
+    copy = attach_view(
+        pool,
+        "copy",
+        f"SELECT event_id, event_name FROM {pool.name}",
+        [["event_id", "String"], ["event_name", "String"]],
+        local_warehouse,
+    )
+    stored_events, view_failing = set(), set()
+    for _ in range(rng.randint(3, 6)):
+        records = []
+        for _ in range(rng.randint(1, 25)):
+            raw, fate = random_record(rng)
+            if fate == "stored":
+                record = json.loads(raw)
+                if "NewImage" in record["dynamodb"]:
+                    quantity = "abc" if rng.random() < 0.2 else str(rng.randint(0, 9))
+                    record["dynamodb"]["NewImage"]["quantity"] = {"N": quantity}
+                    if quantity == "abc":
+                        view_failing.add(record["eventID"])
+                raw = json.dumps(record).encode()
+                stored_events.add(record["eventID"])
+            records.append(raw)
+        land_direct(pool, records)
+
+    # The worker dies once, at a random write: the pool's insert or one of the views'.
+    real_insert, real_execute = local_warehouse.insert_files, local_warehouse.execute
+    writes, dies_at = [0], rng.randint(1, 4)
+
+    def dies_once(real, counts):
+        def write(sql, *args, **kwargs):
+            if counts(sql):
+                writes[0] += 1
+                if writes[0] == dies_at:
+                    raise RuntimeError("worker killed")
+            return real(sql, *args, **kwargs)
+
+        return write
+
+    monkeypatch.setattr(local_warehouse, "insert_files", dies_once(real_insert, lambda sql: True))
+    monkeypatch.setattr(
+        local_warehouse, "execute", dies_once(real_execute, lambda sql: sql.startswith("INSERT"))
+    )
+    for _ in range(3):
+        loader.load_pool(local_warehouse, pool.pk)
+        Delivery.objects.filter(pool=pool).update(retry_at=None)  # back-off passes
+    monkeypatch.undo()
+    assert writes[0] > dies_at  # it died, and the work was done afterwards
+    assert set(Delivery.objects.filter(pool=pool).values_list("status", flat=True)) == {"loaded"}
+
+    def events(table: str) -> list[str]:
+        return [r[0] for r in local_warehouse.query(f"SELECT event_id FROM {table}").rows]
+
+    assert sorted(events(pool.table)) == sorted(stored_events)
+    assert sorted(events(copy.target_pool.table)) == sorted(stored_events)  # each once
+    assert sorted(events(strict.target_pool.table)) == sorted(stored_events - view_failing)
+    failures = ViewFailure.objects.filter(mv=strict)
+    assert sorted(failures.values_list("event_id", flat=True)) == sorted(view_failing)
+    assert all("Cannot parse string 'abc'" in f.error for f in failures)
+    assert not ViewFailure.objects.filter(mv=copy).exists()
