@@ -32,7 +32,7 @@ DEMO_DATA_DIR ?= var/demo
 DEMO_MOTO_PORT ?= 5055
 demo: $(STAMP)
 	SHOAL_DATA_DIR=$(DEMO_DATA_DIR) $(PY) manage.py migrate --noinput
-	SHOAL_DATA_DIR=$(DEMO_DATA_DIR) $(PY) manage.py rundemo --moto-port $(DEMO_MOTO_PORT)
+	AWS_ALLOW_EMULATOR=true SHOAL_DATA_DIR=$(DEMO_DATA_DIR) $(PY) manage.py rundemo --moto-port $(DEMO_MOTO_PORT)
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py

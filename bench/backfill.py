@@ -78,6 +78,7 @@ def main() -> None:
     import django
 
     django.setup()
+    from console import sql_guard
     from console.warehouse import get_warehouse
     from pools import loader, tables
     from pools.models import DataPool
@@ -110,7 +111,7 @@ def main() -> None:
         "mutable, arrival order (--version arrival: one read stream)": ("", "arrival"),
     }
     for label, (extra, version) in variants.items():
-        sql = GUIDE_SQL.format(extra=extra)
+        sql = sql_guard.checked_select(warehouse, GUIDE_SQL.format(extra=extra))
         columns = schema.concrete_types(warehouse, sql, schema.output_columns(warehouse, sql))
         plan = services.Plan(
             sql=sql, source=source, columns=columns, formatted=schema.formatted(warehouse, sql)

@@ -65,3 +65,16 @@ class QueryRun(models.Model):
             for name, value in fields.items():
                 setattr(self, name, value)
         return done
+
+
+class Access(models.Model):
+    """No table: the permissions that stand for Shoal's roles (console.roles)."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [
+            ("view_console", "Viewer: pages, Preview Data and the SQL Console"),
+            ("edit_data", "Editor: create and delete Data Pools and Materialized Views, backfill, replay"),
+            ("administer", "Admin: AWS connections and pipelines, access keys, users"),
+        ]

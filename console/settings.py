@@ -79,6 +79,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Default-deny: every view needs a signed-in user unless it is marked login_not_required
+    # (ingest, login, the setup link, health); console.roles adds the role each view needs.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -97,6 +100,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "console.roles.context",
             ],
         },
     },
@@ -189,6 +193,10 @@ AWS_READ_TIMEOUT = env_float("AWS_READ_TIMEOUT", 30.0, minimum=0.1)
 AWS_MAX_ATTEMPTS = env_int("AWS_MAX_ATTEMPTS", 4, minimum=1)
 # Encrypts AWS secret keys at rest; by default a key derived from SECRET_KEY.
 AWS_SECRETS_KEY = env_str("AWS_SECRETS_KEY")
+# An AWS connection may name its own endpoint (a local emulator such as moto) only when this is
+# set (`make demo` sets it); otherwise the field does not exist and a stored one is ignored, so no
+# one can make Shoal send signed AWS requests to a host of their choosing.
+AWS_ALLOW_EMULATOR = env_bool("AWS_ALLOW_EMULATOR", False)
 
 # --- Ingest -----------------------------------------------------------------------------------
 # Where landed bodies wait for the warehouse: "files" (an fsync'ed journal in the data folder, for

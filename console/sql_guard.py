@@ -1,7 +1,11 @@
 """What a user's SQL may read: the Data Pools' database, and nothing else.
 
-Used by every path that runs a user's query (the SQL Console and the `sql` command, both through
-console.tasks.run_sql), inside the warehouse worker, because the check asks the warehouse itself:
+Every path that runs SQL a user wrote passes this one check, inside the warehouse worker, because
+the check asks the warehouse itself: the SQL Console and the `sql` command (console.tasks.run_sql),
+and a Materialized View's SELECT when it is inspected or tested, right before its
+CREATE MATERIALIZED VIEW, and before each backfill or repair that runs it (`checked_select`, whose
+result is the only text views_mv.ddl builds view DDL from). Preview Data and the Replica check run
+SQL that Shoal builds, on the same read-only connection, through the same check.
 
 1. `formatQuery(<the query as a string literal>)` parses the text with ClickHouse's own parser.
    A syntax error comes back as ClickHouse words it ("failed at position N", N counted in the
@@ -76,19 +80,42 @@ class Node:
             yield from child.walk(self)
 
 
-def check(warehouse: Warehouse, sql: str) -> None:
+CONSOLE = "the SQL Console"
+VIEW = "a Materialized View"
+
+
+class CheckedSelect(str):
+    """A user's SELECT that passed `check` as a view's query: the only kind of text the builders
+    of view DDL (views_mv.ddl) accept, so that no path can create or fill a view with SQL that
+    skipped the guard."""
+
+
+def check(warehouse: Warehouse, sql: str, *, where: str = CONSOLE, select_only: bool = False) -> None:
     """Raise QueryRefused (or WarehouseError) unless `sql` is one statement that reads only the
-    pool database; return quietly when it may run."""
+    pool database; return quietly when it may run. `where` names the place in messages;
+    `select_only` admits SELECT alone (a view's query)."""
     if not sql.strip():
         raise QueryRefused("There is no SQL to run.", SYNTAX_ERROR)
     load_catalog(warehouse)
-    formatted, databases = _parse(warehouse, sql)
+    formatted, databases = _parse(warehouse, sql, where)
     explained = warehouse.query("EXPLAIN AST " + sql, readonly=True)
-    tree = parse_tree([row[0] for row in explained.rows])
-    check_tree(tree, database=warehouse.database, databases=databases, statement=formatted)
+    tree = parse_tree([row[0] for row in explained.rows], where)
+    if select_only and tree.kind != "SelectWithUnionQuery":
+        verb = formatted.split(" ", 1)[0].upper() or tree.kind
+        raise QueryRefused(f"{where} is defined by one SELECT; this statement is {verb}.", READONLY)
+    check_tree(tree, database=warehouse.database, databases=databases, statement=formatted, where=where)
 
 
-def _parse(warehouse: Warehouse, sql: str) -> tuple[str, list[str]]:
+def checked_select(warehouse: Warehouse, sql: str) -> CheckedSelect:
+    """The view query `sql`, checked right now (QueryRefused if it reaches outside the pools)."""
+    sql = sql.strip()
+    while sql.endswith(";"):
+        sql = sql[:-1].rstrip()
+    check(warehouse, sql, where=VIEW, select_only=True)
+    return CheckedSelect(sql)
+
+
+def _parse(warehouse: Warehouse, sql: str, where: str = CONSOLE) -> tuple[str, list[str]]:
     try:
         result = warehouse.query(
             f"SELECT formatQuerySingleLine({quote_string(sql)}), "
@@ -116,7 +143,7 @@ def _syntax_message(message: str) -> str:
     return message
 
 
-def parse_tree(lines: list[str]) -> Node:
+def parse_tree(lines: list[str], where: str = CONSOLE) -> Node:
     """EXPLAIN AST's indented dump as a tree. Every node states its number of children, so the
     dump is read strictly: a line out of place (a name with a line break in it, a cut-off
     result) makes the whole query refused rather than half-read."""
@@ -129,7 +156,7 @@ def parse_tree(lines: list[str]) -> Node:
     def node(depth: int) -> Node:
         nonlocal position
         if position >= len(entries) or entries[position][0] != depth or not entries[position][1]:
-            raise _unreadable()
+            raise _unreadable(where)
         _, text = entries[position]
         position += 1
         count = 0
@@ -144,35 +171,40 @@ def parse_tree(lines: list[str]) -> Node:
 
     tree = node(0)
     if position != len(entries):
-        raise _unreadable()
+        raise _unreadable(where)
     return tree
 
 
-def _unreadable() -> QueryRefused:
+def _unreadable(where: str = CONSOLE) -> QueryRefused:
     return QueryRefused(
-        "The SQL Console could not check this query (a name with a line break in it, or a query "
+        f"Shoal could not check this query for {where} (a name with a line break in it, or a query "
         "too large to check); simplify it."
     )
 
 
-def check_tree(tree: Node, *, database: str, databases: list[str], statement: str = "") -> None:
-    _check_statement(tree, database, statement)
+def check_tree(
+    tree: Node, *, database: str, databases: list[str], statement: str = "", where: str = CONSOLE
+) -> None:
+    _check_statement(tree, database, statement, where)
     others = {d for d in databases if d != database} | {"system", "information_schema", "INFORMATION_SCHEMA"}
     for item, parent in tree.walk():
         if item.kind == "TableIdentifier":
             db, dot, table = item.name.partition(".")
             if dot and (db != database or "." in table):
-                raise QueryRefused(_outside(db, database))
+                raise QueryRefused(_outside(db, database, where))
         elif item.kind == "Identifier" and "." in item.name:
             # `x IN other_db.table` names a table with a plain identifier.
             db = item.name.split(".", 1)[0]
             if db in others:
-                raise QueryRefused(_outside(db, database))
+                raise QueryRefused(_outside(db, database, where))
         elif item.kind == "Function":
-            _check_function(item.name, as_table=parent is not None and parent.kind == "TableExpression")
+            _check_function(
+                item.name, as_table=parent is not None and parent.kind == "TableExpression", where=where
+            )
 
 
-def _check_statement(tree: Node, database: str, statement: str) -> None:
+def _check_statement(tree: Node, database: str, statement: str, where: str = CONSOLE) -> None:
+    place = where[0].upper() + where[1:]
     verb = (
         " ".join(statement.split()[:2]) if statement.upper().startswith("SHOW") else statement.split(" ")[0]
     )
@@ -180,31 +212,29 @@ def _check_statement(tree: Node, database: str, statement: str) -> None:
     if tree.kind not in _READ_STATEMENTS:
         if tree.kind.startswith("Show"):
             raise QueryRefused(
-                f"{verb} is not available in the SQL Console; the Data Pools and their columns are "
+                f"{verb} is not available in {where}; the Data Pools and their columns are "
                 "listed beside the editor, and DESCRIBE <pool> shows a pool's columns."
             )
         if tree.kind == "UseQuery":
-            raise QueryRefused("USE is not allowed: the SQL Console always reads the Data Pools' database.")
+            raise QueryRefused(f"USE is not allowed: {where} always reads the Data Pools' database.")
         if tree.kind == "Set":
             raise QueryRefused(
-                "SET is not allowed: the SQL Console is readonly and its time and size limits are fixed.",
+                f"SET is not allowed: {where} is readonly and its time and size limits are fixed.",
                 READONLY,
             )
         if tree.kind.startswith(("Exists", "Describe", "Check")):
-            raise QueryRefused(
-                f"{verb} is not available in the SQL Console; it runs {STATEMENTS} statements."
-            )
+            raise QueryRefused(f"{verb} is not available in {where}; it runs {STATEMENTS} statements.")
         raise QueryRefused(
-            f"{verb} is not allowed: the SQL Console is readonly; it runs {STATEMENTS} statements.",
+            f"{verb} is not allowed: {where} is readonly; it runs {STATEMENTS} statements.",
             READONLY,
         )
     if tree.kind in ("ExistsTableQuery", "ShowCreateTableQuery"):
         # "ExistsTableQuery <database> <table>": the database is empty when not given.
         parts = tree.text.rstrip(" ").split(" ")
         if len(parts) != 2 or len(tree.children) != (2 if parts[0] else 1):
-            raise _no_format()
+            raise _no_format(place)
         if parts[0] and parts[0] != database:
-            raise QueryRefused(_outside(parts[0], database))
+            raise QueryRefused(_outside(parts[0], database, where))
         return
     if tree.kind == "Explain":
         selects = [c for c in tree.children if c.kind == "SelectWithUnionQuery"]
@@ -213,27 +243,25 @@ def _check_statement(tree: Node, database: str, statement: str) -> None:
         tree = selects[0]
     # A SELECT's only child is its list of selects; FORMAT and INTO OUTFILE add more.
     if len(tree.children) != 1:
-        raise _no_format()
+        raise _no_format(place)
 
 
-def _no_format() -> QueryRefused:
+def _no_format(place: str = "The SQL Console") -> QueryRefused:
     return QueryRefused(
-        "FORMAT and INTO OUTFILE are not available in the SQL Console: it shows results as a table "
+        f"FORMAT and INTO OUTFILE are not available here: {place} takes results as a table "
         "(the `sql` command prints them as a table or JSON)."
     )
 
 
-def _check_function(name: str, *, as_table: bool) -> None:
+def _check_function(name: str, *, as_table: bool, where: str = CONSOLE) -> None:
     lowered = name.lower()
     catalog = _catalog()
     if as_table and lowered not in ALLOWED_TABLE_FUNCTIONS:
-        raise QueryRefused(f"table function {name}() is not allowed in the SQL Console.")
+        raise QueryRefused(f"table function {name}() is not allowed in {where}.")
     if lowered in catalog.table_only and lowered not in ALLOWED_TABLE_FUNCTIONS:
-        raise QueryRefused(f"table function {name}() is not allowed in the SQL Console.")
+        raise QueryRefused(f"table function {name}() is not allowed in {where}.")
     if lowered in DENIED_FUNCTIONS or lowered.startswith(DENIED_PREFIXES):
-        raise QueryRefused(
-            f"function {name}() is not allowed in the SQL Console: it reads outside the Data Pools."
-        )
+        raise QueryRefused(f"function {name}() is not allowed in {where}: it reads outside the Data Pools.")
 
 
 @dataclass(frozen=True)
@@ -265,16 +293,16 @@ def _catalog() -> _Catalog:
     return _catalog_value
 
 
-def _outside(db: str, database: str) -> str:
+def _outside(db: str, database: str, where: str = CONSOLE) -> str:
     if db == "system":
-        return "system tables are not available in the SQL Console: it reads the Data Pools only."
+        return f"system tables are not available in {where}: it reads the Data Pools only."
     if db.lower() == "information_schema":
         return (
-            "information_schema is not available in the SQL Console; the Data Pools and their columns "
+            f"information_schema is not available in {where}; the Data Pools and their columns "
             "are listed beside the editor."
         )
     return (
-        f"database {db} is not available in the SQL Console: only the Data Pools (database {database}) "
+        f"database {db} is not available in {where}: only the Data Pools (database {database}) "
         "are; write a pool's name alone, e.g. SELECT … FROM my_pool."
     )
 

@@ -14,7 +14,6 @@ from datetime import timedelta
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from console import sql_guard, warehouse_client
 from console.models import QueryRun
+from console.roles import VIEWER, requires
 from console.tasks import run_sql
 from pools.models import DataPool
 
@@ -33,7 +33,7 @@ HISTORY_KEEP = 500  # runs kept per user (the admin shows them all)
 _NUMERIC = re.compile(r"^(Nullable\()?(U?Int|Float|Decimal|BFloat)")
 
 
-@login_required
+@requires(VIEWER)
 def sql_console(request: HttpRequest) -> HttpResponse:
     run = None
     if request.GET.get("run", "").isdigit():
@@ -44,7 +44,7 @@ def sql_console(request: HttpRequest) -> HttpResponse:
     return render(request, "console/sql.html", _page(request, context))
 
 
-@login_required
+@requires(VIEWER)
 @require_POST
 def sql_run(request: HttpRequest) -> HttpResponse:
     # Browsers send a textarea's line breaks as CRLF; ClickHouse's error positions must match
@@ -65,7 +65,7 @@ def sql_run(request: HttpRequest) -> HttpResponse:
     return _answer(request, {"sql": sql, **_outcome(run, wait=FAST_WAIT_SECONDS)})
 
 
-@login_required
+@requires(VIEWER)
 def sql_result(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(QueryRun, pk=pk, user=request.user)
     wait = POLL_WAIT_SECONDS if request.htmx else 0

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -8,7 +9,7 @@ from console import views
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="pools:list", permanent=False)),
     path("setup/<str:token>/", views.first_admin, name="setup"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),

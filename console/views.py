@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model, login
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.password_validation import validate_password
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
-from console import setup_token
+from console import roles, setup_token
 
 
 class FirstAdminForm(forms.Form):
@@ -29,6 +30,7 @@ class FirstAdminForm(forms.Form):
         return data
 
 
+@login_not_required
 def first_admin(request: HttpRequest, token: str) -> HttpResponse:
     # Without a valid token, or once any user exists, the page does not exist.
     if not setup_token.check_token(token) or not setup_token.needs_setup():
@@ -38,11 +40,13 @@ def first_admin(request: HttpRequest, token: str) -> HttpResponse:
         user = get_user_model().objects.create_superuser(
             form.cleaned_data["username"], form.cleaned_data["email"], form.cleaned_data["password"]
         )
+        roles.set_role(user, roles.ADMIN)
         login(request, user)
         return redirect("pools:list")
     return render(request, "console/first_admin.html", {"form": form})
 
 
+@login_not_required
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:

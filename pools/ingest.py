@@ -12,6 +12,7 @@ import logging
 import time
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
@@ -67,6 +68,7 @@ def authenticate(pool: DataPool, request: HttpRequest) -> bool:
     return bool(creds) and _check_basic(pool, *creds)
 
 
+@login_not_required  # Firehose signs in with the pool's access key or Basic credentials
 @csrf_exempt
 def firehose_endpoint(request: HttpRequest, public_id: str) -> HttpResponse:
     header_id = request.headers.get("X-Amz-Firehose-Request-Id", "")

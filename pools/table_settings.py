@@ -127,18 +127,18 @@ def derive(
 
     if mode == MUTABLE:
         key = _unique_in_order(filters + unique)
-        engine = f"ReplacingMergeTree({_ident(version)})" if version else "ReplacingMergeTree"
+        engine = f"ReplacingMergeTree({identifier(version)})" if version else "ReplacingMergeTree"
     else:
         key = _unique_in_order(filters + ([time_column] if time_column else []))
         engine = "MergeTree"
     # ReplacingMergeTree replaces rows only within a partition: partition mutable data by time only
     # when the time column is part of what identifies a record (so a record never changes partition).
     partitionable = time_column and is_time(cols[time_column]) and (mode != MUTABLE or time_column in unique)
-    partition = f"toYYYYMM({_ident(time_column)})" if partitionable else ""
+    partition = f"toYYYYMM({identifier(time_column)})" if partitionable else ""
     return TableSettings(
         engine=engine,
         engine_label=ENGINE_LABELS[engine.split("(", 1)[0]],
-        sorting_key=", ".join(_ident(c) for c in key) or "tuple()",
+        sorting_key=", ".join(identifier(c) for c in key) or "tuple()",
         partition_key=partition,
         timestamp_column=time_column or "",
         version_column=version or "",
@@ -166,6 +166,6 @@ def _unique_in_order(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _ident(name: str) -> str:
+def identifier(name: str) -> str:
     # Plain names stay readable (event_id); others are quoted as ClickHouse identifiers.
     return name if _BARE_NAME.match(name) else quote_identifier(name)

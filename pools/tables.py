@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from console.warehouse.base import quote_identifier, quote_string
+from pools import table_layout
 
 # Columns of the DynamoDB change-event table, in the guide's names, with their types.
 CHANGE_EVENT_COLUMNS: list[tuple[str, str, str]] = [
@@ -49,7 +50,7 @@ def create_table(pool) -> str:
     """The DDL of a pool's table: change-event columns, or the columns of its Materialized View."""
     if not pool.columns:
         return create_change_event_table(pool)
-    columns = [(name, type_) for name, type_ in pool.columns]
+    columns = table_layout.checked_columns(pool.columns)
     if INSERT_VERSION_COLUMN in pool.engine:
         columns.append((INSERT_VERSION_COLUMN, INSERT_VERSION_TYPE))
     return _create(pool, columns)
@@ -60,6 +61,12 @@ def create_change_event_table(pool) -> str:
 
 
 def _create(pool, column_types: list[tuple[str, str]]) -> str:
+    table_layout.check(
+        engine=pool.engine,
+        sorting_key=pool.sorting_key,
+        partition_key=pool.partition_key,
+        column_names=[n for n, _ in column_types],
+    )
     columns = ",\n  ".join(f"{quote_identifier(n)} {t}" for n, t in column_types)
     partition = f"\nPARTITION BY {pool.partition_key}" if pool.partition_key else ""
     # The deduplication window makes a repeated load of a delivery (same token) a no-op on a

@@ -10,6 +10,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from console import sql_guard
 from console.warehouse import WarehouseError, get_warehouse
 from pools import loader, services, tables
 from pools.models import DataPool
@@ -56,7 +57,10 @@ def warehouse_preview(pool_id: int, limit: int = 50) -> dict:
         loader.ensure_table(warehouse, pool)
         # final=1: a mutable pool shows its current state (deduplicated, deletes hidden).
         sql = tables.preview_select(pool, max(1, min(limit, 1000)))
-        return warehouse.query(sql, settings={"final": 1}).as_dict()
+        # Through the users' guard and read-only connection (final=1 there) like any user query:
+        # a pool's columns come from a user's view.
+        sql_guard.check(warehouse, sql)
+        return warehouse.query(sql, readonly=True).as_dict()
     except WarehouseError as exc:
         return {"error": str(exc), "code": exc.code}
 

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from celery.result import AsyncResult
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from console import warehouse_client
+from console.roles import ADMIN, EDITOR, VIEWER, requires
 from pools import charts, services, tables
 from pools.models import DataPool
 from pools.tasks import warehouse_preview
@@ -16,12 +16,12 @@ from pools.tasks import warehouse_preview
 PREVIEW_LIMITS = (10, 50, 100, 500)
 
 
-@login_required
+@requires(VIEWER)
 def pool_list(request: HttpRequest) -> HttpResponse:
     return render(request, "pools/list.html", {"pools": DataPool.objects.all()})
 
 
-@login_required
+@requires(VIEWER)
 def pool_detail(request: HttpRequest, name: str) -> HttpResponse:
     pool = get_object_or_404(DataPool, name=name)
     context = {
@@ -36,7 +36,7 @@ def pool_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "pools/detail.html", context)
 
 
-@login_required
+@requires(EDITOR)
 @require_POST
 def send_test_events(request: HttpRequest, name: str) -> HttpResponse:
     """Post sample change records to the pool's own endpoint, through the real Firehose path."""
@@ -54,7 +54,7 @@ def send_test_events(request: HttpRequest, name: str) -> HttpResponse:
     return redirect(pool)
 
 
-@login_required
+@requires(EDITOR)
 def delete_pool(request: HttpRequest, name: str) -> HttpResponse:
     pool = get_object_or_404(DataPool, name=name)
     error = ""
@@ -69,7 +69,7 @@ def delete_pool(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "pools/delete.html", {"pool": pool, "error": error})
 
 
-@login_required
+@requires(VIEWER)
 def preview(request: HttpRequest, name: str) -> HttpResponse:
     """Start a Preview Data task and answer with a panel that polls for its result."""
     pool = get_object_or_404(DataPool, name=name)
@@ -83,7 +83,7 @@ def preview(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
+@requires(VIEWER)
 def preview_result(request: HttpRequest, name: str, task_id: str) -> HttpResponse:
     pool = get_object_or_404(DataPool, name=name)
     result = AsyncResult(task_id)
@@ -104,7 +104,7 @@ def preview_result(request: HttpRequest, name: str, task_id: str) -> HttpRespons
     return render(request, template, context)
 
 
-@login_required
+@requires(ADMIN)
 @require_POST
 def rotate_key(request: HttpRequest, name: str) -> HttpResponse:
     pool = get_object_or_404(DataPool, name=name)

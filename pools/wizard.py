@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -26,6 +25,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django_htmx.http import push_url, reswap, retarget
 
+from console.roles import EDITOR, requires
 from pools import forms, table_settings
 from pools.models import DataPool
 from pools.services import create_pool
@@ -121,7 +121,7 @@ class Wizard:
         return self.state["token"]
 
 
-@login_required
+@requires(EDITOR)
 @never_cache
 def start(request: HttpRequest) -> HttpResponse:
     """GET: resume the wizard where it was left, or start afresh; POST: cancel it."""
@@ -134,7 +134,7 @@ def start(request: HttpRequest) -> HttpResponse:
     return _go(request, wizard, wizard.first_incomplete() or "name")
 
 
-@login_required
+@requires(EDITOR)
 @never_cache
 def step(request: HttpRequest, step: str) -> HttpResponse:
     if step not in STEPS and step != DONE:

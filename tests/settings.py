@@ -14,6 +14,7 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-that-is-long-enough-for-django-0123456789")
 os.environ.setdefault("SHOAL_LOAD_STALE_SECONDS", "3")
 os.environ.setdefault("WAREHOUSE_TIMEOUT", "30")
+os.environ.setdefault("AWS_ALLOW_EMULATOR", "true")  # the AWS tests talk to a moto server
 os.environ.setdefault("MV_BACKFILL_CHUNK_ROWS", "300")  # many chunks even for small test pools
 
 from console.settings import *  # noqa: E402,F403

@@ -10,6 +10,7 @@ from pools.aws.clients import client_config, connect
 from pools.aws.errors import AwsError
 from pools.aws.models import AwsConnection
 from tests.aws_helpers import ACCOUNT, free_port, make_connection
+from tests.roles import make_user
 
 # The moto server, AWS connection and `default` worker fixtures.
 pytest_plugins = ["tests.aws_fixtures"]
@@ -110,7 +111,7 @@ def test_the_tables_are_listed_with_key_schema(aws, orders_table):
 
 @pytest.fixture
 def client_in(client, django_user_model):
-    user = django_user_model.objects.create_user("maria", password="Taqueria-Data-2024")
+    user = make_user("admin", "maria")
     client.force_login(user)
     return client
 

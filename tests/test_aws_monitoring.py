@@ -10,6 +10,7 @@ from pools.aws import monitoring
 from pools.aws.models import Pipeline
 from pools.models import Delivery
 from tests.conftest import change_record, wait_for
+from tests.roles import make_user
 
 # The moto server, AWS connection and `default` worker fixtures.
 pytest_plugins = ["tests.aws_fixtures"]
@@ -115,7 +116,7 @@ def test_replay_from_the_page_runs_in_the_default_worker(
     aws.client("s3").put_object(
         Bucket=pipeline.bucket_name, Key="failed/x", Body=failed_object([change_record("order-9")])
     )
-    client.force_login(django_user_model.objects.create_user("maria", password="pw-Taqueria-2024"))
+    client.force_login(make_user("admin", "maria"))
     page = client.get(f"/aws/pipelines/{pipeline.pk}/")
     assert page.status_code == 200 and b"Monitor for delivery failures" in page.content
     wait_for(lambda: Pipeline.objects.get(pk=pipeline.pk).checked_at, message="status check")

@@ -6,6 +6,7 @@ import pytest
 
 from pools.aws.models import Pipeline
 from tests.conftest import wait_for
+from tests.roles import make_user
 
 # The moto server, AWS connection and `default` worker fixtures.
 pytest_plugins = ["tests.aws_fixtures"]
@@ -13,7 +14,7 @@ pytest_plugins = ["tests.aws_fixtures"]
 
 @pytest.fixture
 def maria(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("maria", password="Taqueria-Data-2024"))
+    client.force_login(make_user("admin", "maria"))
     return client
 
 

@@ -23,6 +23,7 @@ from pools.aws import sandbox
 from pools.models import DataPool, Delivery
 from tests.aws_helpers import make_pipeline
 from tests.conftest import endpoint, firehose_headers, http, wait_for
+from tests.roles import make_user
 from views_mv import services
 from views_mv.models import Backfill
 
@@ -254,9 +255,7 @@ def test_the_replica_check_finds_what_differs(
     assert [d["key"] for d in report["different"]] == [f'[{{"S": "{present[0]}"}}]']
     assert report["different"][0]["attributes"]["quantity"][0] == {"N": "12345"}
 
-    from django.contrib.auth import get_user_model
-
-    client.force_login(get_user_model().objects.create_user("u", "", "pw-for-tests-123"))
+    client.force_login(make_user("admin", "u"))
     page = client.get(mv.get_absolute_url()).content.decode()
     assert "Differences" in page and "Missing from the pool" in page and "12345" in page
 

@@ -13,6 +13,7 @@ from django.urls import reverse
 from console.models import QueryRun
 from pools.services import create_pool
 from tests.conftest import change_record, land_direct, wait_for
+from tests.roles import make_user
 from tests.test_loading import GUIDE_STEP_4
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,7 +22,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 @pytest.fixture
 def maria(client):
-    user = get_user_model().objects.create_user("maria", "maria@example.com", "Taqueria-Data-2024")
+    user = make_user("viewer", "maria", email="maria@example.com")
     client.force_login(user)
     return user
 
@@ -134,7 +135,7 @@ def test_history_is_per_user(client, maria, warehouse_worker):
     page = client.get(reverse("sql:console")).content.decode()
     assert "tacos de maria" in page and f"?run={mine.pk}" in page
 
-    other = get_user_model().objects.create_user("juan", "juan@example.com", "Burrito-Data-2024")
+    other = make_user("viewer", "juan")
     client.force_login(other)
     page = client.get(reverse("sql:console")).content.decode()
     assert "tacos de maria" not in page and "Queries you run appear here" in page

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import NoReverseMatch, reverse
 
 from pools.models import DataPool
 from pools.services import create_pool
 from tests.conftest import change_record, land_direct, wait_for
+from tests.roles import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def url(step: str) -> str:
 
 @pytest.fixture
 def maria(client):
-    user = get_user_model().objects.create_user("maria", "maria@example.com", "Taqueria-Data-2024")
+    user = make_user("editor", "maria", email="maria@example.com")
     client.force_login(user)
     return client
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from django.db.models import F
 from django.utils import timezone
 
+from console import sql_guard
+from console.sql_guard import CheckedSelect
 from console.warehouse import Warehouse
 from pools import faults
 from pools.tables import INSERT_VERSION_COLUMN, table_ref
@@ -25,6 +27,10 @@ from views_mv import ddl
 from views_mv.models import MaterializedView, ViewFailure
 
 log = logging.getLogger(__name__)
+
+# The event id of a failure that concerns a whole delivery (the view's SQL itself was refused);
+# DynamoDB's eventIDs are hexadecimal, so it cannot be one.
+WHOLE_DELIVERY = "*"
 
 
 @dataclass(frozen=True)
@@ -54,15 +60,32 @@ def run_views(
     return failed
 
 
-def run_view(warehouse: Warehouse, mv: MaterializedView, part: Slice, token: str) -> int:
+def run_view(
+    warehouse: Warehouse,
+    mv: MaterializedView,
+    part: Slice,
+    token: str,
+    *,
+    select: CheckedSelect | None = None,
+) -> int:
     """INSERT the view's rows for these deliveries into its target, isolating what it cannot
     transform; returns the number of failures recorded. Errors of the moment propagate."""
+    if select is None:
+        try:
+            # Checked again right before it runs: the stored SQL may have been changed since it
+            # was checked (the admin, the database).
+            select = sql_guard.checked_select(warehouse, mv.sql)
+        except sql_guard.QueryRefused as exc:
+            # Not one record's fault: the whole deliveries wait for the view's SQL to be fixed.
+            return sum(
+                _record(mv, delivery_id, WHOLE_DELIVERY, str(exc)) for delivery_id in part.delivery_ids
+            )
     failed = 0
     pending: list[tuple[Slice, list[str] | None, str]] = [(part, None, token)]
     while pending:
         current, events, current_token = pending.pop()
         try:
-            _insert(warehouse, mv, current, events, current_token)
+            _insert(warehouse, mv, select, current, events, current_token)
         except Exception as exc:
             if not faults.is_content_error(exc):
                 raise
@@ -83,7 +106,14 @@ def run_view(warehouse: Warehouse, mv: MaterializedView, part: Slice, token: str
     return failed
 
 
-def _insert(warehouse: Warehouse, mv: MaterializedView, part: Slice, events: list[str] | None, token: str):
+def _insert(
+    warehouse: Warehouse,
+    mv: MaterializedView,
+    select: CheckedSelect,
+    part: Slice,
+    events: list[str] | None,
+    token: str,
+) -> None:
     settings = {
         **ddl.chunk_filter(mv, part.delivery_ids, part.bounds, events),
         "insert_deduplication_token": token,
@@ -91,7 +121,7 @@ def _insert(warehouse: Warehouse, mv: MaterializedView, part: Slice, events: lis
     if INSERT_VERSION_COLUMN in mv.target_pool.engine:
         # The target orders changes by arrival: read the source in arrival order.
         settings["max_threads"] = 1
-    warehouse.execute(ddl.backfill_chunk(mv), settings=settings)
+    warehouse.execute(ddl.backfill_chunk(mv, select), settings=settings)
 
 
 def _event_ids(warehouse: Warehouse, mv: MaterializedView, delivery_id: int) -> list[str]:
@@ -117,13 +147,20 @@ def retry_failures(warehouse: Warehouse, mv_id: int) -> tuple[int, int]:
     yet marked) writes nothing twice, and a later attempt after a fix is a new insert.
     """
     mv = MaterializedView.objects.select_related("source_pool", "target_pool").get(pk=mv_id)
+    failures = ViewFailure.objects.filter(mv=mv, resolved_at__isnull=True).select_related("delivery")
+    try:
+        select = sql_guard.checked_select(warehouse, mv.sql)
+    except sql_guard.QueryRefused as exc:
+        count = failures.update(error=str(exc), attempts=F("attempts") + 1, retried_at=timezone.now())
+        return 0, count
     repaired = still = 0
-    for failure in ViewFailure.objects.filter(mv=mv, resolved_at__isnull=True).select_related("delivery"):
+    for failure in failures:
         received = int(failure.delivery.received_at.timestamp() * 1000)
         part = Slice([failure.delivery_id], [received, received])
         token = f"mv-{mv.pk}/repair/{failure.pk}/{failure.attempts}"
+        events = None if failure.event_id == WHOLE_DELIVERY else [failure.event_id]
         try:
-            _insert(warehouse, mv, part, [failure.event_id], token)
+            _insert(warehouse, mv, select, part, events, token)
         except Exception as exc:
             if not faults.is_content_error(exc):
                 raise

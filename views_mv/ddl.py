@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from console.sql_guard import CheckedSelect
 from console.warehouse.base import quote_identifier, quote_string
 from pools.tables import table_ref
+
+
+def _select(select: CheckedSelect) -> str:
+    # Only a SELECT that console.sql_guard.checked_select passed can become part of a statement.
+    if not isinstance(select, CheckedSelect):
+        raise TypeError("view statements take the SELECT returned by sql_guard.checked_select")
+    return str(select)
 
 
 def drop_view(mv) -> str:
@@ -20,10 +28,10 @@ def delivery_rows(source_name: str) -> str:
     )
 
 
-def backfill_chunk(mv) -> str:
+def backfill_chunk(mv, select: CheckedSelect) -> str:
     """INSERT of the view's SELECT into its target, for the source rows the settings select."""
     columns = ", ".join(quote_identifier(name) for name, _ in mv.target_pool.columns)
-    return f"INSERT INTO {table_ref(mv.target_pool.name)} ({columns}) {mv.sql.strip().rstrip(';')}"
+    return f"INSERT INTO {table_ref(mv.target_pool.name)} ({columns}) {_select(select)}"
 
 
 def chunk_filter(

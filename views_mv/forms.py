@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from pools import table_settings
+from pools import column_types, table_settings
 from pools.models import DataPool, name_validator
 
 
@@ -85,6 +85,16 @@ class TableForm(forms.Form):
         self.fields["version"].choices = defaults + [(c, c) for c in table_settings.version_columns(columns)]
         for name, type_ in columns.items():
             self.fields[f"type__{name}"] = forms.CharField(initial=type_, label=name, max_length=200)
+
+    def clean(self):
+        data = super().clean()
+        for name in list(self.fields):
+            if name.startswith("type__") and data.get(name):
+                try:
+                    data[name] = column_types.canonical(data[name])
+                except column_types.TypeSyntaxError as exc:
+                    self.add_error(name, str(exc))
+        return data
 
     def type_fields(self):
         return [self[name] for name in self.fields if name.startswith("type__")]

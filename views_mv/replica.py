@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from console import sql_guard
 from console.warehouse import Warehouse
 from console.warehouse.base import quote_identifier, quote_string
 from pools.tables import table_ref
@@ -111,9 +112,9 @@ def check(warehouse: Warehouse, target_name: str, ddb, table: str, *, max_items:
         )
         values = ", ".join(quote_string(str(i[first][kind])) for i in items.values())
         condition = f" WHERE toString(new_image.{quote_identifier(first)}.{kind}) IN ({values})"
-    rows = warehouse.query(
-        f"SELECT toJSONString(new_image) FROM {table_ref(target_name)}{condition}", readonly=True
-    ).rows
+    images_sql = f"SELECT toJSONString(new_image) FROM {table_ref(target_name)}{condition}"
+    sql_guard.check(warehouse, images_sql)
+    rows = warehouse.query(images_sql, readonly=True).rows
     images = {}
     for (text,) in rows:
         image = json.loads(text)

@@ -3,7 +3,7 @@
 The guide's SELECT yields `Dynamic` columns (`keys.order_id.S`, `toInt32OrNull(new_image.…)` over
 JSON paths), and a table cannot be sorted by a Dynamic column; so each Dynamic column gets the
 concrete type its values actually have in the source (`dynamicType`), which the user may change.
-Runs in the warehouse worker.
+Runs in the warehouse worker, on SELECTs that console.sql_guard.checked_select has passed.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from console.sql_guard import CheckedSelect
 from console.warehouse import Warehouse, WarehouseError
 from console.warehouse.base import quote_identifier
 
@@ -91,8 +92,7 @@ def formatted(warehouse: Warehouse, sql: str) -> str:
         raise QueryError(str(exc)) from None
 
 
-def _strip(sql: str) -> str:
-    sql = sql.strip()
-    while sql.endswith(";"):
-        sql = sql[:-1].rstrip()
-    return sql
+def _strip(sql: CheckedSelect) -> str:
+    if not isinstance(sql, CheckedSelect):
+        raise TypeError("views_mv.schema runs only SELECTs returned by sql_guard.checked_select")
+    return str(sql)

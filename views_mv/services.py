@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from console import warehouse_client
-from pools import table_settings
+from pools import column_types, table_settings
 from pools.models import DataPool
 
 __all__ = [
@@ -123,7 +123,9 @@ def target_settings(
     if deleted:
         if deleted not in columns or table_settings.base_type(columns[deleted]) not in DELETE_FLAG_TYPES:
             raise ValidationError({"deleted": f"{deleted} must be a Bool or UInt8 column of the query."})
-        engine = f"ReplacingMergeTree({settings.version_column or INSERT_VERSION_COLUMN}, {deleted})"
+        version_column = settings.version_column or INSERT_VERSION_COLUMN
+        ident = table_settings.identifier
+        engine = f"ReplacingMergeTree({ident(version_column)}, {ident(deleted)})"
     return settings, engine, deleted
 
 
@@ -154,7 +156,8 @@ def create_mv(
     if name.lower() in RESERVED_NAMES or MaterializedView.objects.filter(name__iexact=name).exists():
         raise ValidationError({"name": f"A Materialized View named {name!r} already exists."})
     plan = plan or inspect(sql)
-    columns = {c["name"]: (column_types or {}).get(c["name"], c["type"]) for c in plan.columns}
+    columns = typed_columns(plan.columns, column_types)
+    check_types_in_warehouse(columns)
     view_sql = plan.sql
     existing = DataPool.objects.filter(name=target_pool).first()
     note = ""
@@ -199,6 +202,45 @@ def create_mv(
     return mv
 
 
+def typed_columns(plan_columns: list[dict], overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """name → canonical type of a view's output, with the user's overrides; every type (inferred or
+    typed) passes pools.column_types' grammar, so nothing but a type reaches the target's DDL."""
+    overrides = overrides or {}
+    names = {c["name"] for c in plan_columns}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        known = ", ".join(sorted(names))
+        raise ValidationError(
+            {"column_types": f"The query has no column {', '.join(unknown)}; its columns are {known}."}
+        )
+    columns, errors = {}, []
+    for c in plan_columns:
+        try:
+            columns[c["name"]] = column_types.canonical(overrides.get(c["name"], c["type"]))
+        except column_types.TypeSyntaxError as exc:
+            errors.append(f"{c['name']}: {exc}")
+    if errors:
+        raise ValidationError({"column_types": errors})
+    return columns
+
+
+def check_types_in_warehouse(columns: dict[str, str]) -> None:
+    """Ask the warehouse whether it knows each type (the grammar admits e.g. Decimal(80, 2))."""
+    try:
+        bad = warehouse_client.call(_check_types_task(), sorted(set(columns.values())))
+    except warehouse_client.WarehouseUnavailable as exc:
+        raise ValidationError(str(exc)) from None
+    errors = [f"{name}: {bad[t]}" for name, t in columns.items() if t in bad]
+    if errors:
+        raise ValidationError({"column_types": errors})
+
+
+def _check_types_task():
+    from views_mv.tasks import warehouse_check_types
+
+    return warehouse_check_types
+
+
 def describe_target(
     source: DataPool,
     columns: dict[str, str],
@@ -210,7 +252,7 @@ def describe_target(
     version: str | None,
 ):
     """The target's settings as create_mv will make them, defaults included (for the wizard)."""
-    columns = dict(columns)
+    columns = typed_columns([{"name": n, "type": t} for n, t in columns.items()])
     deleted = None
     if mutable and version is None and source.kind == DataPool.Kind.DYNAMODB:
         deleted = delete_flag(columns)

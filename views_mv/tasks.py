@@ -10,7 +10,9 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
+from console import sql_guard
 from console.warehouse import WarehouseError, get_warehouse
+from console.warehouse.base import quote_string
 from pools import loader
 from pools.gate import gate
 from pools.models import DataPool
@@ -27,6 +29,7 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
     """What a view's SELECT reads and returns: source tables, typed columns and a few rows."""
     warehouse = get_warehouse()
     try:
+        sql = sql_guard.checked_select(warehouse, sql)
         sources = schema.source_tables(warehouse, sql)
         # A pool that has received nothing yet may not have its table: create it to describe it.
         for pool in DataPool.objects.filter(name__in=[s.split(".")[-1] for s in sources]):
@@ -46,6 +49,21 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
 
 
 @shared_task
+def warehouse_check_types(types: list[str]) -> dict[str, str]:
+    """type → the warehouse's error, for each type (already through the grammar) it does not know."""
+    warehouse = get_warehouse()
+    bad = {}
+    for type_ in types:
+        try:
+            warehouse.query(
+                f"SELECT toTypeName(defaultValueOfTypeName({quote_string(type_)}))", readonly=True
+            )
+        except WarehouseError as exc:
+            bad[type_] = str(exc)
+    return bad
+
+
+@shared_task
 def warehouse_create_mv(mv_id: int, backfill: bool) -> str:
     """Create the target table and attach the view; fix the backfill's boundary at that moment."""
     mv = MaterializedView.objects.select_related("source_pool", "target_pool").filter(pk=mv_id).first()
@@ -60,6 +78,9 @@ def warehouse_create_mv(mv_id: int, backfill: bool) -> str:
             current = MaterializedView.objects.filter(pk=mv_id).values_list("status", flat=True).first()
             if current in (None, MaterializedView.Status.DELETING):
                 return "gone"
+            # Checked again right before it runs: the stored SQL may have been changed since
+            # the wizard checked it (the admin, the database).
+            sql_guard.checked_select(warehouse, mv.sql)
             if current != MaterializedView.Status.ACTIVE:  # not when this task runs twice
                 if backfill:
                     # Loads wait at the gate: every delivery is now either finished (the backfill
@@ -146,6 +167,11 @@ def warehouse_run_backfill(mv_id: int) -> str:
     mv = MaterializedView.objects.select_related("source_pool", "target_pool").get(pk=mv_id)
     backfill = mv.backfill
     warehouse = get_warehouse()
+    try:
+        select = sql_guard.checked_select(warehouse, mv.sql)
+    except WarehouseError as exc:
+        Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.FAILED, error=str(exc))
+        return "failed"
     for index in range(backfill.chunks_done, len(backfill.chunks)):
         part = apply.Slice(
             sorted(int(i) for i in backfill.chunks[index]),
@@ -153,7 +179,7 @@ def warehouse_run_backfill(mv_id: int) -> str:
         )
         try:
             # Records the view cannot transform are set aside as ViewFailures; the rest is copied.
-            apply.run_view(warehouse, mv, part, f"mv-{mv.pk}-backfill-{index}")
+            apply.run_view(warehouse, mv, part, f"mv-{mv.pk}-backfill-{index}", select=select)
         except Exception as exc:  # a fault of the moment: the sweep resumes from this chunk
             Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.PENDING, error=str(exc))
             log.warning("backfill of %s stopped at chunk %d, to be resumed: %s", mv.name, index, exc)

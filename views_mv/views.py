@@ -7,13 +7,13 @@ boosted by htmx so that only the step region is swapped.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from console.roles import EDITOR, VIEWER, requires
 from pools import table_settings
 from pools.aws.models import AwsConnection
 from views_mv import forms, services
@@ -23,7 +23,7 @@ SESSION_KEY = "mv_wizard"
 STEPS = [("sql", "SQL"), ("destination", "Destination"), ("table", "Table settings"), ("confirm", "Create")]
 
 
-@login_required
+@requires(VIEWER)
 def mv_list(request: HttpRequest) -> HttpResponse:
     views = MaterializedView.objects.select_related("source_pool", "target_pool", "backfill")
     return render(request, "views_mv/list.html", {"views": views})
@@ -32,7 +32,7 @@ def mv_list(request: HttpRequest) -> HttpResponse:
 PARTS = {"progress": "views_mv/_progress.html", "replica": "views_mv/_replica.html"}
 
 
-@login_required
+@requires(VIEWER)
 def mv_detail(request: HttpRequest, name: str) -> HttpResponse:
     mv = get_object_or_404(MaterializedView.objects.select_related("source_pool", "target_pool"), name=name)
     template = PARTS.get(request.GET.get("part", "")) if request.htmx else None
@@ -48,7 +48,7 @@ def mv_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, template or "views_mv/detail.html", context)
 
 
-@login_required
+@requires(EDITOR)
 @require_POST
 def mv_retry_failures(request: HttpRequest, name: str) -> HttpResponse:
     from views_mv.tasks import warehouse_retry_view_failures
@@ -59,7 +59,7 @@ def mv_retry_failures(request: HttpRequest, name: str) -> HttpResponse:
     return redirect(mv)
 
 
-@login_required
+@requires(EDITOR)
 @require_POST
 def mv_edit_sql(request: HttpRequest, name: str) -> HttpResponse:
     mv = get_object_or_404(MaterializedView.objects.select_related("source_pool", "target_pool"), name=name)
@@ -72,7 +72,7 @@ def mv_edit_sql(request: HttpRequest, name: str) -> HttpResponse:
     return redirect(mv)
 
 
-@login_required
+@requires(EDITOR)
 @require_POST
 def mv_replica_check(request: HttpRequest, name: str) -> HttpResponse:
     """Start comparing the view's pool with the DynamoDB table it replicates."""
@@ -89,7 +89,7 @@ def mv_replica_check(request: HttpRequest, name: str) -> HttpResponse:
     return redirect(mv)
 
 
-@login_required
+@requires(EDITOR)
 @require_POST
 def mv_delete(request: HttpRequest, name: str) -> HttpResponse:
     mv = get_object_or_404(MaterializedView, name=name)
@@ -100,7 +100,7 @@ def mv_delete(request: HttpRequest, name: str) -> HttpResponse:
     return redirect("views_mv:list")
 
 
-@login_required
+@requires(EDITOR)
 @require_POST
 def mv_retry_backfill(request: HttpRequest, name: str) -> HttpResponse:
     from views_mv.tasks import warehouse_run_backfill
@@ -125,14 +125,14 @@ def _render(request, step: str, context: dict) -> HttpResponse:
     return render(request, f"views_mv/wizard_{step}.html", {"steps": STEPS, "step": step, **context})
 
 
-@login_required
+@requires(EDITOR)
 def create(request: HttpRequest) -> HttpResponse:
     if request.GET.get("restart"):
         _save(request, {})
     return redirect("views_mv:create_step", "sql")
 
 
-@login_required
+@requires(EDITOR)
 def create_step(request: HttpRequest, step: str) -> HttpResponse:
     state = _state(request)
     needed = {"destination": "sql", "table": "destination", "confirm": "table"}

@@ -59,10 +59,15 @@ def _base_session(connection: AwsConnection) -> boto3.Session:
     return boto3.Session(region_name=connection.region)
 
 
+def endpoint_url(connection: AwsConnection) -> str | None:
+    """The connection's emulator endpoint, honoured only where AWS_ALLOW_EMULATOR is set."""
+    return (connection.endpoint_url or None) if settings.AWS_ALLOW_EMULATOR else None
+
+
 def _assume_role_session(connection: AwsConnection) -> boto3.Session:
     """A session whose credentials are the role's, fetched on first use and refreshed by botocore."""
     sts = _base_session(connection).client(
-        "sts", endpoint_url=connection.endpoint_url or None, config=client_config(connection.region)
+        "sts", endpoint_url=endpoint_url(connection), config=client_config(connection.region)
     )
 
     def fetch() -> dict:
@@ -94,7 +99,7 @@ class Aws:
     def __init__(self, connection: AwsConnection):
         self.connection = connection
         self.region = connection.region
-        self.endpoint_url = connection.endpoint_url or None
+        self.endpoint_url = endpoint_url(connection)
         if connection.auth_method == AwsConnection.Auth.ASSUME_ROLE:
             self.session = _assume_role_session(connection)
         else:

@@ -12,6 +12,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
@@ -115,7 +116,10 @@ class ConnectionForm(forms.ModelForm):
         self.fields["access_key_id"].validators.append(ACCESS_KEY_ID)
         self.fields["role_arn"].validators.append(ROLE_ARN)
         self.fields["external_id"].validators.append(EXTERNAL_ID)
-        self.fields["endpoint_url"].label = "Endpoint URL (emulator only)"
+        if settings.AWS_ALLOW_EMULATOR:
+            self.fields["endpoint_url"].label = "Endpoint URL (emulator only)"
+        else:
+            del self.fields["endpoint_url"]
 
     def clean_endpoint_url(self) -> str:
         url = self.cleaned_data["endpoint_url"].strip().rstrip("/")

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from django import forms as django_forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import Count, ProtectedError
 from django.http import HttpRequest, HttpResponse
@@ -21,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
+from console.roles import ADMIN, EDITOR, VIEWER, requires
 from pools.aws import discovery, errors, forms, pipelines, sandbox
 from pools.aws import snapshot as snapshots
 from pools.aws.clients import connect
@@ -42,7 +42,7 @@ CHECK_GIVE_UP = timedelta(seconds=45)  # no `default` worker answered
 # --- Connections --------------------------------------------------------------------------------
 
 
-@login_required
+@requires(VIEWER)
 def connections(request: HttpRequest) -> HttpResponse:
     context = {
         "connections": AwsConnection.objects.annotate(pipeline_count=Count("pipelines")),
@@ -53,7 +53,7 @@ def connections(request: HttpRequest) -> HttpResponse:
     return render(request, "aws/connections.html", context)
 
 
-@login_required
+@requires(ADMIN)
 def connection_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     connection = get_object_or_404(AwsConnection, pk=pk) if pk else AwsConnection()
     form = forms.ConnectionForm(request.POST or None, instance=connection)
@@ -64,7 +64,7 @@ def connection_form(request: HttpRequest, pk: int | None = None) -> HttpResponse
     return render(request, "aws/connection_form.html", {"form": form, "connection": connection})
 
 
-@login_required
+@requires(ADMIN)
 @require_POST
 def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(AwsConnection, pk=pk)
@@ -82,7 +82,7 @@ def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(connection)
 
 
-@login_required
+@requires(ADMIN)
 @require_POST
 def connection_delete(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(AwsConnection, pk=pk)
@@ -116,7 +116,7 @@ def _wizard_context(request, pool: DataPool, step: str, **extra) -> dict:
     }
 
 
-@login_required
+@requires(ADMIN)
 def connect_wizard(request: HttpRequest, name: str, step: str = "source") -> HttpResponse:
     pool = get_object_or_404(DataPool, name=name)
     if not getattr(pool, "receives_firehose", True):
@@ -324,7 +324,7 @@ def _steps_context(pipeline: Pipeline) -> dict:
     }
 
 
-@login_required
+@requires(VIEWER)
 def pipeline_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pipeline = _pipeline(pk)
     _maybe_check(pipeline)
@@ -339,7 +339,7 @@ def pipeline_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "aws/pipeline.html", context)
 
 
-@login_required
+@requires(VIEWER)
 def pipeline_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The steps and progress bar; polled by htmx every second while a phase runs."""
     pipeline = _pipeline(pk)
@@ -349,7 +349,7 @@ def pipeline_progress(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-@login_required
+@requires(ADMIN)
 @require_POST
 def pipeline_retry(request: HttpRequest, pk: int) -> HttpResponse:
     pipeline = _pipeline(pk)
@@ -411,14 +411,14 @@ def _parse_time(value: str | None) -> datetime:
     return parsed or datetime.min.replace(tzinfo=UTC)
 
 
-@login_required
+@requires(VIEWER)
 def pipeline_status(request: HttpRequest, pk: int) -> HttpResponse:
     """Resources and delivery failures; polled while a check or a replay runs."""
     pipeline = _pipeline(pk)
     return render(request, "aws/_status.html", _status_context(pipeline))
 
 
-@login_required
+@requires(EDITOR)
 @require_POST
 def pipeline_check(request: HttpRequest, pk: int) -> HttpResponse:
     pipeline = _pipeline(pk)
@@ -428,7 +428,7 @@ def pipeline_check(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(pipeline)
 
 
-@login_required
+@requires(EDITOR)
 @require_POST
 def pipeline_replay(request: HttpRequest, pk: int) -> HttpResponse:
     from pools.aws.tasks import replay_failed_deliveries
@@ -444,7 +444,7 @@ def pipeline_replay(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(pipeline)
 
 
-@login_required
+@requires(ADMIN)
 @require_POST
 def pipeline_push_endpoint(request: HttpRequest, pk: int) -> HttpResponse:
     from pools.aws.tasks import push_firehose_endpoint
@@ -461,7 +461,7 @@ def pipeline_push_endpoint(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(pipeline)
 
 
-@login_required
+@requires(ADMIN)
 def pipeline_teardown(request: HttpRequest, pk: int) -> HttpResponse:
     pipeline = _pipeline(pk)
     form = forms.TeardownForm(request.POST if request.method == "POST" else None)
@@ -477,7 +477,7 @@ def pipeline_teardown(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "aws/teardown.html", {"pipeline": pipeline, "form": form})
 
 
-@login_required
+@requires(ADMIN)
 @require_POST
 def pipeline_sample_order(request: HttpRequest, pk: int) -> HttpResponse:
     pipeline = _pipeline(pk)
@@ -554,7 +554,7 @@ def _queue_snapshot(request, snapshot: Snapshot) -> bool:
     return True
 
 
-@login_required
+@requires(VIEWER)
 def snapshot_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The backfill card; polled by htmx every second while the scan runs."""
     return render(request, "aws/_snapshot.html", _snapshot_context(_pipeline(pk)))
@@ -567,7 +567,7 @@ def _snapshot_answer(request: HttpRequest, pipeline) -> HttpResponse:
     return redirect(f"{pipeline.get_absolute_url()}#snapshot")
 
 
-@login_required
+@requires(EDITOR)
 @require_POST
 def snapshot_start(request: HttpRequest, pk: int) -> HttpResponse:
     pipeline = _pipeline(pk)
@@ -587,7 +587,7 @@ def snapshot_start(request: HttpRequest, pk: int) -> HttpResponse:
     return _snapshot_answer(request, pipeline)
 
 
-@login_required
+@requires(EDITOR)
 @require_POST
 def snapshot_resume(request: HttpRequest, pk: int) -> HttpResponse:
     pipeline = _pipeline(pk)
@@ -599,7 +599,7 @@ def snapshot_resume(request: HttpRequest, pk: int) -> HttpResponse:
     return _snapshot_answer(request, pipeline)
 
 
-@login_required
+@requires(EDITOR)
 @require_POST
 def snapshot_pause(request: HttpRequest, pk: int) -> HttpResponse:
     pipeline = _pipeline(pk)

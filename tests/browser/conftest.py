@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.roles import make_user
+
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -37,9 +39,8 @@ def page(browser):
 
 @pytest.fixture
 def user(transactional_db):
-    from django.contrib.auth import get_user_model
 
-    return get_user_model().objects.create_user("maria", "maria@example.com", "Taqueria-Data-2024")
+    return make_user("admin", "maria", email="maria@example.com")
 
 
 def login(page, live_server, username="maria", password="Taqueria-Data-2024"):

@@ -52,7 +52,10 @@ class Command(BaseCommand):
         import sys
 
         sql = sys.stdin.read() if opts["sql_file"] == "-" else Path(opts["sql_file"]).read_text()
-        types = dict(t.split("=", 1) for t in opts["type"] if "=" in t)
+        bad = [t for t in opts["type"] if "=" not in t]
+        if bad:
+            raise CommandError(f"--type takes COLUMN=TYPE, e.g. --type quantity=Int64 (got {bad[0]!r}).")
+        types = dict(t.split("=", 1) for t in opts["type"])
         try:
             mv = services.create_mv(
                 opts["name"],
