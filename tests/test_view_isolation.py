@@ -134,3 +134,27 @@ def test_fixing_a_view_keeps_its_source_and_its_target_columns(pool, warehouse_w
         services.replace_sql(mv, f"SELECT order_id FROM t_{pool.name}")
     services.replace_sql(mv, f"SELECT toString(keys.order_id.S) AS order_id FROM {pool.name}")
     assert MaterializedView.objects.get(pk=mv.pk).sql.startswith("SELECT toString(")
+
+
+def test_a_view_whose_stored_sql_the_guard_refuses_sets_its_deliveries_aside(pool, warehouse_worker):
+    mv = services.create_mv(
+        f"v_{pool.name}", f"SELECT keys.order_id.S AS order_id FROM {pool.name}", target_pool=f"t_{pool.name}"
+    )
+    wait_for(
+        lambda: MaterializedView.objects.filter(pk=mv.pk, status="active").exists(), message="view attached"
+    )
+    good_sql = MaterializedView.objects.get(pk=mv.pk).sql
+    # The stored SQL is changed behind the wizard's back (the database, a restore).
+    MaterializedView.objects.filter(pk=mv.pk).update(
+        sql=f"SELECT file('/etc/hostname') AS order_id FROM {pool.name}"
+    )
+    land_direct(pool, [change_record("o1"), change_record("o2")])
+    all_loaded(pool, 1)
+    assert sql(f"SELECT count() FROM {pool.name}") == [[2]]  # the pool is not held back
+    failure = ViewFailure.objects.get(mv=mv)
+    assert failure.event_id == "*" and "file() is not allowed" in failure.error
+    assert sql(f"SELECT count() FROM t_{pool.name}") == [[0]]
+
+    MaterializedView.objects.filter(pk=mv.pk).update(sql=good_sql)
+    assert warehouse_client.call(warehouse_retry_view_failures, mv.pk) == {"repaired": 1, "still_failing": 0}
+    assert sql(f"SELECT order_id FROM t_{pool.name} ORDER BY 1") == [["o1"], ["o2"]]
