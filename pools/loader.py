@@ -83,7 +83,10 @@ def claim(pool_id: int, limit: int | None = None) -> tuple[str, list[int]]:
         batch_id = _new_batch(pool_id, limit or settings.LOAD_BATCH_DELIVERIES)
         if batch_id is None:
             return token, []
-    members = Delivery.objects.filter(batch_id=batch_id).exclude(status=Delivery.Status.LOADED)
+    # Members that are loaded are done; held ones (failed) wait for the admin to re-queue them.
+    members = Delivery.objects.filter(
+        batch_id=batch_id, status__in=[Delivery.Status.LANDED, Delivery.Status.LOADING]
+    )
     claimed = members.filter(status=Delivery.Status.LANDED).update(
         status=Delivery.Status.LOADING,
         claim_token=token,
@@ -210,7 +213,15 @@ def load_batch(warehouse: Warehouse, ids: list[int], token: str) -> list[tuple[i
         # before a view's backfill is planned, or runs through that view here.
         with gate(pool.pk).shared():
             present = [m for m in members if m.path.exists()]
-            refused, note = _insert_isolating(warehouse, pool, present, batch_token) if present else ({}, "")
+            if batch is not None and Delivery.objects.filter(batch=batch).exclude(id__in=ids).exists():
+                # Part of the batch was finished or held, which happens only after its insert: a
+                # held delivery re-queued alone. Its rows are in the pool; inserting a part of
+                # the batch again would not be recognised as a repeat.
+                refused, note = _quarantined_before(ids), ""
+            elif present:
+                refused, note = _insert_isolating(warehouse, pool, present, batch_token)
+            else:
+                refused, note = {}, ""
             accounts, held = _account(warehouse, pool, members, refused)
             from views_mv.apply import run_views
 
@@ -277,9 +288,11 @@ def _insert_isolating(
     return refused, ""
 
 
-# One INSERT makes one block (per partition): with a deduplication token, ClickHouse numbers the
-# blocks of an insert, so a repeated insert must cut its rows into blocks the same way. One
-# reading thread and squashing up to these sizes (above a batch's limits) make that so.
+# One INSERT makes one block (per partition): with a deduplication token, ClickHouse derives each
+# block's id from the token and from which chunks of the SELECT went into it, so a repeated insert
+# must read the same files in the same way. One reading thread and squashing up to these sizes
+# (above a batch's limits) make that so. (A part of a batch inserted alone is therefore not
+# recognised as a repeat: see the re-queued held delivery in load_batch.)
 ONE_BLOCK = {
     "max_threads": 1,
     "min_insert_block_size_rows": 10_000_000,
@@ -315,6 +328,7 @@ def _account(
         if count + len(quarantine) < delivery.record_count:
             # Records that are not change records were left out by the insert: which, and why.
             quarantine += warehouse.query_file(tables.rejected_select(), member.path).rows
+        quarantine = list({row[0]: row for row in quarantine}.values())  # once per position
         if count + len(quarantine) != delivery.record_count:
             held[delivery.pk] = (
                 f"{delivery.record_count} records were acknowledged, but {count} are in the pool and "
@@ -346,6 +360,13 @@ def _finish_batch(
                 release(member.delivery.pk, token, held[member.delivery.pk], hold=True)
             else:
                 finish(member.delivery, token, *accounts[member.delivery.pk], note=note)
+
+
+def _quarantined_before(ids: list[int]) -> dict[int, list[list]]:
+    refused: dict[int, list[list]] = {}
+    for q in QuarantinedRecord.objects.filter(delivery_id__in=ids).order_by("position"):
+        refused.setdefault(q.delivery_id, []).append([q.position, q.data, q.reason])
+    return refused
 
 
 def _stored(warehouse: Warehouse, pool: DataPool, received_ms: dict[int, int]) -> dict[int, int]:

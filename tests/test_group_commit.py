@@ -133,3 +133,35 @@ def test_concurrent_deliveries_with_a_worker_killed_mid_batch_are_stored_once(po
     result = warehouse_client.call(run_sql, f"SELECT count(), uniqExact(event_id) FROM {pool.name}")
     assert result["rows"] == [[total * per_delivery, total * per_delivery]]
     assert LoadBatch.objects.filter(pool=pool).count() < total  # deliveries were loaded together
+
+
+def test_a_held_delivery_requeued_alone_does_not_hold_up_the_pool_or_double_its_rows(
+    pool, local_warehouse, no_worker, monkeypatch
+):
+    for b in range(3):
+        land_direct(pool, [change_record(f"o{b}-{i}") for i in range(5)])
+    real_account = loader._account
+
+    def two_held(warehouse, pool_, members, refused):
+        accounts, held = real_account(warehouse, pool_, members, refused)
+        for member in members[:2]:  # as if their counts did not add up
+            held[member.delivery.pk] = "held for the test"
+            accounts.pop(member.delivery.pk)
+        return accounts, held
+
+    monkeypatch.setattr(loader, "_account", two_held)
+    outcome = loader.load_pool(local_warehouse, pool.pk)
+    assert (outcome.deliveries, outcome.failed) == (1, 2)
+    monkeypatch.undo()
+    held = list(Delivery.objects.filter(status="failed").order_by("id"))
+    assert len(held) == 2
+    assert loader.requeue([held[0].pk]) == 1  # only one of the two is re-queued
+    land_direct(pool, [change_record("later")])
+    Delivery.objects.update(retry_at=None)
+    outcome = loader.load_pool(local_warehouse, pool.pk)
+    assert outcome.deliveries == 2  # the re-queued one, then the new one
+    assert Delivery.objects.get(pk=held[0].pk).loaded_count == 5
+    # The re-queued delivery's rows were stored by its batch's insert; loading it again under the
+    # batch's token stores nothing twice.
+    rows = local_warehouse.query(f"SELECT count(), uniqExact(event_id) FROM {pool.table}").rows
+    assert rows == [[16, 16]]
