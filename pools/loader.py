@@ -229,7 +229,7 @@ def load_batch(warehouse: Warehouse, ids: list[int], token: str) -> list[tuple[i
             if accounted:
                 bounds = [min(m.received_ms for m in accounted), max(m.received_ms for m in accounted)]
                 run_views(warehouse, pool.pk, [m.delivery.pk for m in accounted], bounds, batch_token)
-            _finish_batch(members, token, accounts, held, note)
+            _finish_batch(members, token, accounts, held, note, batch_token)
     finally:
         for member in members:
             if member.spooled:
@@ -350,11 +350,19 @@ def _account(
 
 
 def _finish_batch(
-    members: list[_Member], token: str, accounts: dict[int, tuple[int, int]], held: dict[int, str], note: str
+    members: list[_Member],
+    token: str,
+    accounts: dict[int, tuple[int, int]],
+    held: dict[int, str],
+    note: str,
+    batch_token: str,
 ) -> None:
     """Finish the batch's deliveries in one transaction: all of them, or (after a crash) none,
     so that a batch taken again has the same members."""
+    from views_mv.apply import finished
+
     with transaction.atomic():
+        finished(batch_token)
         for member in members:
             if member.delivery.pk in held:
                 release(member.delivery.pk, token, held[member.delivery.pk], hold=True)

@@ -165,3 +165,26 @@ def test_a_held_delivery_requeued_alone_does_not_hold_up_the_pool_or_double_its_
     # batch's token stores nothing twice.
     rows = local_warehouse.query(f"SELECT count(), uniqExact(event_id) FROM {pool.table}").rows
     assert rows == [[16, 16]]
+
+
+def test_a_view_run_again_after_the_sources_parts_merged_copies_nothing_twice(
+    pool, local_warehouse, no_worker
+):
+    from tests.test_loader_properties import attach_view
+    from views_mv import apply
+
+    for b in range(2):  # two loads: two parts in the pool
+        land_direct(pool, [change_record(f"o{b}-{i}") for i in range(10)])
+        assert loader.load_pool(local_warehouse, pool.pk, batch=1).records == 10
+    copy = attach_view(
+        pool, "copy", f"SELECT event_id FROM {pool.name}", [["event_id", "String"]], local_warehouse
+    )
+    ids = sorted(Delivery.objects.values_list("id", flat=True))
+    part = apply.Slice(ids, None)  # as a backfill chunk reads them
+    apply.run_view(local_warehouse, copy, part, "chunk-0")
+    # The worker stops before the chunk is counted. ClickHouse merges the pool's parts; read again,
+    # the same rows come in other blocks, and the insert's token alone would not see the repeat.
+    local_warehouse.execute(f"OPTIMIZE TABLE {pool.table} FINAL")
+    apply.run_view(local_warehouse, copy, part, "chunk-0")
+    rows = local_warehouse.query(f"SELECT count(), uniqExact(event_id) FROM {copy.target_pool.table}").rows
+    assert rows == [[20, 20]]

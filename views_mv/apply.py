@@ -7,7 +7,9 @@ view of the pool runs as its own INSERT … SELECT over exactly that delivery's 
 `additional_table_filters`, as the backfill does). A view that fails on content is split —
 deliveries, then event ids — until the failing records are alone; they are recorded against the
 view (`ViewFailure`) and the rest goes through. Splits are deterministic and each insert carries
-its own deduplication token, so a repeated run writes nothing twice.
+its own deduplication token, and each one that went through is noted until its batch is finished
+(ClickHouse's token alone does not recognise a repeated INSERT … SELECT once the source's parts
+were merged), so a repeated run writes nothing twice.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -24,7 +27,7 @@ from console.warehouse import Warehouse
 from pools import faults
 from pools.tables import INSERT_VERSION_COLUMN, table_ref
 from views_mv import ddl
-from views_mv.models import MaterializedView, ViewFailure
+from views_mv.models import MaterializedView, ViewFailure, ViewRun
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +58,12 @@ def run_views(
 ) -> int:
     """Run every attached view of a pool over some of its deliveries; returns failures recorded."""
     failed = 0
+    ids = sorted(delivery_ids)
     for mv in views_of(pool_id):
-        failed += run_view(warehouse, mv, Slice(sorted(delivery_ids), bounds), f"mv-{mv.pk}/{token}")
+        # The token names the deliveries too: a member of a batch run again alone (a held
+        # delivery re-queued) is a different insert.
+        root = f"mv-{mv.pk}/{token}/{ids[0]}-{ids[-1]}-{len(ids)}"
+        failed += run_view(warehouse, mv, Slice(ids, bounds), root, scope=token)
     return failed
 
 
@@ -66,10 +73,15 @@ def run_view(
     part: Slice,
     token: str,
     *,
+    scope: str | None = None,
     select: CheckedSelect | None = None,
 ) -> int:
     """INSERT the view's rows for these deliveries into its target, isolating what it cannot
-    transform; returns the number of failures recorded. Errors of the moment propagate."""
+    transform; returns the number of failures recorded. Errors of the moment propagate.
+
+    Each insert that goes through is noted (ViewRun, under `scope`, dropped when the scope is
+    finished), so that running this again after a crash does not insert it twice."""
+    scope = scope or token
     if select is None:
         try:
             # Checked again right before it runs: the stored SQL may have been changed since it
@@ -85,7 +97,7 @@ def run_view(
     while pending:
         current, events, current_token = pending.pop()
         try:
-            _insert(warehouse, mv, select, current, events, current_token)
+            _insert_once(warehouse, mv, select, current, events, current_token, scope)
         except Exception as exc:
             if not faults.is_content_error(exc):
                 raise
@@ -104,6 +116,26 @@ def run_view(
                 continue
             failed += _record(mv, ids[0], events[0] if events else "", str(exc))
     return failed
+
+
+def _insert_once(
+    warehouse: Warehouse,
+    mv: MaterializedView,
+    select: CheckedSelect,
+    part: Slice,
+    events: list[str] | None,
+    token: str,
+    scope: str,
+) -> None:
+    if ViewRun.objects.filter(mv=mv, token=token).exists():
+        return  # inserted before the loader stopped
+    _insert(warehouse, mv, select, part, events, token)
+    ViewRun.objects.get_or_create(mv=mv, token=token, defaults={"scope": scope})
+
+
+def finished(scope: str) -> None:
+    """Forget the inserts of a finished batch, chunk or repair."""
+    ViewRun.objects.filter(scope=scope).delete()
 
 
 def _insert(
@@ -160,7 +192,7 @@ def retry_failures(warehouse: Warehouse, mv_id: int) -> tuple[int, int]:
         token = f"mv-{mv.pk}/repair/{failure.pk}/{failure.attempts}"
         events = None if failure.event_id == WHOLE_DELIVERY else [failure.event_id]
         try:
-            _insert(warehouse, mv, select, part, events, token)
+            _insert_once(warehouse, mv, select, part, events, token, token)
         except Exception as exc:
             if not faults.is_content_error(exc):
                 raise
@@ -170,6 +202,8 @@ def retry_failures(warehouse: Warehouse, mv_id: int) -> tuple[int, int]:
             still += 1
             continue
         now = timezone.now()
-        ViewFailure.objects.filter(pk=failure.pk).update(resolved_at=now, retried_at=now)
+        with transaction.atomic():
+            ViewFailure.objects.filter(pk=failure.pk).update(resolved_at=now, retried_at=now)
+            finished(token)
         repaired += 1
     return repaired, still

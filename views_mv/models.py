@@ -139,3 +139,24 @@ class ViewFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mv_id}: {self.delivery_id}/{self.event_id}"
+
+
+class ViewRun(models.Model):
+    """An insert of a view's rows that went through, kept until its load batch (or backfill chunk,
+    or repair) is finished, so that running it again after a crash skips it.
+
+    ClickHouse's insert deduplication cannot be relied on here: for an INSERT … SELECT from a
+    table, the token is extended with how the source was read, which changes once the source's
+    parts are merged."""
+
+    mv = models.ForeignKey(MaterializedView, on_delete=models.CASCADE, related_name="runs")
+    scope = models.CharField(max_length=200, help_text="The batch, chunk or repair it belongs to.")
+    token = models.CharField(max_length=400)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mv", "token"], name="view_run_once")]
+        indexes = [models.Index(fields=["scope"], name="view_run_scope")]
+
+    def __str__(self) -> str:
+        return f"{self.mv_id}: {self.token}"

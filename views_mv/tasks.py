@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -173,22 +174,25 @@ def warehouse_run_backfill(mv_id: int) -> str:
         Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.FAILED, error=str(exc))
         return "failed"
     for index in range(backfill.chunks_done, len(backfill.chunks)):
+        chunk_token = f"mv-{mv.pk}-backfill-{index}"
         part = apply.Slice(
             sorted(int(i) for i in backfill.chunks[index]),
             backfill.chunk_bounds[index] if index < len(backfill.chunk_bounds) else None,
         )
         try:
             # Records the view cannot transform are set aside as ViewFailures; the rest is copied.
-            apply.run_view(warehouse, mv, part, f"mv-{mv.pk}-backfill-{index}", select=select)
+            apply.run_view(warehouse, mv, part, chunk_token, select=select)
         except Exception as exc:  # a fault of the moment: the sweep resumes from this chunk
             Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.PENDING, error=str(exc))
             log.warning("backfill of %s stopped at chunk %d, to be resumed: %s", mv.name, index, exc)
             return "pending"
-        Backfill.objects.filter(pk=backfill.pk, chunks_done=index).update(
-            chunks_done=index + 1,
-            rows_done=F("rows_done") + backfill.chunk_rows[index],
-            heartbeat_at=timezone.now(),
-        )
+        with transaction.atomic():
+            Backfill.objects.filter(pk=backfill.pk, chunks_done=index).update(
+                chunks_done=index + 1,
+                rows_done=F("rows_done") + backfill.chunk_rows[index],
+                heartbeat_at=timezone.now(),
+            )
+            apply.finished(chunk_token)
     Backfill.objects.filter(pk=backfill.pk).update(
         status=Backfill.Status.DONE, finished_at=timezone.now(), error=""
     )
