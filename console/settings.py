@@ -169,6 +169,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+AWS_MONITOR_INTERVAL = env_float("AWS_MONITOR_INTERVAL", 60.0, minimum=10.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-landed-deliveries": {
         "task": "pools.tasks.sweep_deliveries",
@@ -176,7 +177,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "pool-statistics": {"task": "pools.tasks.warehouse_pool_stats", "schedule": 60.0},
     "resume-backfills": {"task": "views_mv.tasks.warehouse_sweep_backfills", "schedule": 30.0},
-    "aws-status-and-snapshots": {"task": "pools.aws.tasks.sweep_aws", "schedule": 300.0},
+    # Resources' status and failed deliveries (with Firehose's reasons), without "Check now".
+    "aws-status-and-snapshots": {"task": "pools.aws.tasks.sweep_aws", "schedule": AWS_MONITOR_INTERVAL},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import uuid
+from datetime import timedelta
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.validators import RegexValidator
@@ -103,9 +104,8 @@ class DataPool(models.Model):
         return self.kind == self.Kind.DYNAMODB
 
     def column_list(self) -> list[tuple[str, str]]:
-        if self.columns:
-            return [(name, type_) for name, type_ in self.columns]
-        return [(name, type_) for name, type_, _ in tables.CHANGE_EVENT_COLUMNS]
+        """Every column of the pool's table, Shoal's own included (as the Schema table lists them)."""
+        return [(name, type_) for name, type_, _, _ in tables.schema_rows(self)]
 
     def endpoint_path(self) -> str:
         return reverse("pools:ingest", args=[self.public_id])
@@ -128,6 +128,11 @@ class DataPool(models.Model):
 
     def check_access_key(self, key: str) -> bool:
         return hmac.compare_digest(key.encode(), self.access_key.encode())
+
+    @property
+    def key_rotated(self) -> bool:
+        """Whether the access key was ever rotated (the pool's first key carries its creation time)."""
+        return self.access_key_rotated_at - self.created_at > timedelta(seconds=1)
 
     def rotate_access_key(self) -> str:
         self.access_key = new_access_key()
