@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('pools', '0008_delivery_retry_at'),
-        ('views_mv', '0004_mv_versioning_note'),
+        ('views_mv', '0005_mv_user_sql_backfill_requested'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('views_mv', '0005_view_failures'),
+        ('views_mv', '0006_view_failures'),
     ]
 
     operations = [
