@@ -188,3 +188,17 @@ def test_a_view_run_again_after_the_sources_parts_merged_copies_nothing_twice(
     apply.run_view(local_warehouse, copy, part, "chunk-0")
     rows = local_warehouse.query(f"SELECT count(), uniqExact(event_id) FROM {copy.target_pool.table}").rows
     assert rows == [[20, 20]]
+
+
+def test_a_batch_being_loaded_does_not_make_the_endpoint_push_back(pool, settings, monkeypatch):
+    from pools import ingest
+
+    monkeypatch.setattr(ingest, "_worker_alive", lambda: True)
+    settings.INGEST_BACKLOG_SOFT_BYTES, settings.INGEST_BACKLOG_HARD_BYTES = 10_000, 100_000
+    for b in range(4):
+        land_direct(pool, [change_record(f"o{b}", taqueria="x" * 3000)])
+    assert "loading this pool" in ingest.backpressure(pool)  # 4 deliveries of 4 kB wait
+    loader.claim(pool.pk)  # a loader takes them all as one batch
+    assert ingest.backpressure(pool) == ""
+    settings.INGEST_BACKLOG_HARD_BYTES = 10_000  # the disk is still protected
+    assert "behind" in ingest.backpressure(pool)
