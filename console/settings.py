@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 from console.env import (
+    adopt_sealed_environment,
     database_from_url,
+    default_sqlite_url,
     env_bool,
     env_float,
     env_int,
@@ -18,6 +21,10 @@ from console.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+adopt_sealed_environment()
+# Set by the sandbox launcher for the warehouse worker, which signs and decrypts nothing: it gets a
+# throwaway SECRET_KEY, so that neither the key nor keys derived from it are in its memory or files.
+SECRETS_WITHHELD = env_bool("SHOAL_SECRETS_WITHHELD", False)
 
 DATA_DIR = Path(env_str("SHOAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -25,6 +32,8 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 def _secret_key() -> str:
     """SECRET_KEY from the environment, or one generated once and kept in the data folder."""
+    if SECRETS_WITHHELD:
+        return secrets.token_urlsafe(50)
     key = env_str("SECRET_KEY")
     if key:
         if len(key) < 32:
@@ -53,10 +62,41 @@ ALLOWED_HOSTS = sorted(
     | {h.strip() for h in env_str("ALLOWED_HOSTS").split(",") if h.strip()}
 )
 CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
-if _public.scheme == "https":
+
+# --- HTTPS (docs/security.md, "HTTPS and headers") ---------------------------------------------
+# Shoal serves plain HTTP on loopback; https is a reverse proxy's job. Whether a request came over
+# https is known from X-Forwarded-Proto only when TRUST_X_FORWARDED_PROTO says the proxy sets it
+# (and overwrites what a client sent): otherwise a client could claim https itself.
+TRUST_X_FORWARDED_PROTO = env_bool("TRUST_X_FORWARDED_PROTO", False)
+if TRUST_X_FORWARDED_PROTO:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+HTTPS = _public.scheme == "https"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+# Redirect to https only when https can be recognised; without the proxy's header every request
+# would look like http and be redirected forever.
+SECURE_SSL_REDIRECT = HTTPS and TRUST_X_FORWARDED_PROTO
+# Never redirected: Firehose does not follow redirects (it would retry the same POST until it gives
+# up), a key it sent is sent by then anyway, and load balancers probe health over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^ingest/", r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Asking browsers' makers to hard-code https for the domain (HSTS preload) is the domain owner's
+# decision, not Shoal's; the check that suggests it is silenced unless SECURE_HSTS_PRELOAD is on.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Only Shoal's own origin, for everything; no inline script or style, no eval (console/csp.py).
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -67,6 +107,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",
     "console",
     "pools",
     "views_mv",
@@ -74,6 +115,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "console.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,6 +127,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lock-out into the page that says so.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -106,10 +150,9 @@ TEMPLATES = [
     },
 ]
 
+
 DATABASES = {
-    "default": database_from_url(
-        env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'shoal.sqlite3'}"), data_dir=DATA_DIR
-    )
+    "default": database_from_url(env_str("DATABASE_URL") or default_sqlite_url(DATA_DIR), data_dir=DATA_DIR)
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -118,6 +161,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# --- Sign-in throttling (django-axes; console/accounts.py) ------------------------------------
+# The first backend refuses a locked-out username or address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT failed sign-ins for one username (from any address), or from one address
+# (whatever the username), lock that username or address out for LOGIN_LOCKOUT_SECONDS.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Failures expire with the lock-out period rather than on a successful sign-in: django-axes
+# would clear every failure from the signing-in address too, so anyone with an account could wipe
+# the count of their guesses at another one by signing in as themselves.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "console.accounts.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "console.accounts.client_address"
+# Behind a reverse proxy that appends the client's address to X-Forwarded-For (and strips nothing
+# a client could forge before it), take the right-most entry as the client's address.
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "pools:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -139,12 +203,30 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        # django-axes announces itself at every start (every command); its sign-in records stay.
+        "axes.apps": {"level": "WARNING"},
+        # At DEBUG, botocore logs signed request headers (session tokens included): never.
+        "botocore": {"level": "INFO"},
+        "boto3": {"level": "INFO"},
+    },
 }
 
 # --- Redis and Celery -------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 if urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
     raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} is not a redis:// URL")
+
+# Sessions live in Redis, not in Django's database: with SQLite the warehouse worker must be able
+# to open the database file, and a session key read from it would be a login (docs/security.md).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "shoal",
+    }
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
@@ -158,6 +240,8 @@ CELERY_TASK_ROUTES = {
     "pools.tasks.warehouse_*": {"queue": "warehouse"},
     "pools.tasks.*": {"queue": "default"},
     "pools.aws.tasks.*": {"queue": "default"},
+    # Step 1 of a Replica check reads DynamoDB: AWS credentials stay out of the warehouse worker.
+    "views_mv.tasks.replica_scan": {"queue": "default"},
     "views_mv.tasks.*": {"queue": "warehouse"},
 }
 # Task modules autodiscovery does not find (it imports only <app>.tasks).
@@ -188,13 +272,21 @@ WAREHOUSE = warehouse_from_url(env_str("WAREHOUSE_URL"), data_dir=DATA_DIR)
 WAREHOUSE_TIMEOUT = env_float("WAREHOUSE_TIMEOUT", 30.0, minimum=1.0)
 SQL_MAX_EXECUTION_SECONDS = env_int("SQL_MAX_EXECUTION_SECONDS", 30, minimum=1)
 SQL_MAX_RESULT_ROWS = env_int("SQL_MAX_RESULT_ROWS", 10_000, minimum=1)
+SQL_MAX_MEMORY_BYTES = env_int("SQL_MAX_MEMORY_BYTES", 2 * 1024**3, minimum=16 * 1024**2)
+# How the warehouse worker is confined (console/sandbox.py): "landlock" where the kernel has it
+# (a log line says when it cannot be applied), or "off".
+WAREHOUSE_SANDBOX = env_str("WAREHOUSE_SANDBOX", "landlock").strip().lower()
+if WAREHOUSE_SANDBOX not in {"landlock", "off"}:
+    raise ImproperlyConfigured(f"WAREHOUSE_SANDBOX={WAREHOUSE_SANDBOX!r} must be landlock or off")
+# Extra paths the sandboxed warehouse worker may read (colon-separated), e.g. a CA bundle elsewhere.
+WAREHOUSE_SANDBOX_READ = [p for p in env_str("WAREHOUSE_SANDBOX_READ").split(":") if p]
 
 # --- AWS (pools/aws/clients.py) ---------------------------------------------------------------
 AWS_CONNECT_TIMEOUT = env_float("AWS_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 AWS_READ_TIMEOUT = env_float("AWS_READ_TIMEOUT", 30.0, minimum=0.1)
 AWS_MAX_ATTEMPTS = env_int("AWS_MAX_ATTEMPTS", 4, minimum=1)
 # Encrypts AWS secret keys at rest; by default a key derived from SECRET_KEY.
-AWS_SECRETS_KEY = env_str("AWS_SECRETS_KEY")
+AWS_SECRETS_KEY = "" if SECRETS_WITHHELD else env_str("AWS_SECRETS_KEY")
 # An AWS connection may name its own endpoint (a local emulator such as moto) only when this is
 # set (`make demo` sets it); otherwise the field does not exist and a stored one is ignored, so no
 # one can make Shoal send signed AWS requests to a host of their choosing.

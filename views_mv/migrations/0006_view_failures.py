@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pools', '0008_delivery_retry_at'),
+        ('pools', '0009_delivery_retry_at'),
         ('views_mv', '0005_mv_user_sql_backfill_requested'),
     ]
 

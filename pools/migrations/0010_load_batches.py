@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pools', '0008_delivery_retry_at'),
+        ('pools', '0009_delivery_retry_at'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pools', '0007_streaming_precision_microsecond'),
+        ('pools', '0008_encrypt_access_keys'),
     ]
 
     operations = [
