@@ -30,10 +30,16 @@ def start_heartbeat(sender=None, **_):
 
     try:
         _lock_warehouse_folder()
-        get_warehouse()  # fail loudly now if the warehouse cannot be opened
+        warehouse = get_warehouse()  # fail loudly now if the warehouse cannot be opened
     except Exception as exc:
         log.critical("cannot open the warehouse: %s", exc)
         raise SystemExit(1) from exc  # not an Exception: Celery lets it stop the worker
+    try:
+        from views_mv.tasks import detach_triggers
+
+        detach_triggers(warehouse)
+    except Exception as exc:  # the worker still loads; the next start tries again
+        log.error("could not detach the triggers of older Materialized Views: %s", exc)
     client = redis_client()
 
     def beat() -> None:
