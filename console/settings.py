@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "console",
     "pools",
     "views_mv",
+    "console.api",
 ]
 
 MIDDLEWARE = [
@@ -155,6 +156,7 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "console.tasks.*": {"queue": "warehouse"},
+    "console.api.tasks.*": {"queue": "warehouse"},
     "pools.tasks.warehouse_*": {"queue": "warehouse"},
     "pools.tasks.*": {"queue": "default"},
     "pools.aws.tasks.*": {"queue": "default"},
@@ -186,6 +188,12 @@ WAREHOUSE = warehouse_from_url(env_str("WAREHOUSE_URL"), data_dir=DATA_DIR)
 WAREHOUSE_TIMEOUT = env_float("WAREHOUSE_TIMEOUT", 30.0, minimum=1.0)
 SQL_MAX_EXECUTION_SECONDS = env_int("SQL_MAX_EXECUTION_SECONDS", 30, minimum=1)
 SQL_MAX_RESULT_ROWS = env_int("SQL_MAX_RESULT_ROWS", 10_000, minimum=1)
+
+# --- HTTP API (console/api/) --------------------------------------------------------------------
+# Requests per minute per API key (0: no limit); rows of a streamed answer (CSV, Parquet, the
+# /clickhouse interface), whose JSON answers keep SQL_MAX_RESULT_ROWS.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=0)
+API_EXPORT_MAX_ROWS = env_int("API_EXPORT_MAX_ROWS", 10_000_000, minimum=1)
 
 # --- AWS (pools/aws/clients.py) ---------------------------------------------------------------
 AWS_CONNECT_TIMEOUT = env_float("AWS_CONNECT_TIMEOUT", 5.0, minimum=0.1)

@@ -15,6 +15,9 @@ from pools.models import DataPool
 from tests.roles import make_user, signed_in
 
 PUBLIC, SIGNED_IN = "public", "signed-in"
+# The HTTP API authenticates with API keys, not sessions: every signed-in role is refused (401)
+# without a key; console/api/auth.py marks the view with the key scope it needs.
+API_QUERY, API_MANAGE = "api:query", "api:manage"
 ORDER = [None, roles.VIEWER, roles.EDITOR, roles.ADMIN]
 
 # route name → (method, path, role needed). Objects that do not exist answer 404 to whoever may
@@ -60,6 +63,12 @@ ROUTES = {
     "sql:console": ("GET", "/sql/", roles.VIEWER),
     "sql:run": ("POST", "/sql/run/", roles.VIEWER),
     "sql:result": ("GET", "/sql/runs/999/", roles.VIEWER),
+    "api_keys:list": ("GET", "/api-keys/", roles.ADMIN),
+    "api_keys:create": ("POST", "/api-keys/new/", roles.ADMIN),
+    "api_keys:revoke": ("POST", "/api-keys/999/revoke/", roles.ADMIN),
+    "api:sql": ("POST", "/api/v1/sql", API_QUERY),
+    "api:clickhouse": ("GET", "/clickhouse/", API_QUERY),
+    "api:clickhouse_ping": ("GET", "/clickhouse/ping", PUBLIC),
     "setup": ("GET", "/setup/not-a-token/", PUBLIC),
     "login": ("GET", "/login/", PUBLIC),
     "healthz": ("GET", "/healthz", PUBLIC),
@@ -86,6 +95,9 @@ def test_every_url_is_in_the_table_and_every_view_names_its_role():
             assert getattr(callback, "shoal_role", None) == needed, name
         elif needed == PUBLIC:
             assert getattr(callback, "login_required", True) is False, f"{name} must be login_not_required"
+        elif needed in (API_QUERY, API_MANAGE):
+            assert getattr(callback, "login_required", True) is False, f"{name} authenticates by key"
+            assert f"api:{getattr(callback, 'shoal_api_scope', None)}" == needed, name
 
 
 @pytest.fixture
@@ -103,6 +115,8 @@ def test_each_role_gets_exactly_its_urls(who, roles_pool):
         to_login = reply.status_code == 302 and reply["Location"].startswith("/login/")
         if needed == PUBLIC:
             assert not to_login and reply.status_code != 403, (who, name, reply.status_code)
+        elif needed in (API_QUERY, API_MANAGE):
+            assert reply.status_code == 401, (who, name, reply.status_code)  # a session is no key
         elif who is None:
             assert to_login, (name, reply.status_code)
         elif name == "logout":
