@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "ninja",  # the management API's docs page and its static files (console/api/manage.py)
     "console",
     "pools",
     "views_mv",

@@ -69,6 +69,22 @@ ROUTES = {
     "api:sql": ("POST", "/api/v1/sql", API_QUERY),
     "api:clickhouse": ("GET", "/clickhouse/", API_QUERY),
     "api:clickhouse_ping": ("GET", "/clickhouse/ping", PUBLIC),
+    "manage:openapi-json": ("GET", "/api/v1/openapi.json", PUBLIC),
+    "manage:openapi-view": ("GET", "/api/v1/docs", PUBLIC),
+    "manage:api-root": ("GET", "/api/v1/", PUBLIC),  # ninja's root: a 404
+    "manage:list_pools": ("GET", "/api/v1/pools", API_MANAGE),
+    "manage:create_data_pool": ("POST", "/api/v1/pools", API_MANAGE),
+    "manage:get_pool": ("GET", "/api/v1/pools/nope", API_MANAGE),
+    "manage:delete_data_pool": ("DELETE", "/api/v1/pools/nope", API_MANAGE),
+    "manage:rotate_key": ("POST", "/api/v1/pools/nope/rotate-key", API_MANAGE),
+    "manage:pool_statistics": ("GET", "/api/v1/pools/nope/statistics", API_MANAGE),
+    "manage:list_deliveries": ("GET", "/api/v1/pools/nope/deliveries", API_MANAGE),
+    "manage:list_quarantine": ("GET", "/api/v1/pools/nope/quarantine", API_MANAGE),
+    "manage:replay_quarantine": ("POST", "/api/v1/pools/nope/quarantine/replay", API_MANAGE),
+    "manage:list_views": ("GET", "/api/v1/views", API_MANAGE),
+    "manage:create_view": ("POST", "/api/v1/views", API_MANAGE),
+    "manage:get_view": ("GET", "/api/v1/views/nope", API_MANAGE),
+    "manage:delete_view": ("DELETE", "/api/v1/views/nope", API_MANAGE),
     "setup": ("GET", "/setup/not-a-token/", PUBLIC),
     "login": ("GET", "/login/", PUBLIC),
     "healthz": ("GET", "/healthz", PUBLIC),
@@ -111,7 +127,7 @@ def test_each_role_gets_exactly_its_urls(who, roles_pool):
     if who:
         signed_in(client, who)
     for name, (method, path, needed) in ROUTES.items():
-        reply = client.post(path) if method == "POST" else client.get(path)
+        reply = getattr(client, method.lower())(path)
         to_login = reply.status_code == 302 and reply["Location"].startswith("/login/")
         if needed == PUBLIC:
             assert not to_login and reply.status_code != 403, (who, name, reply.status_code)

@@ -17,6 +17,11 @@ from pools.models import DataPool
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=64, help_text="Also the user name for ClickHouse clients.")
     scope = forms.ChoiceField(choices=ApiKey.Scope.choices, initial=ApiKey.Scope.QUERY)
+    role = forms.ChoiceField(
+        choices=[("editor", "Editor"), ("admin", "Admin")],
+        initial="editor",
+        help_text="Manage keys: whose rights the key has (admins also rotate and see pools' access keys).",
+    )
     pools = forms.MultipleChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -53,6 +58,7 @@ def key_create(request: HttpRequest) -> HttpResponse:
                 pools=data["pools"],
                 expires_at=data["expires_at"],
                 created_by=request.user,
+                role=data["role"] if data["scope"] == ApiKey.Scope.MANAGE else "editor",
             )
         except ValidationError as exc:
             for field, messages in exc.message_dict.items():

@@ -39,6 +39,7 @@ def create_key(
     pools: list[str] | None = None,
     expires_at: datetime | None = None,
     created_by=None,
+    role: str = "editor",
 ) -> NewKey:
     """A new key; ValidationError with the console's words for a bad name, scope or pool."""
     from pools.models import DataPool
@@ -52,6 +53,10 @@ def create_key(
     unknown = [p for p in pools if p not in known]
     if unknown:
         raise ValidationError({"pools": f"There is no Data Pool {', '.join(unknown)}."})
+    if role not in ("editor", "admin"):
+        raise ValidationError({"role": "A manage key is an editor or an admin."})
+    if role != "editor" and scope != ApiKey.Scope.MANAGE:
+        raise ValidationError({"role": "Only manage keys have a role; query keys read."})
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "The expiry must be in the future."})
     if ApiKey.objects.filter(name=name).exists():
@@ -60,6 +65,7 @@ def create_key(
     api_key = ApiKey(
         name=name,
         scope=scope,
+        role=role,
         pools=pools or None,
         prefix=key[: len(KEY_PREFIX) + 4],
         key_hash=hash_key(key),

@@ -16,7 +16,8 @@ key_name_validator = RegexValidator(
 class ApiKey(models.Model):
     """An API key. Only a hash of the key is kept: it is shown once, when created.
 
-    scope `manage`: the management API with an editor's rights, and queries over every pool.
+    scope `manage`: the management API with the rights of `role` (editor, or admin), and queries
+    over every pool.
     scope `query`: queries only (/api/v1/sql, /clickhouse), over `pools` when given.
     """
 
@@ -26,6 +27,13 @@ class ApiKey(models.Model):
 
     name = models.CharField(max_length=64, unique=True, validators=[key_name_validator])
     scope = models.CharField(max_length=10, choices=Scope.choices)
+    role = models.CharField(
+        max_length=10,
+        choices=[("editor", "Editor"), ("admin", "Admin")],
+        default="editor",
+        help_text="Manage keys: the console role whose rights the key has (admin: also rotate and "
+        "show pools' access keys). Query keys read only.",
+    )
     pools = models.JSONField(
         null=True,
         blank=True,
@@ -63,6 +71,13 @@ class ApiKey(models.Model):
     @property
     def state(self) -> str:
         return "revoked" if self.revoked else "expired" if self.expired else "active"
+
+    def has_role(self, role: str) -> bool:
+        """Whether the key may do what a console user of `role` may (console.roles)."""
+        from console import roles
+
+        own = self.role if self.scope == self.Scope.MANAGE else roles.VIEWER
+        return roles.ROLES.index(own) >= roles.ROLES.index(role)
 
     def readable_pools(self) -> list[str] | None:
         """The pools this key's queries may name; None for all."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from console.api import clickhouse_http, console_views, sql_api
+from console.api import clickhouse_http, console_views, manage, sql_api
 
 app_name = "api"
 
@@ -13,6 +13,9 @@ urlpatterns = [
     re_path(r"^clickhouse/?$", clickhouse_http.interface, name="clickhouse"),
     path("clickhouse/ping", clickhouse_http.ping, name="clickhouse_ping"),
 ]
+
+# Mounted after the patterns above, so that api/v1/sql stays the query API's view.
+management_patterns = [path("api/v1/", manage.urls())]
 
 console_patterns = (
     [

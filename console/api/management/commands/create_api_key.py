@@ -1,4 +1,5 @@
-"""`create_api_key NAME --scope manage|query [--pools POOL …] [--expires …] [--json]`."""
+"""`create_api_key NAME --scope manage|query [--role editor|admin] [--pools POOL …] [--expires …]
+[--json]`."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--scope", choices=ApiKey.Scope.values, required=True)
+        parser.add_argument(
+            "--role",
+            choices=["editor", "admin"],
+            default="editor",
+            help="Manage keys: an editor's rights (default) or an admin's (rotate and show access keys).",
+        )
         parser.add_argument("--pools", nargs="+", default=[], metavar="POOL")
         parser.add_argument("--expires", type=_when, help="Expiry (ISO 8601; UTC unless a zone is given).")
         parser.add_argument(
@@ -52,6 +59,7 @@ class Command(BaseCommand):
                         "name": api_key.name,
                         "key": new.key,
                         "scope": api_key.scope,
+                        "role": api_key.role if api_key.scope == "manage" else None,
                         "pools": api_key.pools,
                         "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
                     }
