@@ -20,6 +20,7 @@ class ApiKeyForm(forms.Form):
     role = forms.ChoiceField(
         choices=[("editor", "Editor"), ("admin", "Admin")],
         initial="editor",
+        required=False,
         help_text="Manage keys: whose rights the key has (admins also rotate and see pools' access keys).",
     )
     pools = forms.MultipleChoiceField(
@@ -58,7 +59,7 @@ def key_create(request: HttpRequest) -> HttpResponse:
                 pools=data["pools"],
                 expires_at=data["expires_at"],
                 created_by=request.user,
-                role=data["role"] if data["scope"] == ApiKey.Scope.MANAGE else "editor",
+                role=(data["role"] or "editor") if data["scope"] == ApiKey.Scope.MANAGE else "editor",
             )
         except ValidationError as exc:
             for field, messages in exc.message_dict.items():
