@@ -26,9 +26,17 @@ class ChannelTimeout(Exception):
     pass
 
 
+_clients: dict[str, redis.Redis] = {}
+
+
 def client() -> redis.Redis:
-    # No socket timeout: BLPOP waits as long as it is told (a slow query).
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+    """One client (and connection pool) per process, so a request does not open a connection.
+    No socket timeout: BLPOP waits as long as it is told (a slow query)."""
+    url = settings.REDIS_URL
+    found = _clients.get(url)
+    if found is None:
+        found = _clients[url] = redis.Redis.from_url(url, socket_connect_timeout=2)
+    return found
 
 
 def new_channel() -> str:

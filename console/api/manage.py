@@ -1,12 +1,13 @@
-"""The management API, /api/v1/…: Data Pools, deliveries and quarantine, Materialized Views.
+"""The management API, /api/v1/…: Data Pools, deliveries and quarantine, Materialized Views,
+the status, retry and tear-down of AWS pipelines.
 
 django-ninja builds the OpenAPI 3 document (/api/v1/openapi.json) and the browsable docs
 (/api/v1/docs, Swagger UI served from ninja's own static files, started by a script file rather
 than inline code, so it works offline and under `script-src 'self'`) from these functions and
 their pydantic schemas. Each operation calls the services the console and the commands call
-(pools.services, pools.quarantine, views_mv.services), so validation messages are the same;
-errors are RFC 9457 problem details. Authentication: a manage API key (Bearer), with the rights of
-its role (editor or admin, console.roles).
+(pools.services, pools.quarantine, views_mv.services, pools.aws.pipelines), so validation
+messages are the same; errors are RFC 9457 problem details. Authentication: a manage API key
+(Bearer), with the rights of its role (editor or admin, console.roles).
 """
 
 from __future__ import annotations
@@ -451,6 +452,117 @@ def delete_view(request, name: str, delete_target: bool = False):
     mv = _mv(name)
     mv_services.delete_mv(mv, delete_target=delete_target)
     return Status(202, {"name": mv.name, "status": MaterializedView.Status.DELETING})
+
+
+# --- AWS pipelines ----------------------------------------------------------------------------
+
+
+class StepOut(Schema):
+    phase: str
+    key: str
+    title: str
+    state: str
+    detail: str
+    error: str
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class PipelineOut(Schema):
+    id: int
+    pool: str
+    status: str
+    phase: str
+    table_name: str
+    stream_name: str
+    firehose_name: str
+    bucket_name: str
+    connection: str
+    region: str
+    steps: list[StepOut]
+
+
+def _pipeline_out(pipeline) -> dict:
+    return {
+        "id": pipeline.pk,
+        "pool": pipeline.pool.name,
+        "status": pipeline.status,
+        "phase": pipeline.phase,
+        "table_name": pipeline.table_name,
+        "stream_name": pipeline.stream_name,
+        "firehose_name": pipeline.firehose_name,
+        "bucket_name": pipeline.bucket_name,
+        "connection": pipeline.connection.name,
+        "region": pipeline.region,
+        "steps": [
+            {
+                "phase": step.phase,
+                "key": step.key,
+                "title": step.title,
+                "state": step.state,
+                "detail": step.detail,
+                "error": step.error,
+                "attempts": step.attempts,
+                "started_at": step.started_at,
+                "finished_at": step.finished_at,
+            }
+            for step in pipeline.phase_steps()
+        ],
+    }
+
+
+def _get_pipeline(pk: int):
+    from pools.aws.models import Pipeline
+
+    return get_object_or_404(Pipeline.objects.select_related("pool", "connection"), pk=pk)
+
+
+@api.get("/pipelines", response={200: list[PipelineOut], **ERRORS}, tags=["AWS pipelines"])
+def list_pipelines(request):
+    from pools.aws.models import Pipeline
+
+    return [_pipeline_out(p) for p in Pipeline.objects.select_related("pool", "connection").order_by("pk")]
+
+
+@api.get("/pipelines/{pk}", response={200: PipelineOut, **ERRORS}, tags=["AWS pipelines"])
+def get_pipeline(request, pk: int):
+    """A pipeline and the state of each step of its current phase (provision or teardown)."""
+    return _pipeline_out(_get_pipeline(pk))
+
+
+def _resume(pipeline, phase: str) -> dict:
+    from pools.aws import errors as aws_errors
+    from pools.aws import pipelines
+
+    try:
+        pipelines.resume(pipeline, phase)
+    except aws_errors.AwsError as exc:
+        raise Refused(409, str(exc)) from None
+    return _pipeline_out(_get_pipeline(pipeline.pk))
+
+
+@api.post("/pipelines/{pk}/retry", response={202: PipelineOut, **ERRORS}, tags=["AWS pipelines"])
+def retry_pipeline(request, pk: int):
+    """Resume the current phase from its first unfinished step (admin keys); nothing is created twice."""
+    _require(request, roles.ADMIN)
+    pipeline = _get_pipeline(pk)
+    return Status(202, _resume(pipeline, pipeline.phase))
+
+
+class TeardownIn(Schema):
+    keep_bucket: bool = Field(False, description="Keep the S3 bucket of failed deliveries.")
+
+
+@api.post("/pipelines/{pk}/teardown", response={202: PipelineOut, **ERRORS}, tags=["AWS pipelines"])
+def teardown_pipeline(request, pk: int, body: TeardownIn):
+    """Remove what Shoal created for this pipeline (admin keys), as the console's Tear down does."""
+    from pools.aws.models import Pipeline
+
+    _require(request, roles.ADMIN)
+    pipeline = _get_pipeline(pk)
+    Pipeline.objects.filter(pk=pk).update(keep_bucket=body.keep_bucket)
+    return Status(202, _resume(pipeline, "teardown"))
 
 
 def urls():
