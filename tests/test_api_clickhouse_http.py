@@ -46,3 +46,28 @@ def test_refusals_read_like_clickhouse(live_server, warehouse_worker):
     assert fmt.status == 400 and b"Unknown format Pretty" in fmt.body
     database = http("POST", url + urlencode({"database": "system"}), b"SELECT 1", basic("curl2", key))
     assert database.status == 404 and b"Code: 81." in database.body
+
+
+def test_the_catalogue_drivers_ask_for_is_the_keys_pools_not_system_tables(live_server, warehouse_worker):
+    from pools.services import create_pool
+
+    mine, other = create_pool("catalog_mine"), create_pool("catalog_other")
+    key = keys.create_key("grafana", "query", pools=[mine.name]).key
+    url = live_server.url + "/clickhouse/?" + urlencode({"default_format": "TabSeparated"})
+
+    def ask(sql: str) -> bytes:
+        reply = http("POST", url, sql.encode(), basic("grafana", key))
+        assert reply.status == 200, reply.body
+        return reply.body
+
+    assert ask("SELECT name FROM system.databases") == b"shoal\n"
+    assert ask("SELECT name FROM system.tables WHERE database = 'shoal'") == b"catalog_mine\n"
+    columns = ask("SELECT name, type FROM system.columns WHERE database = 'shoal' AND table = 'catalog_mine'")
+    assert b"event_name\t" in columns and b"_received_at\t" in columns
+    assert (
+        ask(f"SELECT name, type FROM system.columns WHERE database = 'shoal' AND table = '{other.name}'")
+        == b""
+    )
+    # Anything else about system.* still meets the guard.
+    refused = http("POST", url, b"SELECT name FROM system.tables", basic("grafana", key))
+    assert refused.status == 403

@@ -84,11 +84,84 @@ def _settings_answer() -> str:
     return f"SELECT name, value, readonly FROM values('name String, value String, readonly UInt8', {values})"
 
 
-# Connect-time questions about system.*, by their text with spaces collapsed and lowercased,
-# answered with SQL Shoal writes (which passes the guard like any other query).
-CATALOG = {
-    "select name, value, readonly as readonly from system.settings limit 10000": _settings_answer,
-}
+def _values(structure: str, rows: list[tuple]) -> str:
+    """A SELECT over literal rows (values() passes the guard like any query)."""
+    if not rows:
+        return f"SELECT * FROM values({quote_string(structure)}, {_empty_row(structure)}) WHERE 0"
+    body = ", ".join("(" + ", ".join(quote_string(str(v)) for v in row) + ")" for row in rows)
+    return f"SELECT * FROM values({quote_string(structure)}, {body})"
+
+
+def _empty_row(structure: str) -> str:
+    return "(" + ", ".join("''" for _ in structure.split(",")) + ")"
+
+
+def _readable_pools(api_key) -> list:
+    from pools.models import DataPool
+
+    pools = DataPool.objects.exclude(status=DataPool.Status.DELETING).order_by("name")
+    allowed = api_key.readable_pools()
+    return [p for p in pools if allowed is None or p.name in allowed]
+
+
+def _databases(api_key, match) -> str:
+    return _values("name String", [(settings.WAREHOUSE.database,)])
+
+
+def _tables(api_key, match) -> str:
+    database = match.group("db")
+    names = [(p.name,) for p in _readable_pools(api_key)] if database == settings.WAREHOUSE.database else []
+    return _values("name String", names)
+
+
+def _columns(api_key, match) -> str:
+    rows = []
+    if match.group("db") == settings.WAREHOUSE.database:
+        for pool in _readable_pools(api_key):
+            if pool.name == match.group("table"):
+                rows = [(name, type_.split(" CODEC(")[0]) for name, type_ in pool.column_list()]
+    return _values("name String, type String", rows)
+
+
+def _settings(api_key, match) -> str:
+    return _settings_answer()
+
+
+# Connect-time questions about system.* (clickhouse-connect's system.settings; the catalogue
+# that BI drivers list), by their text with runs of spaces collapsed, answered with SQL Shoal
+# writes over literal rows: the Data Pools this key may read, never the real system tables.
+CATALOG = [
+    (
+        re.compile(r"^SELECT name, value, readonly as readonly FROM system\.settings LIMIT 10000$", re.I),
+        _settings,
+    ),
+    (re.compile(r"^SELECT name FROM system\.databases( ORDER BY name)?$", re.I), _databases),
+    (
+        re.compile(
+            r"^SELECT name FROM system\.tables WHERE database = '(?P<db>[A-Za-z0-9_]+)'( ORDER BY name)?$",
+            re.I,
+        ),
+        _tables,
+    ),
+    (
+        re.compile(
+            r"^SELECT name, type FROM system\.columns WHERE database = '(?P<db>[A-Za-z0-9_]+)' "
+            r"AND table = '(?P<table>[A-Za-z0-9_]+)'$",
+            re.I,
+        ),
+        _columns,
+    ),
+]
+
+
+def catalog_answer(api_key, text: str) -> str | None:
+    """Shoal's SQL that answers a known connect-time question, or None."""
+    normalized = _SPACE.sub(" ", text.strip().rstrip(";").strip())
+    for pattern, answer in CATALOG:
+        match = pattern.match(normalized)
+        if match:
+            return answer(api_key, match)
+    return None
 
 
 def exception_text(code: int | None, message: str) -> str:
@@ -154,8 +227,7 @@ def _view(request: HttpRequest) -> HttpResponse:
         return error(
             400, f"Unknown format {fmt}: Shoal answers in {', '.join(query.FORMATS)}.", UNKNOWN_FORMAT
         )
-    answer_sql = CATALOG.get(_SPACE.sub(" ", text.strip().rstrip(";")).lower())
-    sql = answer_sql() if answer_sql else text
+    sql = catalog_answer(request.api_key, text) or text
     try:
         answer = query.run(
             request.api_key, sql, fmt, params=query_params, max_rows=settings.API_EXPORT_MAX_ROWS
