@@ -166,7 +166,11 @@ def test_the_openapi_document_describes_every_operation(live_server, transaction
     reply = http("GET", live_server.url + "/api/v1/openapi.json")
     document = reply.json()
     assert document["openapi"].startswith("3.")
-    assert {"/api/v1/pools", "/api/v1/pools/{name}", "/api/v1/views", "/api/v1/views/{name}"} <= set(
-        document["paths"]
-    )
+    assert {
+        "/api/v1/sql",
+        "/api/v1/pools",
+        "/api/v1/pools/{name}",
+        "/api/v1/views",
+        "/api/v1/views/{name}",
+    } <= set(document["paths"])
     assert document["components"]["securitySchemes"]["ManageKey"]["scheme"] == "bearer"

@@ -66,7 +66,7 @@ ROUTES = {
     "api_keys:list": ("GET", "/api-keys/", roles.ADMIN),
     "api_keys:create": ("POST", "/api-keys/new/", roles.ADMIN),
     "api_keys:revoke": ("POST", "/api-keys/999/revoke/", roles.ADMIN),
-    "api:sql": ("POST", "/api/v1/sql", API_QUERY),
+    "manage:run_sql": ("POST", "/api/v1/sql", API_QUERY),
     "api:clickhouse": ("GET", "/clickhouse/", API_QUERY),
     "api:clickhouse_ping": ("GET", "/clickhouse/ping", PUBLIC),
     "manage:openapi-json": ("GET", "/api/v1/openapi.json", PUBLIC),

@@ -1,5 +1,6 @@
-"""The management API, /api/v1/…: Data Pools, deliveries and quarantine, Materialized Views,
-the status, retry and tear-down of AWS pipelines.
+"""The HTTP API under /api/v1/…: Data Pools, deliveries and quarantine, Materialized Views,
+the status, retry and tear-down of AWS pipelines (manage keys), and POST /api/v1/sql (any key,
+carried out by console.api.sql_api).
 
 django-ninja builds the OpenAPI 3 document (/api/v1/openapi.json) and the browsable docs
 (/api/v1/docs, Swagger UI served from ninja's own static files, started by a script file rather
@@ -12,8 +13,9 @@ messages are the same; errors are RFC 9457 problem details. Authentication: a ma
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count
@@ -25,7 +27,7 @@ from ninja.errors import ValidationError as RequestValidationError
 from ninja.security import HttpBearer
 
 from console import roles, warehouse_client
-from console.api import idempotency, keys, ratelimit
+from console.api import idempotency, keys, ratelimit, sql_api
 from console.api.models import ApiKey
 from console.api.problems import problem
 from pools import quarantine, table_settings
@@ -45,12 +47,14 @@ class Refused(Exception):
 class ManageKey(HttpBearer):
     """A manage API key: `Authorization: Bearer shoal_…`."""
 
+    scope: str | None = ApiKey.Scope.MANAGE
+
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey:
         try:
             api_key = keys.authenticate(token)
         except keys.KeyRefused as exc:
             raise Refused(401, str(exc)) from None
-        if api_key.scope != ApiKey.Scope.MANAGE:
+        if self.scope == ApiKey.Scope.MANAGE and api_key.scope != ApiKey.Scope.MANAGE:
             raise Refused(403, f"The API key {api_key.name} is a query key; this needs a manage key.")
         wait = ratelimit.retry_after(api_key.pk)
         if wait is not None:
@@ -59,6 +63,12 @@ class ManageKey(HttpBearer):
             )
         request.api_key = api_key
         return api_key
+
+
+class AnyKey(ManageKey):
+    """Any API key (query or manage): `Authorization: Bearer shoal_…`."""
+
+    scope = None
 
 
 api = NinjaAPI(
@@ -565,15 +575,57 @@ def teardown_pipeline(request, pk: int, body: TeardownIn):
     return Status(202, _resume(pipeline, "teardown"))
 
 
+# --- queries ----------------------------------------------------------------------------------
+
+
+class SqlIn(Schema):
+    sql: str = Field(..., min_length=1, description="One read-only statement over the Data Pools.")
+    parameters: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Values of the statement's {name:Type} parameters."
+    )
+    format: Literal[("JSON", *sql_api.STREAMED)] = Field(  # type: ignore[valid-type]
+        "JSON", description="JSON (below), or the rows streamed in this ClickHouse format."
+    )
+
+
+class SqlStatistics(Schema):
+    rows: int
+    rows_read: int
+    bytes_read: int
+    elapsed_ms: float
+
+
+class SqlOut(Schema):
+    columns: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+    truncated: bool = Field(..., description="The rows were cut to SQL_MAX_RESULT_ROWS.")
+    statistics: SqlStatistics
+
+
+@api.post(
+    "/sql",
+    auth=AnyKey(),
+    response={200: SqlOut, 400: Problem, **ERRORS},
+    tags=["Query"],
+)
+def run_sql(request, body: SqlIn):
+    """Run a query with any key (a query key reads its pools only), through the SQL Console's guard
+    and limits. Every answer carries X-Shoal-Rows-Read, X-Shoal-Bytes-Read, X-Shoal-Elapsed-Ms."""
+    params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.parameters.items()}
+    return sql_api.answer(request, body.sql, params, body.format)
+
+
 def urls():
     """The API's URL patterns, marked for Shoal's middleware and its roles test: operations take
-    a manage key (not a session), the document and the docs page are public."""
+    a key (not a session: a manage key, any key for /sql), the document and the docs are public."""
     patterns, app_name, namespace = api.urls
     for pattern in patterns:
         callback = pattern.callback
         callback.login_required = False
         name = pattern.name or ""
-        callback.shoal_api_scope = (
-            "public" if name in ("openapi-json", "openapi-view", "api-root") else "manage"
-        )
+        if name in ("openapi-json", "openapi-view", "api-root"):
+            callback.shoal_api_scope = "public"
+        else:
+            callback.shoal_api_scope = "query" if name == "run_sql" else "manage"
     return patterns, app_name, namespace

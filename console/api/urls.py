@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from console.api import clickhouse_http, console_views, manage, sql_api
+from console.api import clickhouse_http, console_views, manage
 
 app_name = "api"
 
 urlpatterns = [
-    path("api/v1/sql", sql_api.sql, name="sql"),
     re_path(r"^clickhouse/?$", clickhouse_http.interface, name="clickhouse"),
     path("clickhouse/ping", clickhouse_http.ping, name="clickhouse_ping"),
 ]
 
-# Mounted after the patterns above, so that api/v1/sql stays the query API's view.
 management_patterns = [path("api/v1/", manage.urls())]
 
 console_patterns = (
