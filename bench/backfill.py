@@ -67,9 +67,11 @@ def main() -> None:
     os.environ.update(
         SHOAL_DATA_DIR=str(data_dir),
         DJANGO_SETTINGS_MODULE="console.settings",
-        REDIS_URL="redis://127.0.0.1:6379/13",
         LOG_LEVEL="WARNING",
     )
+    # The view's creation task is queued (nothing here consumes it): on the caller's Redis
+    # database when REDIS_URL is set, so that a shared machine's other databases stay untouched.
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
     import subprocess
 
     subprocess.run(
@@ -78,7 +80,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from console import sql_guard
+    from console import json_paths, sql_guard, warehouse_client
     from console.warehouse import get_warehouse
     from pools import loader, tables
     from pools.models import DataPool
@@ -86,6 +88,8 @@ def main() -> None:
     from views_mv.models import Backfill
     from views_mv.tasks import plan_backfill, warehouse_run_backfill
 
+    # This process holds the warehouse, as a warehouse worker would: run its tasks in place.
+    warehouse_client.call = lambda task, *task_args, **_: task(*task_args)
     warehouse = get_warehouse()
     source = DataPool.objects.create(name="bench_orders_change_events")
     loader.ensure_table(warehouse, source)
@@ -111,10 +115,17 @@ def main() -> None:
         "mutable, arrival order (--version arrival: one read stream)": ("", "arrival"),
     }
     for label, (extra, version) in variants.items():
-        sql = sql_guard.checked_select(warehouse, GUIDE_SQL.format(extra=extra))
+        # As the wizard's inspection does: the guide's text, and what runs (order_items read as
+        # the attribute's JSON, console.json_paths), checked by the guard.
+        written = GUIDE_SQL.format(extra=extra)
+        sql = sql_guard.checked_select(warehouse, json_paths.effective_sql(warehouse, written))
         columns = schema.concrete_types(warehouse, sql, schema.output_columns(warehouse, sql))
         plan = services.Plan(
-            sql=sql, source=source, columns=columns, formatted=schema.formatted(warehouse, sql)
+            sql=written,
+            source=source,
+            columns=columns,
+            formatted=schema.formatted(warehouse, sql),
+            effective=str(sql),
         )
         suffix = "arr" if version else "chg"
         mv = services.create_mv(

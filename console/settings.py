@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,10 +54,41 @@ ALLOWED_HOSTS = sorted(
     | {h.strip() for h in env_str("ALLOWED_HOSTS").split(",") if h.strip()}
 )
 CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
-if _public.scheme == "https":
+
+# --- HTTPS (docs/security.md, "HTTPS and headers") ---------------------------------------------
+# Shoal serves plain HTTP on loopback; https is a reverse proxy's job. Whether a request came over
+# https is known from X-Forwarded-Proto only when TRUST_X_FORWARDED_PROTO says the proxy sets it
+# (and overwrites what a client sent): otherwise a client could claim https itself.
+TRUST_X_FORWARDED_PROTO = env_bool("TRUST_X_FORWARDED_PROTO", False)
+if TRUST_X_FORWARDED_PROTO:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+HTTPS = _public.scheme == "https"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+# Redirect to https only when https can be recognised; without the proxy's header every request
+# would look like http and be redirected forever.
+SECURE_SSL_REDIRECT = HTTPS and TRUST_X_FORWARDED_PROTO
+# Never redirected: Firehose does not follow redirects (it would retry the same POST until it gives
+# up), a key it sent is sent by then anyway, and load balancers probe health over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^ingest/", r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Asking browsers' makers to hard-code https for the domain (HSTS preload) is the domain owner's
+# decision, not Shoal's; the check that suggests it is silenced unless SECURE_HSTS_PRELOAD is on.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Only Shoal's own origin, for everything; no inline script or style, no eval (console/csp.py).
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -68,6 +100,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "ninja",  # the management API's docs page and its static files (console/api/manage.py)
+    "axes",
     "console",
     "pools",
     "views_mv",
@@ -76,6 +109,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "console.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -87,6 +121,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lock-out into the page that says so.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -120,6 +156,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# --- Sign-in throttling (django-axes; console/accounts.py) ------------------------------------
+# The first backend refuses a locked-out username or address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT failed sign-ins for one username (from any address), or from one address
+# (whatever the username), lock that username or address out for LOGIN_LOCKOUT_SECONDS.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Failures expire with the lock-out period rather than on a successful sign-in: django-axes
+# would clear every failure from the signing-in address too, so anyone with an account could wipe
+# the count of their guesses at another one by signing in as themselves.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "console.accounts.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "console.accounts.client_address"
+# Behind a reverse proxy that appends the client's address to X-Forwarded-For (and strips nothing
+# a client could forge before it), take the right-most entry as the client's address.
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "pools:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -141,6 +198,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        # django-axes announces itself at every start (every command); its sign-in records stay.
+        "axes.apps": {"level": "WARNING"},
+        # At DEBUG, botocore logs signed request headers (session tokens included): never.
+        "botocore": {"level": "INFO"},
+        "boto3": {"level": "INFO"},
+    },
 }
 
 # --- Redis and Celery -------------------------------------------------------------------------
@@ -172,6 +236,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+AWS_MONITOR_INTERVAL = env_float("AWS_MONITOR_INTERVAL", 60.0, minimum=10.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-landed-deliveries": {
         "task": "pools.tasks.sweep_deliveries",
@@ -179,7 +244,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "pool-statistics": {"task": "pools.tasks.warehouse_pool_stats", "schedule": 60.0},
     "resume-backfills": {"task": "views_mv.tasks.warehouse_sweep_backfills", "schedule": 30.0},
-    "aws-status-and-snapshots": {"task": "pools.aws.tasks.sweep_aws", "schedule": 300.0},
+    # Resources' status and failed deliveries (with Firehose's reasons), without "Check now".
+    "aws-status-and-snapshots": {"task": "pools.aws.tasks.sweep_aws", "schedule": AWS_MONITOR_INTERVAL},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 

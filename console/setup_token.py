@@ -37,3 +37,15 @@ def setup_url(token: str | None = None) -> str:
     from django.urls import reverse
 
     return settings.PUBLIC_BASE_URL + reverse("setup", args=[token or make_token()])
+
+
+def notice(style=str):
+    """For `make run`: a callable giving the first-admin link while no user exists, then None."""
+    url = setup_url()
+
+    def text() -> str | None:
+        if not needs_setup():
+            return None
+        return style(f"No user exists yet. Open this one-time link to create the first admin:\n    {url}")
+
+    return text

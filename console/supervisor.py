@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 COLOURS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m"]
 RESET = "\033[0m"
@@ -28,6 +29,9 @@ class Proc:
     # Scheduling priority: loading is throughput work, acknowledging Firehose is latency work,
     # so on a small machine the warehouse worker yields the CPU to the web process.
     nice: int = 0
+    # A line the process prints once it serves (so that a notice can come after every banner).
+    ready_when: str = ""
+    ready: threading.Event = field(default_factory=threading.Event)
 
 
 def require_redis(url: str, err=sys.stderr) -> None:
@@ -69,6 +73,7 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
                 "--access-logformat",
                 "%(m)s %(U)s %(s)s %(b)s %(M)sms",
             ],
+            ready_when="Booting worker",
         ),
         # The only process that opens the warehouse; threads share one chDB folder.
         Proc(
@@ -89,6 +94,7 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
                 "--without-gossip",
                 "--without-mingle",
             ],
+            ready_when=" ready.",
         ),
         Proc(
             "worker",
@@ -108,12 +114,21 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
                 "--without-gossip",
                 "--without-mingle",
             ],
+            ready_when=" ready.",
         ),
-        Proc("beat", celery + ["beat", "--loglevel", "INFO"]),
+        Proc("beat", celery + ["beat", "--loglevel", "INFO"], ready_when="beat: Starting"),
     ]
 
 
-def run(procs: list[Proc], out=sys.stdout) -> int:
+def run(
+    procs: list[Proc],
+    out=sys.stdout,
+    notice: Callable[[], str | None] | None = None,
+    every: float = 60.0,
+) -> int:
+    """Run the processes until one stops or a signal comes. `notice` (e.g. the first-admin link)
+    is printed once every process has said it is ready, below all their start-up lines, and
+    again every `every` seconds for as long as it returns text."""
     colour = out.isatty()
     width = max(len(p.name) for p in procs)
     lock = threading.Lock()
@@ -124,9 +139,12 @@ def run(procs: list[Proc], out=sys.stdout) -> int:
         if colour:
             label = f"{COLOURS[index % len(COLOURS)]}{label}{RESET}"
         for raw in proc.popen.stdout:
+            line = raw.decode(errors="replace").rstrip()
             with lock:
-                out.write(f"{label} | {raw.decode(errors='replace').rstrip()}\n")
+                out.write(f"{label} | {line}\n")
                 out.flush()
+            if proc.ready_when and proc.ready_when in line:
+                proc.ready.set()
 
     for index, proc in enumerate(procs):
         proc.popen = subprocess.Popen(
@@ -144,7 +162,21 @@ def run(procs: list[Proc], out=sys.stdout) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     exit_code = 0
+    next_notice = 0.0
     while not stopping.is_set():
+        if (
+            notice
+            and time.monotonic() >= next_notice
+            and all(p.ready.is_set() or not p.ready_when for p in procs)
+        ):
+            text = notice()
+            if text is None:
+                notice = None
+            else:
+                with lock:
+                    out.write(f"{text}\n")
+                    out.flush()
+                next_notice = time.monotonic() + every
         for proc in procs:
             code = proc.popen.poll()
             if code is not None:

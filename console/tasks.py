@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from console import sql_guard
+from console import json_paths, sql_guard
 from console.warehouse import Warehouse, WarehouseError, get_warehouse
 
 TIMEOUT_EXCEEDED = 159
@@ -20,10 +20,18 @@ def run_sql(sql: str) -> dict:
 
 def execute(warehouse: Warehouse, sql: str, *, max_rows: int) -> dict:
     """Check `sql` with console.sql_guard, run it on the read-only connection (whose time and
-    size limits are fixed when it opens) and cut the result to max_rows."""
+    size limits are fixed when it opens) and cut the result to max_rows.
+
+    What runs is the checked text with JSON paths that name DynamoDB attributes made readable
+    (console.json_paths, a pure rewrite applied after the check); the rewritten text is checked
+    again, so the statement that runs is always one the guard passed."""
+    effective = sql
     try:
         sql_guard.check(warehouse, sql)
-        result = warehouse.query(sql, readonly=True)
+        effective = json_paths.effective_sql(warehouse, sql)
+        if effective != sql:
+            sql_guard.check(warehouse, effective)
+        result = warehouse.query(effective, readonly=True)
     except WarehouseError as exc:
         error = {"error": str(exc), "code": exc.code}
         if exc.code == TIMEOUT_EXCEEDED:
@@ -31,7 +39,8 @@ def execute(warehouse: Warehouse, sql: str, *, max_rows: int) -> dict:
                 "\nThe SQL Console stops a query at its time limit (SQL_MAX_EXECUTION_SECONDS); "
                 "narrow it with WHERE or LIMIT."
             )
-        position = sql_guard.error_position(str(exc), sql)
+        # A position in the rewritten text would point at the wrong place in the user's.
+        position = sql_guard.error_position(str(exc), sql) if effective == sql else None
         if position is not None:
             error["position"] = position
         return error

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -14,6 +15,11 @@ urlpatterns = [
     path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages without an icon link (the admin's): our SVG icon.
+    path(
+        "favicon.ico",
+        login_not_required(RedirectView.as_view(url=static("shoal/favicon.svg"), permanent=True)),
+    ),
     path("admin/", admin.site.urls),
     path("", include("pools.urls")),
     path("aws/", include("pools.aws.urls")),

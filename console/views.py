@@ -41,7 +41,7 @@ def first_admin(request: HttpRequest, token: str) -> HttpResponse:
             form.cleaned_data["username"], form.cleaned_data["email"], form.cleaned_data["password"]
         )
         roles.set_role(user, roles.ADMIN)
-        login(request, user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("pools:list")
     return render(request, "console/first_admin.html", {"form": form})
 

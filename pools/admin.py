@@ -12,7 +12,7 @@ class DataPoolAdmin(admin.ModelAdmin):
     search_fields = ("name", "description")
     readonly_fields = (
         "public_id",
-        "access_key",
+        "access_key_hint",
         "access_key_rotated_at",
         "basic_auth_password",
         "record_count",

@@ -45,7 +45,8 @@ def svg_bars(series: list[Bucket], *, width: int = 900, height: int = 120) -> st
     """A bar chart with an axis label for the peak and the time span; a11y title per bar."""
     if not series:
         return ""
-    peak = max(b.records for b in series) or 1
+    most = max(b.records for b in series)
+    peak = most or 1
     gap = 2
     bar = max(1.0, (width - gap * len(series)) / len(series))
     bars = format_html_join(
@@ -68,12 +69,18 @@ def svg_bars(series: list[Bucket], *, width: int = 900, height: int = 120) -> st
     return format_html(
         '<svg class="chart" viewBox="0 0 {w} {h}" preserveAspectRatio="none" role="img" '
         'aria-label="Records received per interval">{bars}</svg>'
-        '<div class="chart-axis"><span>{first}</span><span>peak {peak} records / interval</span>'
+        '<div class="chart-axis"><span>{first}</span><span>{peak}</span>'
         "<span>{last} UTC</span></div>",
         w=width,
         h=height,
         bars=bars,
         first=first,
         last=last,
-        peak=f"{peak:,}",
+        peak=_peak_label(most, len(series)),
     )
+
+
+def _peak_label(most: int, buckets: int) -> str:
+    if not most:
+        return "no records received in this period"
+    return f"peak {most:,} record{'' if most == 1 else 's'} per interval"

@@ -7,8 +7,10 @@ again. Loading into the warehouse happens afterwards, in a `warehouse` worker.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
+import secrets
 import time
 
 from django.conf import settings
@@ -35,12 +37,15 @@ def firehose_response(request_id: str, status: int = 200, error: str = "") -> Ht
 
 
 # Successful Basic checks, keyed by the stored hash, so that each delivery does not pay for
-# PBKDF2 again; a changed password is checked afresh.
+# PBKDF2 again; a changed password (a new salted hash) is checked afresh. The presented
+# credentials are kept only as an HMAC under a key that lives and dies with this process, so the
+# cache holds nothing a guesser could test passwords against offline.
 _verified: set[tuple] = set()
+_CACHE_KEY = secrets.token_bytes(32)
 
 
 def _check_basic(pool: DataPool, user: str, password: str) -> bool:
-    digest = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
+    digest = hmac.new(_CACHE_KEY, f"{user}\0{password}".encode(), hashlib.sha256).hexdigest()
     key = (pool.pk, pool.basic_auth_password, user, digest)
     if key in _verified:
         return True

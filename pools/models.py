@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import uuid
+from datetime import timedelta
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.validators import RegexValidator
@@ -12,6 +14,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from console import encryption
 from pools import tables
 
 name_validator = RegexValidator(
@@ -22,6 +25,12 @@ name_validator = RegexValidator(
 
 def new_access_key() -> str:
     return secrets.token_urlsafe(32)
+
+
+def access_key_digest(key: str) -> str:
+    """SHA-256 of an access key. Unsalted on purpose: keys are 256 random bits, so the digest
+    cannot be reversed by guessing, and the endpoint can check a key with one fast hash."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def new_public_id() -> str:
@@ -63,8 +72,11 @@ class DataPool(models.Model):
     # whose columns are the change-event columns.
     columns = models.JSONField(default=list, blank=True)
 
-    # Authentication of Firehose deliveries.
-    access_key = models.CharField(max_length=200, default=new_access_key)
+    # Authentication of Firehose deliveries. The access key is kept encrypted (for the console to
+    # reveal it and for provisioning to hand it to Firehose) and as a SHA-256 digest (for the
+    # endpoint to check it without decrypting); never as itself. See the `access_key` property.
+    access_key_encrypted = models.TextField(blank=True, editable=False)
+    access_key_digest = models.CharField(max_length=64, blank=True, editable=False)
     access_key_rotated_at = models.DateTimeField(default=timezone.now)
     basic_auth_user = models.CharField(max_length=150, blank=True)
     basic_auth_password = models.CharField(max_length=200, blank=True, help_text="Hashed.")
@@ -103,9 +115,8 @@ class DataPool(models.Model):
         return self.kind == self.Kind.DYNAMODB
 
     def column_list(self) -> list[tuple[str, str]]:
-        if self.columns:
-            return [(name, type_) for name, type_ in self.columns]
-        return [(name, type_) for name, type_, _ in tables.CHANGE_EVENT_COLUMNS]
+        """Every column of the pool's table, Shoal's own included (as the Schema table lists them)."""
+        return [(name, type_) for name, type_, _, _ in tables.schema_rows(self)]
 
     def endpoint_path(self) -> str:
         return reverse("pools:ingest", args=[self.public_id])
@@ -126,14 +137,46 @@ class DataPool(models.Model):
             return False
         return check_password(password, self.basic_auth_password)
 
+    @property
+    def access_key(self) -> str:
+        """The key Firehose sends in X-Amz-Firehose-Access-Key ('' for a pool fed by a view)."""
+        return encryption.decrypt(self.access_key_encrypted, encryption.POOL_ACCESS_KEY)
+
+    @access_key.setter
+    def access_key(self, value: str) -> None:
+        self.access_key_encrypted = encryption.encrypt(value, encryption.POOL_ACCESS_KEY)
+        self.access_key_digest = access_key_digest(value) if value else ""
+
+    @property
+    def access_key_hint(self) -> str:
+        """The key's last four characters, to tell keys apart without showing them."""
+        return f"…{self.access_key[-4:]}" if self.access_key_encrypted else ""
+
     def check_access_key(self, key: str) -> bool:
-        return hmac.compare_digest(key.encode(), self.access_key.encode())
+        # One SHA-256 and a constant-time comparison: no decryption on the hot path.
+        if not self.access_key_digest or not key:
+            return False
+        return hmac.compare_digest(access_key_digest(key), self.access_key_digest)
+
+    @property
+    def key_rotated(self) -> bool:
+        """Whether the access key was ever rotated (the pool's first key carries its creation time)."""
+        return self.access_key_rotated_at - self.created_at > timedelta(seconds=1)
 
     def rotate_access_key(self) -> str:
-        self.access_key = new_access_key()
+        key = new_access_key()
+        self.access_key = key
         self.access_key_rotated_at = timezone.now()
-        self.save(update_fields=["access_key", "access_key_rotated_at", "updated_at"])
-        return self.access_key
+        self.save(
+            update_fields=["access_key_encrypted", "access_key_digest", "access_key_rotated_at", "updated_at"]
+        )
+        return key
+
+    def save(self, *args, **kwargs) -> None:
+        # A new pool that receives Firehose deliveries gets a key of its own.
+        if self._state.adding and not self.access_key_encrypted and self.receives_firehose:
+            self.access_key = new_access_key()
+        super().save(*args, **kwargs)
 
 
 class Delivery(models.Model):

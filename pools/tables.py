@@ -46,6 +46,30 @@ INSERT_VERSION_COLUMN = "_shoal_arrival"
 INSERT_VERSION_TYPE = "UInt64 DEFAULT toUnixTimestamp64Nano(now64(9)) + rowNumberInAllBlocks()"
 
 
+# Columns Shoal adds of its own, shown labelled wherever columns are listed (Schema, Preview).
+INTERNAL_COLUMNS: dict[str, str] = {
+    "_received_at": "when Shoal received the delivery",
+    "_delivery_id": "the delivery the record came in",
+    "_payload": "the raw change record (not shown in Preview)",
+    INSERT_VERSION_COLUMN: "order of arrival: the version when no other is chosen",
+    "_shoal_version": "the time of the DynamoDB change: the version (latest wins)",
+    "_shoal_deleted": "the change was a REMOVE: the record is hidden",
+}
+
+
+def schema_rows(pool) -> list[tuple[str, str, str, bool]]:
+    """(name, type, what it holds, Shoal's own?) of every column of the pool's table."""
+    if not pool.columns:
+        return [
+            (n, t, INTERNAL_COLUMNS.get(n, about), n in INTERNAL_COLUMNS)
+            for n, t, about in CHANGE_EVENT_COLUMNS
+        ]
+    rows = [(n, t, INTERNAL_COLUMNS.get(n, ""), n in INTERNAL_COLUMNS) for n, t in pool.columns]
+    if INSERT_VERSION_COLUMN in pool.engine:
+        rows.append((INSERT_VERSION_COLUMN, "UInt64", INTERNAL_COLUMNS[INSERT_VERSION_COLUMN], True))
+    return rows
+
+
 def create_table(pool) -> str:
     """The DDL of a pool's table: change-event columns, or the columns of its Materialized View."""
     if not pool.columns:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.utils import timezone
 
 from console import sql_guard
 from console.warehouse import WarehouseError, get_warehouse
@@ -77,21 +76,11 @@ def warehouse_delete_pool(pool_id: int) -> None:
 
 
 @shared_task
-def warehouse_pool_stats() -> int:
-    """Periodic (beat): compressed size of every pool table, for the pool list."""
-    rows = (
-        get_warehouse()
-        .query(
-            "SELECT table, sum(bytes_on_disk) FROM system.parts "
-            f"WHERE active AND database = '{get_warehouse().database}' GROUP BY table"
-        )
-        .rows
-    )
-    sizes = {name: int(size) for name, size in rows}
-    now = timezone.now()
-    for pool in DataPool.objects.exclude(status=DataPool.Status.DELETING).only("pk", "name"):
-        DataPool.objects.filter(pk=pool.pk).update(disk_bytes=sizes.get(pool.name, 0), stats_at=now)
-    return len(sizes)
+def warehouse_pool_stats(pool_ids: list[int] | None = None) -> int:
+    """Periodic (beat), and for one pool from its page: statistics from the warehouse (pools/stats.py)."""
+    from pools import stats
+
+    return stats.refresh(get_warehouse(), pool_ids)
 
 
 @shared_task

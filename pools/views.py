@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from console import warehouse_client
 from console.roles import ADMIN, EDITOR, VIEWER, requires
-from pools import charts, services, tables
+from pools import charts, services, stats, tables
 from pools.models import DataPool
 from pools.tasks import warehouse_preview
 
@@ -24,16 +24,36 @@ def pool_list(request: HttpRequest) -> HttpResponse:
 @requires(VIEWER)
 def pool_detail(request: HttpRequest, name: str) -> HttpResponse:
     pool = get_object_or_404(DataPool, name=name)
+    live = _live(pool)
+    if request.htmx and request.GET.get("part") == "live":
+        return render(request, "pools/_live.html", {"pool": pool, **live})
     context = {
         "pool": pool,
-        "deliveries": pool.deliveries.defer("body")[:20],
+        **live,
         "quarantined": pool.quarantine.filter(replayed_at__isnull=True)[:20],
-        "columns": tables.CHANGE_EVENT_COLUMNS if not pool.columns else [(n, t, "") for n, t in pool.columns],
+        "columns": tables.schema_rows(pool),
         "fed_by": pool.fed_by.all(),
         "chart": charts.svg_bars(charts.ingestion_series(pool.pk)),
         "limits": PREVIEW_LIMITS,
     }
     return render(request, "pools/detail.html", context)
+
+
+def _live(pool: DataPool) -> dict:
+    """Statistics and recent deliveries; asks the warehouse for fresh statistics when a load
+    finished after they were taken, and says whether the region should poll again."""
+    from pools.tasks import warehouse_pool_stats
+
+    stale = stats.stale(pool)
+    if stale:
+        try:
+            warehouse_client.submit(warehouse_pool_stats, [pool.pk])
+        except warehouse_client.WarehouseUnavailable:
+            stale = False  # nothing will refresh them: show what is stored, without polling
+    return {
+        "deliveries": pool.deliveries.defer("body")[:20],
+        "refreshing": stale or stats.loading(pool),
+    }
 
 
 @requires(EDITOR)

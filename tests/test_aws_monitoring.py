@@ -81,6 +81,15 @@ def test_failed_deliveries_are_monitored_replayed_once_and_archived(pool, aws, w
 
     failed = monitoring.failed_deliveries(pipeline, aws)
     assert failed.count == 2 and failed.objects[0]["key"] in (key_a, key_b) and failed.bytes > 0
+    # Firehose's reason, from the error records themselves.
+    reasons = {o["key"]: o["reasons"] for o in failed.objects}
+    assert reasons[key_a] == [
+        {
+            "code": "HttpEndpoint.DestinationException",
+            "message": json.loads(failed_object(records[:1]))["errorMessage"],
+            "records": 3,
+        }
+    ]
     status = monitoring.check(pipeline, aws)
     assert status["failed"]["count"] == 2 and status["bucket"] == "exists"
     assert status["stream"] == "not found"  # nothing else exists in this test
@@ -131,3 +140,30 @@ def test_replay_from_the_page_runs_in_the_default_worker(
         message="re-check after the replay",
     )
     assert b"No failed deliveries" in client.get(f"/aws/pipelines/{pipeline.pk}/status/").content
+
+
+def test_beat_refreshes_failed_deliveries_with_their_reason_and_the_page_shows_it(
+    pool, aws, default_worker, client, settings
+):
+    from django.urls import reverse
+
+    from pools.aws.tasks import sweep_aws
+
+    assert settings.CELERY_BEAT_SCHEDULE["aws-status-and-snapshots"]["schedule"] <= 60
+    pipeline = sandbox_pipeline(pool, aws)
+    key = "failed/2024/05/08/13/orders-to-shoal-1-2024-05-08-13-20-37-c"
+    aws.client("s3").put_object(
+        Bucket=pipeline.bucket_name, Key=key, Body=failed_object([change_record("o")])
+    )
+    sweep_aws()  # what beat runs; nobody pressed "Check now"
+    wait_for(
+        lambda: (Pipeline.objects.get(pk=pipeline.pk).resource_status.get("failed") or {}).get("count") == 1,
+        timeout=30,
+        message="beat's check",
+    )
+    from tests.roles import signed_in
+
+    signed_in(client, "viewer")
+    page = client.get(reverse("aws:pipeline_status", args=[pipeline.pk])).content.decode()
+    assert key in page and "HttpEndpoint.DestinationException" in page and "Unauthorized" in page
+    assert 'hx-trigger="every 30s"' in page  # the region keeps itself current

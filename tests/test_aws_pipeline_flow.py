@@ -66,6 +66,9 @@ def test_the_wizard_creates_a_pipeline_that_the_chain_provisions(
     assert step.url == f"/aws/pools/{pool.name}/connect/review/"
     review = maria.get(step.url)
     assert b"Only then" in review.content and data["new_bucket"].encode() in review.content
+    # One truth about timestamps and about existing items, as the pipeline page will state them.
+    assert b"(MICROSECOND timestamps" in review.content and b"MILLISECOND" not in review.content
+    assert b"not copied" not in review.content and b"Backfill existing items" in review.content
 
     created = maria.post(step.url)
     pipeline = Pipeline.objects.get(pool=pool)
@@ -83,6 +86,8 @@ def test_the_wizard_creates_a_pipeline_that_the_chain_provisions(
     assert aws.client("firehose").list_delivery_streams()["DeliveryStreamNames"] == [data["firehose_name"]]
 
     page = maria.get(created.url)
+    assert b"MICROSECOND" in page.content and b"MILLISECOND" not in page.content
+    assert b"Backfill existing items" in page.content
     assert b"Sandbox." in page.content and b"Put a sample order" in page.content
     assert b"Sandbox relay" in page.content  # the destination step, plainly labelled
     assert maria.get(f"/pools/{pool.name}/").content.count(b"AWS pipeline") == 1

@@ -10,6 +10,8 @@ from datetime import timedelta
 from django.core.management import call_command
 from django.utils import timezone
 
+from console import warehouse_client
+from console.tasks import run_sql
 from pools.aws import sandbox
 from pools.aws.clients import connect
 from pools.aws.models import AwsConnection, Pipeline
@@ -104,6 +106,13 @@ def test_the_relay_delivers_changes_to_the_pool_like_firehose(
     pool.refresh_from_db()
     assert pool.record_count == 2 and pool.quarantined_count == 0
     assert first["order_id"].startswith("order-") and moved["status"]
+    # Rows carry the precision the pipeline was enabled with (MICROSECOND), as its pages say.
+    rows = warehouse_client.call(
+        run_sql,
+        "SELECT DISTINCT approximate_creation_date_time_precision, "
+        f"length(toString(approximate_creation_date_time)) FROM {pool.name}",
+    )["rows"]
+    assert rows == [[pipeline.precision, 16]] and pipeline.precision == "MICROSECOND"
 
     # A teardown stops the relay for this pipeline.
     Pipeline.objects.filter(pk=pipeline.pk).update(status=Pipeline.Status.REMOVED)

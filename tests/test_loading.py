@@ -3,6 +3,7 @@ worker dies, and the guide's Step 4 SQL runs verbatim on the result."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -89,6 +90,14 @@ def test_the_guides_step_4_sql_runs_verbatim_on_a_pool_fed_through_the_endpoint(
     assert rows[0]["total_price"] == 12.5
     assert rows[0]["new_image"]["order_id"] == {"S": "o1"}
     assert rows[3]["old_image"]["quantity"] == {"N": "0"}
+    # A path naming a list attribute reads as the attribute, as DynamoDB sent it.
+    sent = records[0]["dynamodb"]["NewImage"]["orderItems"]
+    assert [json.loads(r["order_items"]) if r["order_items"] else None for r in rows] == [
+        sent,
+        sent,
+        sent,
+        None,
+    ]
 
 
 def test_a_crash_between_insert_and_bookkeeping_does_not_load_twice(

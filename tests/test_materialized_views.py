@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from console import warehouse_client
 from console.tasks import run_sql
 from pools.models import DataPool
+from pools.tasks import warehouse_pool_stats
 from tests.conftest import change_record, land_direct, wait_for
 from tests.test_loading import GUIDE_STEP_4
 from views_mv import services
@@ -67,17 +68,32 @@ def test_the_guides_sql_through_create_mv_gives_the_current_state(pool, warehous
     assert types["order_id"] == "String" and types["timestamp"] == "DateTime"
     assert types["deleted"] == "Bool" and types["quantity"] == "Nullable(Int32)"
     assert types["total_price"] == "Nullable(Float64)" and types["new_image"] == "JSON"
+    # `new_image.orderItems` names a list attribute: the column holds it as DynamoDB sent it.
+    assert types["order_items"] == "Nullable(String)"
     assert "latest change wins" in MaterializedView.objects.get(name=data["name"]).versioning
 
     # Users see the current state without FINAL: o1 as modified, o2 (removed) gone.
     assert sql(f"SELECT order_id, quantity, taqueria FROM {target} ORDER BY order_id") == [
         ["o1", 4, "La Paloma"]
     ]
+    sent = change_record("x")["dynamodb"]["NewImage"]["orderItems"]
+    [[backfilled]] = sql(f"SELECT order_items FROM {target}")
+    assert json.loads(backfilled) == sent
+    # The view-fed pool's statistics come from the warehouse like any pool's.
+    warehouse_client.call(warehouse_pool_stats)
+    entity = DataPool.objects.get(name=target)
+    assert entity.record_count == 1 and entity.status == DataPool.Status.LIVE
+    assert entity.last_delivery_at == DataPool.objects.get(pk=pool.pk).last_delivery_at
+    assert entity.disk_bytes > 0
+    mv = MaterializedView.objects.get(name=data["name"])
+    assert mv.user_sql == sql_file.read_text().strip() and "toJSONString(new_image.^orderItems)" in mv.sql
 
     # Later deliveries flow through the view with no extra step.
     land_direct(pool, [change_record("o3", "INSERT", quantity=9), change_record("o1", "REMOVE")])
     loaded(pool, 6)
     wait_for(lambda: sql(f"SELECT order_id FROM {target}") == [["o3"]], message="view applied")
+    [[live]] = sql(f"SELECT order_items FROM {target}")  # through the view itself
+    assert json.loads(live) == sent
 
 
 def test_a_backfill_racing_live_deliveries_copies_every_event_once(pool, warehouse_worker):
@@ -205,3 +221,39 @@ def test_a_view_whose_sql_ends_in_a_comment_is_backfilled_exactly_once(pool, war
     wait_for(lambda: Backfill.objects.filter(mv=mv, status="done").exists(), timeout=60, message="backfill")
     assert len(Backfill.objects.get(mv=mv).chunks) > 1
     assert sql(f"SELECT count(), uniqExact(event_id) FROM tc_{pool.name}") == [[400, 400]]
+
+
+def test_a_key_column_that_is_null_is_refused_with_the_reason(pool, warehouse_worker):
+    land_direct(pool, [change_record(f"o{i}") for i in range(12)])
+    loaded(pool, 12)
+    query = (
+        f"SELECT keys.order_id.S AS order_id, new_image.discount.N AS discount, "
+        f"toInt32OrNull(toString(new_image.quantity.N)) AS quantity FROM {pool.name}"
+    )
+    plan = services.inspect(query)
+    for answers in (
+        {"unique": ["discount"]},
+        {"unique": ["order_id"], "time_column": None, "filters": ["discount"]},
+    ):
+        with pytest.raises(ValidationError) as refused:
+            services.create_mv(
+                f"n_{pool.name}", query, target_pool=f"n_{pool.name}", mutable=True, plan=plan, **answers
+            )
+        assert "discount is NULL in 12 of the 12 rows sampled" in str(refused.value)
+        assert "would become one record" in str(refused.value)
+    # Nullable, though never NULL here: only with the user's consent to store the default.
+    with pytest.raises(ValidationError) as refused:
+        services.create_mv(
+            f"n_{pool.name}", query, target_pool=f"n_{pool.name}", plan=plan, filters=["quantity"]
+        )
+    assert "quantity is Nullable(Int32)" in str(refused.value)
+    assert not DataPool.objects.filter(name=f"n_{pool.name}").exists()
+    mv = services.create_mv(
+        f"n_{pool.name}",
+        query,
+        target_pool=f"n_{pool.name}",
+        plan=plan,
+        filters=["quantity"],
+        nullable_keys=True,
+    )
+    assert mv.target_pool.sorting_key == "quantity"

@@ -114,3 +114,46 @@ def test_deleting_needs_the_name_typed_and_removes_table_and_data(
     assert result["rows"] == [[0]]
     reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
     assert reply.status == 404
+
+
+def live_part(admin_client, pool) -> str:
+    return admin_client.get(
+        reverse("pools:detail", args=[pool.name]) + "?part=live", HTTP_HX_REQUEST="true"
+    ).content.decode()
+
+
+def test_after_send_test_events_the_cards_refresh_with_the_deliveries(
+    admin_client, live_server, pool, warehouse_worker
+):
+    host = live_server.url.removeprefix("http://")
+    page = admin_client.post(
+        reverse("pools:send_test_events", args=[pool.name]), HTTP_HOST=host, follow=True
+    ).content.decode()
+    # Whatever the load's progress at the first render, the cards poll until it is reflected.
+    loaded_already = Delivery.objects.filter(pool=pool, status="loaded").exists()
+    assert 'id="pool-stats" hx-get' in page or loaded_already
+
+    def settled():
+        part = live_part(admin_client, pool)
+        return part if "hx-trigger" not in part else None
+
+    part = wait_for(settled, timeout=30, message="cards stop refreshing")
+    cards = part[: part.index('id="pool-deliveries"')]
+    assert '>12</div><div class="stat-label">records' in cards
+    assert "never" not in cards and "—" not in cards and ">0\xa0bytes<" not in cards
+    assert 'hx-swap-oob="true"' in part and "Loaded" in part
+    pool.refresh_from_db()
+    assert pool.disk_bytes > 0 and pool.stats_at >= pool.deliveries.get().loaded_at
+
+
+def test_a_never_rotated_key_and_an_empty_chart_say_so(admin_client, pool):
+    page = admin_client.get(reverse("pools:detail", args=[pool.name])).content.decode()
+    assert "never rotated" in page and "rotated 0" not in page
+    assert "no records received in this period" in page and "peak" not in page
+    admin_client.post(reverse("pools:rotate_key", args=[pool.name]))
+    DataPool.objects.filter(pk=pool.pk).update(access_key_rotated_at=timezone.now() + timedelta(seconds=5))
+    page = admin_client.get(reverse("pools:detail", args=[pool.name])).content.decode()
+    assert "never rotated" not in page and "rotated " in page
+    land_direct(pool, [change_record("o1")])
+    page = admin_client.get(reverse("pools:detail", args=[pool.name])).content.decode()
+    assert "peak 1 record per interval" in page

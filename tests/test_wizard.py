@@ -27,7 +27,8 @@ def url(step: str) -> str:
 
 @pytest.fixture
 def maria(client):
-    user = make_user("editor", "maria", email="maria@example.com")
+    # An admin: the done page shows the access key to admins only (docs/security.md).
+    user = make_user("admin", "maria", email="maria@example.com")
     client.force_login(user)
     return client
 
@@ -105,7 +106,8 @@ def test_the_whole_wizard_with_plain_forms_creates_one_pool(maria):
     done = maria.get(url("done")).content.decode()
     assert "Your Data Pool is ready" in done
     assert pool.endpoint_url() in done and pool.access_key in done
-    assert done.count("Copy</button>") == 2 and "navigator.clipboard" in done
+    assert done.count("Copy</button>") == 2 and 'data-copy="access-key"' in done
+    assert "shoal/shoal.js" in done  # where the copy buttons' behaviour lives
     assert ">firehose</code>" in done
     assert "7200" in done and "Not enabled" in done and "1 MiB" in done
     try:  # the Connect DynamoDB wizard, where it exists
@@ -484,3 +486,26 @@ def test_a_mutable_pool_made_by_the_wizard_loads_deliveries(maria, warehouse_wor
     wait_for(lambda: pool.deliveries.filter(status="loaded").exists(), message="load")
     pool.refresh_from_db()
     assert pool.record_count == 2 and pool.status != DataPool.Status.FAILED
+
+
+def test_the_done_page_warns_that_firehose_needs_https(maria, settings):
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+    walk(maria, "name")
+    finish(maria)
+    done = maria.get(url("done")).content.decode()
+    assert "Firehose cannot deliver here yet" in done and "https://" in done
+    settings.PUBLIC_BASE_URL = "https://shoal.example.com"
+    assert "Firehose cannot deliver here yet" not in maria.get(url("done")).content.decode()
+
+
+@pytest.mark.parametrize(("role", "shown"), [("editor", False), ("admin", True)])
+def test_the_done_page_shows_the_key_to_admins_only(role, shown, transactional_db):
+    from django.template.loader import render_to_string
+    from django.test import RequestFactory
+
+    pool = DataPool.objects.create(name="juans_pool", access_key="k" * 40)
+    request = RequestFactory().get("/")
+    request.user = make_user(role)
+    html = render_to_string("pools/wizard/done.html", {"pool": pool}, request=request)
+    assert (pool.access_key in html) is shown
+    assert ("Only an admin can reveal the key" in html) is not shown

@@ -23,6 +23,14 @@ class BackfillInline(admin.StackedInline):
 class MaterializedViewAdmin(admin.ModelAdmin):
     list_display = ("name", "source_pool", "target_pool", "status", "created_at")
     list_filter = ("status",)
-    search_fields = ("name", "description", "sql")
-    readonly_fields = ("source_pool", "target_pool", "sql", "status", "status_detail", "created_at")
+    search_fields = ("name", "description", "user_sql", "sql")
+    readonly_fields = (
+        "source_pool",
+        "target_pool",
+        "user_sql",
+        "sql",
+        "status",
+        "status_detail",
+        "created_at",
+    )
     inlines = [BackfillInline]

@@ -29,6 +29,26 @@ class DestinationForm(forms.Form):
         label="Existing Data Pool",
     )
 
+    def __init__(self, *args, source: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.source = source
+        # Only pools a view can write into: fed by views, and not the view's own source.
+        self.fields["existing"].queryset = DataPool.objects.filter(kind=DataPool.Kind.MATERIALIZED).exclude(
+            name=source
+        )
+        self.fields["existing"].empty_label = None
+        self.has_existing = self.fields["existing"].queryset.exists()
+
+    def _taken(self, pool: DataPool) -> str:
+        if pool.name == self.source:
+            return (
+                f"{pool.name} is the view's source; a view cannot write into the pool it reads. "
+                "Choose another name."
+            )
+        if pool.kind != DataPool.Kind.MATERIALIZED:
+            return f"{pool.name} receives Firehose data, so a view cannot write into it. Choose another name."
+        return f"A Data Pool named {pool.name} exists; choose “Existing Data Pool” to write into it."
+
     def clean(self):
         data = super().clean()
         if data.get("kind") == self.NEW:
@@ -40,8 +60,11 @@ class DestinationForm(forms.Form):
                 except forms.ValidationError as exc:
                     self.add_error("new_name", exc)
                 else:
-                    if DataPool.objects.filter(name__iexact=data["new_name"]).exists():
-                        self.add_error("new_name", "A Data Pool with this name exists; choose “Existing”.")
+                    taken = DataPool.objects.filter(name__iexact=data["new_name"]).first()
+                    if taken is not None:
+                        self.add_error("new_name", self._taken(taken))
+        elif not self.has_existing:
+            self.add_error("kind", "No Data Pool fed by views exists yet: create a new one.")
         elif not data.get("existing"):
             self.add_error("existing", "Choose the Data Pool to write into.")
         return data
@@ -66,6 +89,12 @@ class TableForm(forms.Form):
         required=False, widget=forms.CheckboxSelectMultiple, label="Are there columns you always filter by?"
     )
     version = forms.ChoiceField(required=False, label="Is there an updated_at or version column?")
+    nullable_keys = forms.BooleanField(
+        required=False,
+        label="Store NULL as the default",
+        help_text="A key column of a Nullable type keeps its type's default (empty string, 0, "
+        "1970-01-01) where the SELECT gives NULL.",
+    )
 
     def __init__(self, *args, columns: dict[str, str], dynamodb_source: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

@@ -17,13 +17,18 @@ class MaterializedView(models.Model):
 
     name = models.CharField(max_length=63, unique=True, validators=[name_validator])
     description = models.TextField(blank=True)
-    sql = models.TextField(help_text="A SELECT over the source Data Pool.")
+    # `sql` is what runs in the warehouse (user_sql with JSON paths made readable and, for a
+    # DynamoDB source, the change-time version added); `user_sql` is the SELECT as written.
+    sql = models.TextField(help_text="The SELECT the warehouse runs (effective SQL).")
+    user_sql = models.TextField(blank=True, help_text="The SELECT as the user wrote it.")
     source_pool = models.ForeignKey(DataPool, on_delete=models.PROTECT, related_name="feeds")
     target_pool = models.ForeignKey(DataPool, on_delete=models.PROTECT, related_name="fed_by")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CREATING)
     status_detail = models.TextField(blank=True)
     # How the target decides which change of a record wins (shown on the view's page).
     versioning = models.CharField(max_length=500, blank=True)
+    # Asked for at creation; the Backfill row appears once the view is attached (in the worker).
+    backfill_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -35,6 +40,10 @@ class MaterializedView(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("views_mv:detail", args=[self.name])
+
+    @property
+    def written_sql(self) -> str:
+        return self.user_sql or self.sql
 
     @property
     def warehouse_name(self) -> str:

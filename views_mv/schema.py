@@ -48,32 +48,52 @@ def output_columns(warehouse: Warehouse, sql: str) -> list[tuple[str, str]]:
 
 
 def concrete_types(warehouse: Warehouse, sql: str, columns: list[tuple[str, str]]) -> list[dict]:
-    """Each output column with a storable type: Dynamic ones resolved from the data."""
+    """Each output column with a storable type: Dynamic ones resolved from the data. Each also
+    says how many of the sampled rows hold NULL in it ("nulls" of "sampled"), so that a NULL key
+    column can be refused before it collapses records."""
     dynamic = [name for name, type_ in columns if type_ == "Dynamic"]
-    found: dict[str, tuple[Counter, bool]] = {}
-    if dynamic:
-        probes = ", ".join(
-            f"topK(5)(dynamicType({quote_identifier(n)})), countIf(isNull({quote_identifier(n)}))"
-            for n in dynamic
-        )
-        row = warehouse.query(
-            f"SELECT {probes} FROM (\n{_strip(sql)}\nLIMIT {SAMPLE_ROWS})", readonly=True
-        ).rows[0]
-        for i, name in enumerate(dynamic):
-            types = Counter(t for t in row[2 * i] if t != "None")
-            found[name] = (types, bool(row[2 * i + 1]))
+    nullable = [name for name, type_ in columns if type_ == "Dynamic" or type_.startswith("Nullable(")]
+    probes = [f"topK(5)(dynamicType({quote_identifier(n)}))" for n in dynamic]
+    probes += [f"countIf(isNull({quote_identifier(n)}))" for n in nullable]
+    row = warehouse.query(
+        f"SELECT count(), {', '.join(probes) or '0'} FROM (\n{_strip(sql)}\nLIMIT {SAMPLE_ROWS})",
+        readonly=True,
+    ).rows[0]
+    sampled = int(row[0])
+    seen = {name: Counter(t for t in row[1 + i] if t != "None") for i, name in enumerate(dynamic)}
+    nulls = {name: int(row[1 + len(dynamic) + i]) for i, name in enumerate(nullable)}
     result = []
     for name, type_ in columns:
-        if type_ != "Dynamic":
-            result.append({"name": name, "type": type_, "inferred": ""})
-            continue
-        types, has_null = found[name]
-        chosen = types.most_common(1)[0][0] if types else "String"
-        if has_null and not chosen.startswith(_NOT_NULLABLE):
-            chosen = f"Nullable({chosen})"
-        seen = ", ".join(types) or "only NULL"
-        result.append({"name": name, "type": chosen, "inferred": f"Dynamic ({seen})"})
+        column = {
+            "name": name,
+            "type": type_,
+            "inferred": "",
+            "nulls": nulls.get(name, 0),
+            "sampled": sampled,
+        }
+        if type_ == "Dynamic":
+            types = seen[name]
+            chosen = types.most_common(1)[0][0] if types else "String"
+            if nulls[name] and not chosen.startswith(_NOT_NULLABLE):
+                chosen = f"Nullable({chosen})"
+            column["type"] = chosen
+            column["inferred"] = f"Dynamic ({', '.join(types) or 'only NULL'})"
+        result.append(column)
     return result
+
+
+def dynamodb_table(warehouse: Warehouse, sources: list[str]) -> str:
+    """The DynamoDB table the events of a change-event source came from ('' if none says)."""
+    if len(sources) != 1:
+        return ""
+    table = ".".join(quote_identifier(part) for part in sources[0].split("."))
+    described = warehouse.query(f"DESCRIBE TABLE {table}", readonly=True).rows
+    if "table_name" not in [row[0] for row in described]:
+        return ""
+    rows = warehouse.query(
+        f"SELECT table_name FROM {table} WHERE table_name != '' LIMIT 1", readonly=True
+    ).rows
+    return str(rows[0][0]) if rows else ""
 
 
 def sample(warehouse: Warehouse, sql: str, limit: int = 10):

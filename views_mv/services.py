@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -34,7 +35,13 @@ class Plan:
     source: DataPool
     columns: list[dict]
     rows: list = field(default_factory=list)
-    formatted: str = ""
+    formatted: str = ""  # the effective SQL in ClickHouse's canonical format
+    effective: str = ""  # what runs: `sql` with JSON paths made readable (console.json_paths)
+    table_name: str = ""  # the DynamoDB table the source's events come from, when known
+
+    @property
+    def runs(self) -> str:
+        return self.effective or self.sql
 
 
 def inspect(sql: str) -> Plan:
@@ -63,7 +70,59 @@ def inspect(sql: str) -> Plan:
         columns=found["columns"],
         rows=found["rows"],
         formatted=found.get("formatted", ""),
+        effective=found.get("effective", ""),
+        table_name=found.get("table_name", ""),
     )
+
+
+def check_key_values(
+    columns: list[dict],
+    *,
+    unique: list[str],
+    time_column: str | None,
+    filters: list[str],
+    nullable_confirmed: bool = False,
+) -> None:
+    """Refuse a unique, time or filter column that is NULL in the sampled rows, or that may be NULL
+    (Nullable) unless the user accepts its default: a sorting key cannot hold NULL, so Shoal stores
+    the type's default there, and every record with NULL would become the same record."""
+    info = {c["name"]: c for c in columns}
+    errors: dict[str, list[str]] = {}
+    chosen = [("unique", n) for n in unique] + [("filters", n) for n in filters]
+    chosen += [("time_column", time_column)] if time_column else []
+    for field_name, name in chosen:
+        column = info.get(name)
+        if column is None:
+            continue
+        nulls, sampled = column.get("nulls", 0), column.get("sampled", 0)
+        if nulls:
+            errors.setdefault(field_name, []).append(
+                f"{name} is NULL in {nulls:,} of the {sampled:,} rows sampled. A key column cannot hold "
+                "NULL: it would be stored as its type's default (an empty string, 0 or 1970-01-01), "
+                f"and all {nulls:,} would become one record. Choose another column, or give it a "
+                "value in the SELECT (ifNull(…))."
+            )
+        elif column["type"].startswith("Nullable(") and not nullable_confirmed:
+            errors.setdefault(field_name, []).append(
+                f"{name} is {column['type']}: none of the rows sampled is NULL, but a NULL arriving "
+                "later would be stored as the type's default. Tick “Store NULL as the default” to "
+                "accept that, or choose another column."
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+def dynamodb_table_name(source: DataPool, seen_in_events: str = "") -> str:
+    """The DynamoDB table a pool receives: its pipeline's table, else the events' table_name."""
+    pipeline = source.aws_pipelines.exclude(table_name="").first()
+    return pipeline.table_name if pipeline else seen_in_events
+
+
+def suggested_names(source: DataPool, seen_in_events: str = "") -> tuple[str, str]:
+    """(pool, view) names as the guide suggests them: dynamodb_<TABLE_NAME> and
+    flattened_dynamodb_<TABLE_NAME>_materialized_view, from the source's name without a table."""
+    table = re.sub(r"[^A-Za-z0-9_]", "_", dynamodb_table_name(source, seen_in_events) or source.name)
+    return f"dynamodb_{table}"[:63], f"flattened_dynamodb_{table}_materialized_view"[:63]
 
 
 def _inspect_task():
@@ -130,6 +189,7 @@ def create_mv(
     column_types: dict[str, str] | None = None,
     backfill: bool = False,
     plan: Plan | None = None,
+    nullable_keys: bool = False,
 ) -> MaterializedView:
     """Create the target pool (new, or an existing one with the same columns) and the view.
 
@@ -141,9 +201,17 @@ def create_mv(
     if name.lower() in RESERVED_NAMES or MaterializedView.objects.filter(name__iexact=name).exists():
         raise ValidationError({"name": f"A Materialized View named {name!r} already exists."})
     plan = plan or inspect(sql)
+    if DataPool.objects.filter(name=target_pool).first() is None:
+        check_key_values(
+            plan.columns,
+            unique=(unique or []) if mutable else [],
+            time_column=time_column,
+            filters=filters or [],
+            nullable_confirmed=nullable_keys,
+        )
     columns = typed_columns(plan.columns, column_types)
     check_types_in_warehouse(columns)
-    view_sql = plan.sql
+    view_sql = plan.runs
     existing = DataPool.objects.filter(name=target_pool).first()
     note = ""
     if mutable and existing is None:
@@ -179,9 +247,11 @@ def create_mv(
         name=name,
         description=description,
         sql=view_sql,
+        user_sql=plan.sql,
         source_pool=plan.source,
         target_pool=target,
         versioning=note,
+        backfill_requested=backfill,
     )
     transaction.on_commit(lambda: _start(mv.pk, backfill))
     return mv
@@ -264,11 +334,11 @@ def _default_version(plan: Plan, columns: dict[str, str], version: str | None, d
     version, the change time (see versioning.py); `version=ARRIVAL` keeps arrival order."""
     arrival = "The last change received wins (arrival order)."
     if version == ARRIVAL:
-        return plan.sql, None, deleted, arrival
+        return plan.runs, None, deleted, arrival
     if version:
-        return plan.sql, version, deleted, f"The change with the highest {version} wins."
+        return plan.runs, version, deleted, f"The change with the highest {version} wins."
     if plan.source.kind != DataPool.Kind.DYNAMODB or not plan.formatted:
-        return plan.sql, None, deleted, arrival
+        return plan.runs, None, deleted, arrival
     extra = [(versioning.VERSION_COLUMN, versioning.VERSION_EXPRESSION)]
     own_flag = deleted if deleted is not None else delete_flag(columns)
     if not own_flag:
@@ -276,7 +346,7 @@ def _default_version(plan: Plan, columns: dict[str, str], version: str | None, d
     try:
         sql = versioning.add_columns(plan.formatted, extra)
     except versioning.CannotVersion as exc:
-        return plan.sql, None, deleted, f"{arrival} Shoal could not add the change time: {exc}."
+        return plan.runs, None, deleted, f"{arrival} Shoal could not add the change time: {exc}."
     columns[versioning.VERSION_COLUMN] = "UInt64"
     if not own_flag:
         columns[versioning.DELETED_COLUMN] = "Bool"

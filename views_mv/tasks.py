@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from console import sql_guard
+from console import json_paths, sql_guard
 from console.warehouse import WarehouseError, get_warehouse
 from console.warehouse.base import quote_string
 from pools import loader
@@ -35,9 +35,14 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
         # A pool that has received nothing yet may not have its table: create it to describe it.
         for pool in DataPool.objects.filter(name__in=[s.split(".")[-1] for s in sources]):
             loader.ensure_table(warehouse, pool)
-        columns = schema.output_columns(warehouse, sql)
-        typed = schema.concrete_types(warehouse, sql, columns)
-        rows = schema.sample(warehouse, sql, sample_rows)
+        # What the view will run: paths that name DynamoDB attributes read as the attributes
+        # (console.json_paths); the rewritten text goes through the guard again.
+        effective = sql_guard.checked_select(warehouse, json_paths.effective_sql(warehouse, sql))
+        columns = schema.output_columns(warehouse, effective)
+        typed = schema.concrete_types(warehouse, effective, columns)
+        rows = schema.sample(warehouse, effective, sample_rows)
+        formatted = schema.formatted(warehouse, effective)
+        table_name = schema.dynamodb_table(warehouse, sources)
     except (schema.QueryError, WarehouseError) as exc:
         return {"error": str(exc)}
     return {
@@ -45,7 +50,9 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
         "columns": typed,
         "rows": rows.rows,
         "elapsed_ms": rows.elapsed_ms,
-        "formatted": schema.formatted(warehouse, sql),
+        "effective": effective,
+        "formatted": formatted,
+        "table_name": table_name,
     }
 
 

@@ -145,6 +145,8 @@ def _sql_step(request, state):
                         "source": plan.source.name,
                         "columns": plan.columns,
                         "formatted": plan.formatted,
+                        "effective": plan.effective,
+                        "table_name": plan.table_name,
                     }
                 }
                 _save(request, state)
@@ -154,8 +156,8 @@ def _sql_step(request, state):
 
 def _destination_step(request, state):
     source = state["sql"]["source"]
-    initial = state.get("destination") or {"kind": "new", "new_name": f"dynamodb_{source}"[:63]}
-    form = forms.DestinationForm(request.POST or None, initial=initial)
+    initial = state.get("destination") or {"kind": "new", "new_name": _suggested(state)[0]}
+    form = forms.DestinationForm(request.POST or None, initial=initial, source=source)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         state["destination"] = {
@@ -173,6 +175,13 @@ def _destination_step(request, state):
     return _render(request, "destination", {"form": form, "source": source})
 
 
+def _suggested(state) -> tuple[str, str]:
+    source = services.DataPool.objects.filter(name=state["sql"]["source"]).first()
+    if source is None:
+        return "", ""
+    return services.suggested_names(source, state["sql"].get("table_name", ""))
+
+
 def _columns(state) -> dict[str, str]:
     return {c["name"]: c["type"] for c in state["sql"]["columns"]}
 
@@ -188,6 +197,13 @@ def _table_step(request, state):
         data = form.cleaned_data
         types = {name: data[f"type__{name}"].strip() for name in columns}
         try:
+            services.check_key_values(
+                state["sql"]["columns"],
+                unique=data["unique"] if data["mode"] == table_settings.MUTABLE else [],
+                time_column=data["time_column"] or None,
+                filters=data["filters"],
+                nullable_confirmed=data["nullable_keys"],
+            )
             settings, engine, deleted = services.describe_target(
                 source,
                 types,
@@ -244,7 +260,7 @@ def _confirm_step(request, state):
     source = state["sql"]["source"]
     form = forms.ConfirmForm(
         request.POST or None,
-        initial={"name": f"flattened_{source}_materialized_view"[:63], "backfill": True},
+        initial={"name": _suggested(state)[1], "backfill": True},
     )
     if request.method == "POST" and form.is_valid():
         data, table, dest = form.cleaned_data, state["table"], state["destination"]
@@ -255,6 +271,7 @@ def _confirm_step(request, state):
                 source=services.DataPool.objects.get(name=source),
                 columns=state["sql"]["columns"],
                 formatted=state["sql"].get("formatted", ""),
+                effective=state["sql"].get("effective", ""),
             )
             mv = services.create_mv(
                 data["name"],
@@ -269,6 +286,7 @@ def _confirm_step(request, state):
                 version=answers.get("version") or None,
                 column_types=table.get("types"),
                 backfill=data["backfill"],
+                nullable_keys=bool(answers.get("nullable_keys")),
             )
         except ValidationError as exc:
             form.add_error(None, exc)

@@ -32,3 +32,11 @@ def cell(value):
 @register.filter
 def zip_types(columns, types):
     return list(zip(columns, types, strict=False))
+
+
+@register.filter
+def internal_column(name: str) -> str:
+    """What a column Shoal adds of its own holds ('' for the user's columns)."""
+    from pools.tables import INTERNAL_COLUMNS
+
+    return INTERNAL_COLUMNS.get(name, "")

@@ -105,31 +105,33 @@ def _error_objects(pipeline: Pipeline, aws: Aws):
 
 
 def failed_deliveries(pipeline: Pipeline, aws: Aws) -> FailedObjects:
-    """Objects Firehose wrote under the error prefix (not yet replayed)."""
+    """Objects Firehose wrote under the error prefix (not yet replayed), the newest with the
+    reasons Firehose gave (each error record's errorCode and errorMessage)."""
     found = FailedObjects()
     objects = sorted(_error_objects(pipeline, aws), key=lambda o: o["LastModified"], reverse=True)
     for obj in objects:
         found.count += 1
         found.bytes += obj.get("Size", 0)
     found.objects = [
-        {"key": o["Key"], "size": o.get("Size", 0), "last_modified": o["LastModified"].isoformat()}
+        {
+            "key": o["Key"],
+            "size": o.get("Size", 0),
+            "last_modified": o["LastModified"].isoformat(),
+            "reasons": _object_reasons(pipeline, aws, o["Key"]),
+        }
         for o in objects[:SHOWN_OBJECTS]
     ]
     found.newest = found.objects[0]["last_modified"] if found.objects else ""
     return found
 
 
-def parse_error_records(body: bytes) -> list[str]:
-    """The `rawData` (base64) of each Firehose error record in an S3 object.
-
-    Records are JSON objects one per line; concatenated objects without newlines are read too, and
-    a gzip object is inflated first. Anything without rawData is skipped.
-    """
+def error_documents(body: bytes):
+    """The JSON objects of a Firehose error object: one per line, or concatenated without
+    newlines, gzip inflated first."""
     if body[:2] == b"\x1f\x8b":
         body = gzip.decompress(body)
     text = body.decode("utf-8")
     decoder = json.JSONDecoder()
-    raws = []
     pos = 0
     while True:
         while pos < len(text) and text[pos] in " \t\r\n":
@@ -137,9 +139,30 @@ def parse_error_records(body: bytes) -> list[str]:
         if pos >= len(text):
             break
         doc, pos = decoder.raw_decode(text, pos)
-        if isinstance(doc, dict) and isinstance(doc.get("rawData"), str):
-            raws.append(doc["rawData"])
-    return raws
+        if isinstance(doc, dict):
+            yield doc
+
+
+def parse_error_records(body: bytes) -> list[str]:
+    """The `rawData` (base64) of each Firehose error record in an S3 object (others skipped)."""
+    return [doc["rawData"] for doc in error_documents(body) if isinstance(doc.get("rawData"), str)]
+
+
+def error_reasons(body: bytes) -> list[dict]:
+    """Why Firehose gave up: each distinct (errorCode, errorMessage) with its number of records."""
+    counts: dict[tuple[str, str], int] = {}
+    for doc in error_documents(body):
+        reason = (str(doc.get("errorCode") or "unknown"), str(doc.get("errorMessage") or ""))
+        counts[reason] = counts.get(reason, 0) + 1
+    return [{"code": code, "message": message, "records": n} for (code, message), n in counts.items()]
+
+
+def _object_reasons(pipeline: Pipeline, aws: Aws, key: str) -> list[dict]:
+    try:
+        body = aws.client("s3").get_object(Bucket=pipeline.bucket_name, Key=key)["Body"].read()
+        return error_reasons(body)
+    except (BotoCoreError, ClientError, ValueError) as exc:
+        return [{"code": "unreadable", "message": str(exc), "records": 0}]
 
 
 def replay_request_id(bucket: str, key: str, etag: str, part: int = 0) -> str:

@@ -146,11 +146,13 @@ def update_sample_order(aws: Aws, table: str = ORDERS_TABLE) -> dict | None:
 # --- DynamoDB Streams record → Kinesis Data Streams for DynamoDB record -------------------------
 
 
-def _epoch_ms(value) -> int | None:
+def _epoch(value, precision: str = "MILLISECOND") -> int | None:
+    """Epoch milliseconds, or microseconds for MICROSECOND (as KDS for DynamoDB sends them)."""
+    scale = 1_000_000 if precision == "MICROSECOND" else 1000
     if isinstance(value, datetime):
-        return round(value.timestamp() * 1000)
+        return round(value.timestamp() * scale)
     if isinstance(value, int | float):
-        return round(value * 1000)  # Streams sends epoch seconds (moto: a float)
+        return round(value * scale)  # Streams sends epoch seconds (moto: a float)
     return None
 
 
@@ -161,16 +163,17 @@ def _identity(value: dict | None) -> dict | None:
     return {key[:1].lower() + key[1:]: v for key, v in value.items()}
 
 
-def to_kds_record(record: dict, *, table_name: str, region: str) -> dict:
+def to_kds_record(record: dict, *, table_name: str, region: str, precision: str = "MILLISECOND") -> dict:
     """A DynamoDB Streams record (as boto3 returns it) in the KDS shape: no eventVersion,
     SequenceNumber or StreamViewType; recordFormat, tableName, userIdentity added; the creation
-    time as integer milliseconds with its precision."""
+    time as an integer in the precision the streaming destination was enabled with."""
     source = record["dynamodb"]
-    dynamodb: dict = {"ApproximateCreationDateTime": _epoch_ms(source.get("ApproximateCreationDateTime"))}
+    created = _epoch(source.get("ApproximateCreationDateTime"), precision)
+    dynamodb: dict = {"ApproximateCreationDateTime": created}
     for name in ("Keys", "NewImage", "OldImage", "SizeBytes"):
         if name in source:
             dynamodb[name] = source[name]
-    dynamodb["ApproximateCreationDateTimePrecision"] = "MILLISECOND"
+    dynamodb["ApproximateCreationDateTimePrecision"] = precision
     return {
         "awsRegion": region,
         "eventID": record["eventID"],
@@ -261,7 +264,7 @@ class Relay:
         streams = aws.client("dynamodbstreams")
         shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"].get("Shards", [])
         checkpoint = dict(pipeline.relay_checkpoint.get(stream_arn, {}))
-        since_ms = round(pipeline.destination_enabled_at.timestamp() * 1000)
+        since = _epoch(pipeline.destination_enabled_at, pipeline.precision)
         delivered = 0
         for shard in shards:
             shard_id = shard["ShardId"]
@@ -270,13 +273,16 @@ class Relay:
             if not records:
                 continue
             wanted = [
-                to_kds_record(r, table_name=pipeline.table_name, region=pipeline.connection.region)
+                to_kds_record(
+                    r,
+                    table_name=pipeline.table_name,
+                    region=pipeline.connection.region,
+                    precision=pipeline.precision,
+                )
                 for r in records
             ]
             if last is None:  # the first pass: only changes made since streaming was "enabled"
-                wanted = [
-                    r for r in wanted if (r["dynamodb"]["ApproximateCreationDateTime"] or 0) >= since_ms
-                ]
+                wanted = [r for r in wanted if (r["dynamodb"]["ApproximateCreationDateTime"] or 0) >= since]
             if wanted:
                 self._deliver(pipeline, [encode(r) for r in wanted])
                 delivered += len(wanted)

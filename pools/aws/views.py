@@ -24,7 +24,7 @@ from console.roles import ADMIN, EDITOR, VIEWER, requires
 from pools.aws import discovery, errors, forms, pipelines, sandbox
 from pools.aws import snapshot as snapshots
 from pools.aws.clients import connect
-from pools.aws.models import AwsConnection, Pipeline, Snapshot, delivery_url_problem
+from pools.aws.models import STREAMING_PRECISION, AwsConnection, Pipeline, Snapshot, delivery_url_problem
 from pools.models import DataPool
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ def _wizard_context(request, pool: DataPool, step: str, **extra) -> dict:
         "steps": WIZARD_STEPS,
         "step_index": names.index(step),
         "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL),
+        "precision": STREAMING_PRECISION,
         **extra,
     }
 
@@ -403,6 +404,7 @@ def _status_context(pipeline: Pipeline) -> dict:
         "checking": waiting and now - pipeline.check_requested_at < CHECK_GIVE_UP,
         "no_worker": waiting and now - pipeline.check_requested_at >= CHECK_GIVE_UP,
         "replaying": replaying and now - pipeline.replay_requested_at < timedelta(minutes=30),
+        "monitor_interval": int(settings.AWS_MONITOR_INTERVAL),
     }
 
 

@@ -53,3 +53,20 @@ def login(page, live_server, username="maria", password="Taqueria-Data-2024"):
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def page_problems(page):
+    """What the browser console reports (errors and warnings, htmx's included) and every
+    response of 400 or more, for the test to assert there are none."""
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+    )
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on(
+        "response",
+        lambda r: problems.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 400 else None,
+    )
+    return problems

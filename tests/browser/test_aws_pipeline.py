@@ -7,11 +7,12 @@ import threading
 
 import pytest
 from django.db import connections
+from playwright.sync_api import expect
 
 from pools.aws.models import Pipeline
 from pools.models import Delivery
 from tests.browser.conftest import SCREENSHOTS, login, screenshot
-from tests.conftest import wait_for
+from tests.conftest import change_record, wait_for
 
 # The moto server, AWS connection and `default` worker fixtures.
 pytest_plugins = ["tests.aws_fixtures"]
@@ -106,9 +107,24 @@ def test_connect_dynamodb_from_the_console(page, live_server, user, moto, defaul
     wait_for(lambda: Delivery.objects.filter(pool=pool).exists(), message="the relay's delivery")
     relay.set()
 
-    page.goto(live_server.url + pool.get_absolute_url())
-    assert "Active" in page.locator(".actions a:has-text('AWS pipeline')").inner_text()
-    page.locator(".page-head").screenshot(path=str(SCREENSHOTS / "aws-pool-actions.png"))
+    # Firehose gives up on a batch: beat's check finds it, and the page shows why.
+    from pools.aws.clients import connect
+    from pools.aws.tasks import sweep_aws
+    from tests.test_aws_monitoring import failed_object
+
+    pipeline = Pipeline.objects.get(pool=pool)
+    connect(pipeline.connection).client("s3").put_object(
+        Bucket=pipeline.bucket_name,
+        Key=f"{pipeline.error_prefix}2024/05/08/13/orders-to-shoal-1-2024-05-08-13-20-37-x",
+        Body=failed_object([change_record("order-9")]),
+    )
+    pipeline_url = page.url
+    sweep_aws()
+    failures = page.locator("#failures")
+    expect(failures).to_contain_text("HttpEndpoint.DestinationException", timeout=45_000)
+    expect(failures).to_contain_text("Unauthorized")
+    failures.screenshot(path=str(SCREENSHOTS / "aws-failures.png"))
+    assert page.url == pipeline_url
 
     page.goto(live_server.url + pool.get_absolute_url())
     assert "Active" in page.locator(".actions a:has-text('AWS pipeline')").inner_text()

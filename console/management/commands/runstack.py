@@ -17,11 +17,5 @@ class Command(BaseCommand):
             f"Shoal on http://127.0.0.1:{settings.PORT}/  (Firehose endpoints under "
             f"{settings.PUBLIC_BASE_URL}/ingest/)  data: {settings.DATA_DIR}"
         )
-        if setup_token.needs_setup():
-            self.stdout.write(
-                self.style.WARNING(
-                    "No user exists yet. Open this one-time link to create the first admin:\n"
-                    f"    {setup_token.setup_url()}"
-                )
-            )
-        sys.exit(supervisor.run(supervisor.plan(settings.PORT)))
+        notice = setup_token.notice(self.style.WARNING)
+        sys.exit(supervisor.run(supervisor.plan(settings.PORT), notice=notice))

@@ -51,11 +51,4 @@ class Command(BaseCommand):
             "  `orders`, and click through. Then “Put a sample order” on the pipeline page, or\n"
             "  `.venv/bin/python manage.py demo_put_order`, and watch Preview Data."
         )
-        if setup_token.needs_setup():
-            self.stdout.write(
-                self.style.WARNING(
-                    f"No user exists yet. Open this one-time link to create the first admin:\n"
-                    f"    {setup_token.setup_url()}"
-                )
-            )
-        sys.exit(supervisor.run(procs))
+        sys.exit(supervisor.run(procs, notice=setup_token.notice(self.style.WARNING)))

@@ -46,6 +46,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--backfill", action="store_true", help="Copy the records already in the source.")
         parser.add_argument("--wait", action="store_true", help="Wait until the backfill is done.")
+        parser.add_argument(
+            "--nullable-keys",
+            action="store_true",
+            help="Accept Nullable key columns (NULL is stored as the type's default).",
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **opts):
@@ -70,6 +75,7 @@ class Command(BaseCommand):
                 deleted=opts["deleted"],
                 column_types=types,
                 backfill=opts["backfill"],
+                nullable_keys=opts["nullable_keys"],
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None

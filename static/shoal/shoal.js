@@ -1,0 +1,80 @@
+// Behaviour the templates ask for with data- attributes, so that pages need no inline script or
+// style under the Content-Security-Policy (console/csp.py). Runs on each page and on each piece of
+// content htmx swaps in.
+(function () {
+  "use strict";
+
+  // <div data-percent="37"> is a progress bar 37% wide (setting a style property from a script is
+  // allowed by the policy; a style="" attribute in the markup is not).
+  function sizeBars(root) {
+    root.querySelectorAll("[data-percent]").forEach(function (bar) {
+      var percent = Math.max(0, Math.min(100, parseFloat(bar.dataset.percent) || 0));
+      bar.style.width = percent + "%";
+    });
+  }
+
+  // Copy buttons only appear where they work (with JavaScript); the values are plain text anyway.
+  function showCopyButtons(root) {
+    root.querySelectorAll("button.copy[hidden]").forEach(function (button) { button.hidden = false; });
+  }
+
+  function prepare(root) {
+    if (!root || !root.querySelectorAll) return;
+    sizeBars(root);
+    showCopyButtons(root);
+  }
+
+  function copy(button) {
+    var source = document.getElementById(button.dataset.copy);
+    var text = source.textContent.trim();
+    var label = button.dataset.label || (button.dataset.label = button.textContent);
+    function show(message) {
+      button.textContent = message;
+      setTimeout(function () { button.textContent = label; }, 1600);
+    }
+    function fallback() {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      var copied = false;
+      try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
+      document.body.removeChild(area);
+      if (copied) { show("Copied"); return; }
+      // Last resort: select the value so that Ctrl+C / ⌘C copies it.
+      var range = document.createRange();
+      range.selectNodeContents(source);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      show("Press Ctrl+C");
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { show("Copied"); }, fallback);
+    } else {
+      fallback();
+    }
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button.copy[data-copy]");
+    if (button) copy(button);
+  });
+
+  // <form data-confirm="…"> or <button data-confirm="…">: ask before submitting.
+  document.addEventListener("submit", function (event) {
+    var asker = (event.submitter && event.submitter.closest("[data-confirm]")) ||
+      event.target.closest("[data-confirm]");
+    if (asker && !window.confirm(asker.dataset.confirm)) event.preventDefault();
+  });
+
+  document.addEventListener("htmx:load", function (event) { prepare(event.detail.elt); });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { prepare(document); });
+  } else {
+    prepare(document);
+  }
+})();
