@@ -7,6 +7,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
+
 def test_the_api_docs_render_offline_under_shoals_csp(live_server, page, transactional_db):
     violations, outside = [], []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
