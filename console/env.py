@@ -6,12 +6,26 @@ with an ImproperlyConfigured that names the variable, rather than surfacing late
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+
+
+def adopt_sealed_environment() -> None:
+    """Take the variables the sandbox launcher (console/sandbox.py) handed over through a pipe.
+
+    They join os.environ (the process's heap), not the environment the process was started with,
+    which /proc/self/environ shows to anything that can read files, chDB's file() included.
+    """
+    fd = os.environ.pop("SHOAL_SEALED_ENV_FD", "")
+    if not fd:
+        return
+    with os.fdopen(int(fd), "rb") as pipe:
+        os.environ.update(json.loads(pipe.read() or b"{}"))
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -63,6 +77,19 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     if value < minimum:
         raise ImproperlyConfigured(f"{name}={value} is below the minimum {minimum}")
     return value
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    """SQLite in a folder of its own (`db/`): the warehouse worker's sandbox has to open the
+    database's folder (SQLite creates its -wal and -shm files there) and must not open secret_key,
+    which lives in the data folder itself."""
+    legacy = data_dir / "shoal.sqlite3"
+    folder = data_dir / "db"
+    if legacy.exists() and not (folder / "shoal.sqlite3").exists():
+        return f"sqlite:///{legacy}"  # an install from before: docs/security.md says how to move it
+    if not folder.exists():
+        folder.mkdir()
+    return f"sqlite:///{folder / 'shoal.sqlite3'}"
 
 
 def database_from_url(url: str, *, data_dir: Path) -> dict:

@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 from console.env import (
+    adopt_sealed_environment,
     database_from_url,
+    default_sqlite_url,
     env_bool,
     env_float,
     env_int,
@@ -19,6 +21,10 @@ from console.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+adopt_sealed_environment()
+# Set by the sandbox launcher for the warehouse worker, which signs and decrypts nothing: it gets a
+# throwaway SECRET_KEY, so that neither the key nor keys derived from it are in its memory or files.
+SECRETS_WITHHELD = env_bool("SHOAL_SECRETS_WITHHELD", False)
 
 DATA_DIR = Path(env_str("SHOAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -26,6 +32,8 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 def _secret_key() -> str:
     """SECRET_KEY from the environment, or one generated once and kept in the data folder."""
+    if SECRETS_WITHHELD:
+        return secrets.token_urlsafe(50)
     key = env_str("SECRET_KEY")
     if key:
         if len(key) < 32:
@@ -144,10 +152,9 @@ TEMPLATES = [
     },
 ]
 
+
 DATABASES = {
-    "default": database_from_url(
-        env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'shoal.sqlite3'}"), data_dir=DATA_DIR
-    )
+    "default": database_from_url(env_str("DATABASE_URL") or default_sqlite_url(DATA_DIR), data_dir=DATA_DIR)
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -212,6 +219,17 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 if urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
     raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} is not a redis:// URL")
 
+# Sessions live in Redis, not in Django's database: with SQLite the warehouse worker must be able
+# to open the database file, and a session key read from it would be a login (docs/security.md).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "shoal",
+    }
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_SERIALIZER = "json"
@@ -225,6 +243,8 @@ CELERY_TASK_ROUTES = {
     "pools.tasks.warehouse_*": {"queue": "warehouse"},
     "pools.tasks.*": {"queue": "default"},
     "pools.aws.tasks.*": {"queue": "default"},
+    # Step 1 of a Replica check reads DynamoDB: AWS credentials stay out of the warehouse worker.
+    "views_mv.tasks.replica_scan": {"queue": "default"},
     "views_mv.tasks.*": {"queue": "warehouse"},
 }
 # Task modules autodiscovery does not find (it imports only <app>.tasks).
@@ -255,6 +275,14 @@ WAREHOUSE = warehouse_from_url(env_str("WAREHOUSE_URL"), data_dir=DATA_DIR)
 WAREHOUSE_TIMEOUT = env_float("WAREHOUSE_TIMEOUT", 30.0, minimum=1.0)
 SQL_MAX_EXECUTION_SECONDS = env_int("SQL_MAX_EXECUTION_SECONDS", 30, minimum=1)
 SQL_MAX_RESULT_ROWS = env_int("SQL_MAX_RESULT_ROWS", 10_000, minimum=1)
+SQL_MAX_MEMORY_BYTES = env_int("SQL_MAX_MEMORY_BYTES", 2 * 1024**3, minimum=16 * 1024**2)
+# How the warehouse worker is confined (console/sandbox.py): "landlock" where the kernel has it
+# (a log line says when it cannot be applied), or "off".
+WAREHOUSE_SANDBOX = env_str("WAREHOUSE_SANDBOX", "landlock").strip().lower()
+if WAREHOUSE_SANDBOX not in {"landlock", "off"}:
+    raise ImproperlyConfigured(f"WAREHOUSE_SANDBOX={WAREHOUSE_SANDBOX!r} must be landlock or off")
+# Extra paths the sandboxed warehouse worker may read (colon-separated), e.g. a CA bundle elsewhere.
+WAREHOUSE_SANDBOX_READ = [p for p in env_str("WAREHOUSE_SANDBOX_READ").split(":") if p]
 
 # --- HTTP API (console/api/) --------------------------------------------------------------------
 # Requests per minute per API key (0: no limit); rows of a streamed answer (CSV, Parquet, the
@@ -267,7 +295,7 @@ AWS_CONNECT_TIMEOUT = env_float("AWS_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 AWS_READ_TIMEOUT = env_float("AWS_READ_TIMEOUT", 30.0, minimum=0.1)
 AWS_MAX_ATTEMPTS = env_int("AWS_MAX_ATTEMPTS", 4, minimum=1)
 # Encrypts AWS secret keys at rest; by default a key derived from SECRET_KEY.
-AWS_SECRETS_KEY = env_str("AWS_SECRETS_KEY")
+AWS_SECRETS_KEY = "" if SECRETS_WITHHELD else env_str("AWS_SECRETS_KEY")
 # An AWS connection may name its own endpoint (a local emulator such as moto) only when this is
 # set (`make demo` sets it); otherwise the field does not exist and a stored one is ignored, so no
 # one can make Shoal send signed AWS requests to a host of their choosing.

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from console import sandbox
+
 COLOURS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m"]
 RESET = "\033[0m"
 
@@ -52,7 +54,7 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
     web_workers = os.environ.get("WEB_WORKERS", "2")
     web_threads = os.environ.get("WEB_THREADS", "8")
     celery = [python, "-m", "celery", "-A", "console"]
-    return [
+    procs = [
         Proc(
             "web",
             [
@@ -118,6 +120,11 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
         ),
         Proc("beat", celery + ["beat", "--loglevel", "INFO"], ready_when="beat: Starting"),
     ]
+    # SQL inside chDB must not read Shoal's secrets: the warehouse worker runs confined.
+    for proc in procs:
+        if proc.name == "warehouse":
+            proc.argv = sandbox.command(proc.argv, python)
+    return procs
 
 
 def run(

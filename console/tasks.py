@@ -9,6 +9,7 @@ from console import json_paths, sql_guard
 from console.warehouse import Warehouse, WarehouseError, get_warehouse
 
 TIMEOUT_EXCEEDED = 159
+MEMORY_LIMIT_EXCEEDED = 241
 
 
 @shared_task
@@ -38,6 +39,11 @@ def execute(warehouse: Warehouse, sql: str, *, max_rows: int) -> dict:
             error["error"] += (
                 "\nThe SQL Console stops a query at its time limit (SQL_MAX_EXECUTION_SECONDS); "
                 "narrow it with WHERE or LIMIT."
+            )
+        elif exc.code == MEMORY_LIMIT_EXCEEDED:
+            error["error"] += (
+                "\nThe SQL Console stops a query at its memory limit (SQL_MAX_MEMORY_BYTES); "
+                "aggregate less at once, or narrow it with WHERE."
             )
         # A position in the rewritten text would point at the wrong place in the user's.
         position = sql_guard.error_position(str(exc), sql) if effective == sql else None

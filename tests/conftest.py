@@ -50,6 +50,7 @@ class WorkerProcess:
         self.log = Path(settings.DATA_DIR) / f"worker-{queues}.log"
 
     def start(self) -> None:
+        from console import sandbox
         from console.warehouse_client import HEARTBEAT_KEY
 
         client = redis.Redis.from_url(settings.REDIS_URL)
@@ -62,27 +63,30 @@ class WorkerProcess:
             "PYTHONUNBUFFERED": "1",
             **self.env,
         }
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "console",
+            "worker",
+            "-Q",
+            self.queues,
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "-n",
+            self.name,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ]
+        if self.queues == "warehouse":  # confined as `make run` starts it (console/sandbox.py)
+            argv = sandbox.command(argv, mode=env.get("WAREHOUSE_SANDBOX") or settings.WAREHOUSE_SANDBOX)
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "console",
-                "worker",
-                "-Q",
-                self.queues,
-                "--pool",
-                "threads",
-                "--concurrency",
-                "4",
-                "-n",
-                self.name,
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
+            argv,
             cwd=ROOT,
             env=env,
             stdout=self.log.open("ab"),

@@ -24,3 +24,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make there
 # are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# tests/probe_tasks.py: SQL straight to the warehouse worker's engine, for the sandbox's tests.
+CELERY_IMPORTS = [*CELERY_IMPORTS, "tests.probe_tasks"]  # noqa: F405
+CELERY_TASK_ROUTES = {"tests.probe_tasks.*": {"queue": "warehouse"}, **CELERY_TASK_ROUTES}  # noqa: F405

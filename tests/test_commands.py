@@ -9,6 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from console import warehouse_client
 from pools.models import DataPool
 from tests.conftest import change_record, endpoint, firehose_body, firehose_headers, http, wait_for
 
@@ -90,8 +91,9 @@ def test_sql_reports_warehouse_errors_clearly(warehouse_worker):
         run("sql", "SELECT * FROM no_such_pool")
 
 
-def test_sql_says_so_at_once_when_no_warehouse_worker_runs(settings):
-    settings.REDIS_URL = "redis://127.0.0.1:6379/14"  # a database no worker beats in
+def test_sql_says_so_at_once_when_no_warehouse_worker_runs(monkeypatch):
+    # A heartbeat key no worker writes (a fixed Redis database may be another test run's).
+    monkeypatch.setattr(warehouse_client, "HEARTBEAT_KEY", "shoal:test:no-worker-beats-here")
     started = time.monotonic()
     with pytest.raises(CommandError, match="No warehouse worker is running"):
         run("sql", "SELECT 1")

@@ -3,7 +3,9 @@
 It compares, item by item, what a Scan of the table returns with the `new_image` the view keeps
 for each record (the guide's SELECT saves it: "Always save the new and old image"), keyed by the
 table's primary key. Small tables are compared whole; for larger ones the counts, plus every item
-of the first pages of a Scan. Runs in the warehouse worker (it reads the pool and calls AWS).
+of the first pages of a Scan. Two steps, because the warehouse worker holds no AWS credentials (it
+runs sandboxed, see docs/security.md): the `default` worker scans the table, then the warehouse
+worker reads the pool and compares.
 """
 
 from __future__ import annotations
@@ -81,35 +83,50 @@ def compare(table_items: dict[str, dict], pool_images: dict[str, dict], *, whole
     return missing, extra, different
 
 
-def check(warehouse: Warehouse, target_name: str, ddb, table: str, *, max_items: int = MAX_ITEMS) -> Report:
+def scan_table(ddb, table: str, *, max_items: int = MAX_ITEMS) -> dict:
+    """Read the DynamoDB table (where the AWS credentials are: the `default` worker). Returns what
+    compare_with_pool needs, as JSON: the items (normalised, keyed), whether they are a sample."""
     described = ddb.describe_table(TableName=table)["Table"]
     key_names = [k["AttributeName"] for k in described["KeySchema"]]
-    report = Report(table=table, key_names=key_names)
+    items: dict[str, dict] = {}
+    sampled = False
+    kwargs: dict = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = ddb.scan(**kwargs)
+        for item in page["Items"]:
+            items[item_key(item, key_names)] = normalise(item)
+        if "LastEvaluatedKey" not in page:
+            break
+        if len(items) >= max_items:
+            sampled = True
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    first = key_names[0]
+    kind = next(a["AttributeType"] for a in described["AttributeDefinitions"] if a["AttributeName"] == first)
+    return {
+        "table": table,
+        "key_names": key_names,
+        "items": items,
+        "sampled": sampled,
+        "item_count": int(described.get("ItemCount", 0)),
+        "first_key": [first, kind],
+    }
+
+
+def compare_with_pool(warehouse: Warehouse, target_name: str, scanned: dict) -> Report:
+    """Compare a scan_table() result with the pool (in the warehouse worker, which holds no AWS
+    credentials)."""
+    key_names, items = scanned["key_names"], scanned["items"]
+    report = Report(table=scanned["table"], key_names=key_names, sampled=scanned["sampled"])
     columns = {row[0] for row in warehouse.query(f"DESCRIBE TABLE {table_ref(target_name)}").rows}
     if "new_image" not in columns:
         report.error = "The view does not keep new_image: add `new_image` to its SELECT to check the replica."
         return report
 
-    items: dict[str, dict] = {}
-    kwargs: dict = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = ddb.scan(**kwargs)
-        for item in page["Items"]:
-            items[item_key(item, key_names)] = item
-        if "LastEvaluatedKey" not in page:
-            break
-        if len(items) >= max_items:
-            report.sampled = True
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
     # The pool's current state (final=1 on the read-only connection), the images only.
     condition = ""
     if report.sampled:
-        first = key_names[0]
-        kind = next(
-            a["AttributeType"] for a in described["AttributeDefinitions"] if a["AttributeName"] == first
-        )
+        first, kind = scanned["first_key"]
         values = ", ".join(quote_string(str(i[first][kind])) for i in items.values())
         condition = f" WHERE toString(new_image.{quote_identifier(first)}.{kind}) IN ({values})"
     images_sql = f"SELECT toJSONString(new_image) FROM {table_ref(target_name)}{condition}"
@@ -123,7 +140,7 @@ def check(warehouse: Warehouse, target_name: str, ddb, table: str, *, max_items:
     report.rows_in_pool = warehouse.query(
         f"SELECT count() FROM {table_ref(target_name)}", readonly=True
     ).rows[0][0]
-    report.items_in_table = int(described.get("ItemCount", 0)) if report.sampled else len(items)
+    report.items_in_table = scanned["item_count"] if report.sampled else len(items)
     report.checked = len(items)
     report.missing, report.extra, report.different = compare(items, images, whole=not report.sampled)
     report.missing, report.extra = report.missing[:SHOWN], report.extra[:SHOWN]

@@ -18,7 +18,7 @@ from pools.gate import gate
 from pools.models import DataPool
 from pools.tables import INSERT_VERSION_COLUMN
 from views_mv import ddl, schema
-from views_mv.models import Backfill, MaterializedView
+from views_mv.models import Backfill, MaterializedView, ReplicaCheck
 
 log = logging.getLogger(__name__)
 
@@ -223,20 +223,47 @@ def warehouse_sweep_backfills() -> list[int]:
     return ids
 
 
+def start_replica_check(check_id: int) -> None:
+    """Scan the table on the `default` queue (AWS credentials), then compare in the warehouse."""
+    (replica_scan.s(check_id) | warehouse_replica_compare.s(check_id)).delay()
+
+
 @shared_task
-def warehouse_replica_check(check_id: int) -> dict:
-    """Compare a view's pool with its DynamoDB table (runs here: it reads the warehouse)."""
+def replica_scan(check_id: int) -> dict | None:
+    """Step 1 of a Replica check (`default` queue): the table's items, or None when AWS failed."""
     from pools.aws.clients import connect
     from views_mv import replica
-    from views_mv.models import ReplicaCheck
 
-    check = ReplicaCheck.objects.select_related("mv__target_pool", "connection").get(pk=check_id)
+    check = ReplicaCheck.objects.select_related("connection").get(pk=check_id)
     try:
-        ddb = connect(check.connection).client("dynamodb")
-        report = replica.check(get_warehouse(), check.mv.target_pool.name, ddb, check.table_name).as_dict()
-        status = ReplicaCheck.Status.DONE
-    except Exception as exc:  # AWS or warehouse errors are the result of the check, shown as such
-        log.warning("replica check %s failed: %s", check_id, exc)
-        report, status = {"error": str(exc)}, ReplicaCheck.Status.FAILED
-    ReplicaCheck.objects.filter(pk=check_id).update(status=status, report=report, finished_at=timezone.now())
+        return replica.scan_table(connect(check.connection).client("dynamodb"), check.table_name)
+    except Exception as exc:  # AWS errors are the result of the check, shown as such
+        _replica_failed(check_id, exc)
+        return None
+
+
+@shared_task
+def warehouse_replica_compare(scanned: dict | None, check_id: int) -> dict | None:
+    """Step 2 of a Replica check (`warehouse` queue): compare the scan with the view's pool."""
+    from views_mv import replica
+
+    if scanned is None:
+        return None
+    check = ReplicaCheck.objects.select_related("mv__target_pool").get(pk=check_id)
+    try:
+        report = replica.compare_with_pool(get_warehouse(), check.mv.target_pool.name, scanned).as_dict()
+    except Exception as exc:  # warehouse errors are the result of the check, shown as such
+        return _replica_failed(check_id, exc)
+    ReplicaCheck.objects.filter(pk=check_id).update(
+        status=ReplicaCheck.Status.DONE, report=report, finished_at=timezone.now()
+    )
+    return report
+
+
+def _replica_failed(check_id: int, exc: Exception) -> dict:
+    log.warning("replica check %s failed: %s", check_id, exc)
+    report = {"error": str(exc)}
+    ReplicaCheck.objects.filter(pk=check_id).update(
+        status=ReplicaCheck.Status.FAILED, report=report, finished_at=timezone.now()
+    )
     return report

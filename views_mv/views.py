@@ -50,7 +50,7 @@ def mv_detail(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def mv_replica_check(request: HttpRequest, name: str) -> HttpResponse:
     """Start comparing the view's pool with the DynamoDB table it replicates."""
-    from views_mv.tasks import warehouse_replica_check
+    from views_mv.tasks import start_replica_check
 
     mv = get_object_or_404(MaterializedView, name=name)
     connection = AwsConnection.objects.filter(pk=request.POST.get("connection") or 0).first()
@@ -59,7 +59,7 @@ def mv_replica_check(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, "Choose the AWS connection and the DynamoDB table to compare with.")
         return redirect(mv)
     check = ReplicaCheck.objects.create(mv=mv, connection=connection, table_name=table)
-    warehouse_replica_check.delay(check.pk)
+    start_replica_check(check.pk)
     return redirect(mv)
 
 

@@ -62,10 +62,15 @@ SESSION_SETTINGS: dict[str, Any] = {
 }
 
 
-def readonly_settings(max_seconds: int, max_rows: int) -> dict[str, Any]:
-    """Settings for a user's ad-hoc query: read-only, bounded in time and result size."""
+def readonly_settings(max_seconds: int, max_rows: int, max_memory: int | None = None) -> dict[str, Any]:
+    """Settings for a user's ad-hoc query: read-only, bounded in time, memory and result size
+    (readonly=1 also forbids changing them from the query)."""
+    from django.conf import settings
+
     return {
         "readonly": 1,
+        # One query cannot take the warehouse worker's memory (loads run in the same process).
+        "max_memory_usage": max_memory or settings.SQL_MAX_MEMORY_BYTES,
         # Mutable pools (ReplacingMergeTree) answer with their current state: deduplicated, and
         # without rows whose is_deleted column is set, without the user writing FINAL.
         "final": 1,

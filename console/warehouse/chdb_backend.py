@@ -42,7 +42,14 @@ def _error(exc: Exception) -> WarehouseError:
 
 
 class ChdbWarehouse(Warehouse):
-    def __init__(self, config, *, sql_max_seconds: int | None = None, sql_max_rows: int | None = None):
+    def __init__(
+        self,
+        config,
+        *,
+        sql_max_seconds: int | None = None,
+        sql_max_rows: int | None = None,
+        sql_max_memory: int | None = None,
+    ):
         super().__init__(config)
         from django.conf import settings
 
@@ -54,6 +61,7 @@ class ChdbWarehouse(Warehouse):
             **readonly_settings(
                 sql_max_seconds or settings.SQL_MAX_EXECUTION_SECONDS,
                 sql_max_rows or settings.SQL_MAX_RESULT_ROWS,
+                sql_max_memory,
             ),
             **SESSION_SETTINGS,
         }
@@ -77,10 +85,20 @@ class ChdbWarehouse(Warehouse):
         self._bootstrapped = True
         self._connection().query(f"USE {quote_identifier(self.database)}")
 
+    def _discard(self, readonly: bool) -> None:
+        """Close a connection whose query failed: chDB keeps the failed query's partial output
+        and hands it out at the head of the next result on that connection."""
+        attr = "ro" if readonly else "rw"
+        conn = getattr(self._local, attr, None)
+        setattr(self._local, attr, None)
+        if conn is not None:
+            conn.close()
+
     def execute(self, sql: str, *, settings: dict[str, Any] | None = None) -> int:
         try:
             res = self._connection().query(sql + settings_clause(settings) if settings else sql)
         except Exception as exc:  # chDB raises RuntimeError/ChdbError with ClickHouse's text
+            self._discard(readonly=False)
             raise _error(exc) from None
         return res.rows_written() if res is not None and hasattr(res, "rows_written") else 0
 
@@ -92,6 +110,7 @@ class ChdbWarehouse(Warehouse):
         try:
             raw = self._connection(readonly).query(sql, "JSONCompact")
         except Exception as exc:
+            self._discard(readonly)
             raise _error(exc) from None
         elapsed = (time.perf_counter() - started) * 1000
         text = raw.bytes() if hasattr(raw, "bytes") else str(raw).encode()
@@ -115,6 +134,9 @@ class ChdbWarehouse(Warehouse):
         try:
             raw = conn.query(sql.strip().rstrip(";"), fmt, params=params or None)
         except Exception as exc:
+            # As _discard: a failed query's partial output would head the next result.
+            self._local.limited.pop(max_rows, None)
+            conn.close()
             raise _error(exc) from None
         elapsed = (time.perf_counter() - started) * 1000
         if raw is None:

@@ -1,0 +1,451 @@
+"""Confines the warehouse worker with Landlock, so that SQL running inside chDB cannot read Shoal's
+own secrets even if a check in front of it has a gap.
+
+chDB runs as clickhouse-local inside the worker process and ignores `user_files_path`: its scalar
+`file('/any/path')` reads whatever the process may read, on a readonly=1 connection too. So the
+barrier has to be the operating system. The launcher
+
+    python -m console.sandbox -- celery -A console worker -Q warehouse …
+
+(what `make run` and the tests start) computes an allow-list from the settings, sets
+PR_SET_NO_NEW_PRIVS, applies a Landlock ruleset to itself and execs the worker, which inherits the
+ruleset with every thread it starts (chDB's included). Before that it moves the secrets the worker
+needs to reach its own services (URLs that may carry passwords) out of the environment and into a
+pipe read once by console.env, drops every other secret-looking variable, and tells the settings
+to withhold SECRET_KEY: /proc/self/environ is readable by the engine, the memory of the process
+is not (file() cannot seek).
+
+Landlock is an allow-list of paths (and TCP ports): what is not named here cannot be opened.
+See docs/security.md, "Defence in depth in the warehouse".
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+log = logging.getLogger("shoal.sandbox")
+
+# --- Landlock's kernel interface (include/uapi/linux/landlock.h) ------------------------------
+# The three syscalls have the same numbers on every architecture (asm-generic numbering).
+SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446
+CREATE_RULESET_VERSION = 1 << 0
+RULE_PATH_BENEATH, RULE_NET_PORT = 1, 2
+PR_SET_NO_NEW_PRIVS = 38
+
+FS_EXECUTE = 1 << 0
+FS_WRITE_FILE = 1 << 1
+FS_READ_FILE = 1 << 2
+FS_READ_DIR = 1 << 3
+FS_REMOVE_DIR = 1 << 4
+FS_REMOVE_FILE = 1 << 5
+FS_MAKE_CHAR = 1 << 6
+FS_MAKE_DIR = 1 << 7
+FS_MAKE_REG = 1 << 8
+FS_MAKE_SOCK = 1 << 9
+FS_MAKE_FIFO = 1 << 10
+FS_MAKE_BLOCK = 1 << 11
+FS_MAKE_SYM = 1 << 12
+FS_REFER = 1 << 13  # ABI 2
+FS_TRUNCATE = 1 << 14  # ABI 3
+FS_IOCTL_DEV = 1 << 15  # ABI 5
+NET_BIND_TCP = 1 << 0  # ABI 4
+NET_CONNECT_TCP = 1 << 1  # ABI 4
+SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0  # ABI 6
+SCOPE_SIGNAL = 1 << 1  # ABI 6
+
+# Rights that make sense on a regular file (a rule on a file may name only these).
+FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
+READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+LIST = FS_READ_DIR
+
+
+def fs_rights(abi: int) -> int:
+    """Every filesystem right the running kernel knows: all of them are denied unless granted."""
+    rights = (1 << 13) - 1
+    if abi >= 2:
+        rights |= FS_REFER
+    if abi >= 3:
+        rights |= FS_TRUNCATE
+    if abi >= 5:
+        rights |= FS_IOCTL_DEV
+    return rights
+
+
+class RulesetAttr(ctypes.Structure):
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
+
+
+class PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1  # __attribute__((packed)) in the kernel header
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+class NetPortAttr(ctypes.Structure):
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64)]
+
+
+class SandboxError(Exception):
+    """The ruleset could not be built or applied."""
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+def _syscall(number: int, *args) -> int:
+    result = _libc.syscall(ctypes.c_long(number), *args)
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return result
+
+
+def abi_version() -> int:
+    """Landlock's ABI version on this kernel, or 0 when it has none (or it is disabled)."""
+    try:
+        return _syscall(SYS_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(CREATE_RULESET_VERSION))
+    except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+            return 0
+        raise
+
+
+# --- What the warehouse worker may touch --------------------------------------------------------
+
+
+@dataclass
+class Policy:
+    """Paths the worker may read (and execute), read and write, or only list; TCP ports it may
+    connect to. Everything else is denied."""
+
+    read: list[Path] = field(default_factory=list)
+    write: list[Path] = field(default_factory=list)
+    list_only: list[Path] = field(default_factory=list)
+    connect_ports: list[int] = field(default_factory=list)
+
+    def granted(self) -> list[Path]:
+        """Every path under which files can be read."""
+        return self.read + self.write
+
+
+SYSTEM_READ = ["/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/sys"]
+# Not /etc as a whole: deployments keep secrets there (a systemd EnvironmentFile, say). What the
+# dynamic loader, name resolution, time zones and TLS read:
+ETC_READ = [
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/timezone",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/hosts",
+    "/etc/host.conf",
+    "/etc/resolv.conf",
+    "/etc/gai.conf",
+    "/etc/services",
+    "/etc/protocols",
+    "/etc/mime.types",
+    "/etc/os-release",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/ca-certificates",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust",
+    "/etc/crypto-policies",
+]
+# Not /proc as a whole: on Linux 6.18 a Landlocked process can still read /proc/<pid>/environ of
+# the other processes of its user (the web process's SECRET_KEY, say), though not their memory.
+# The process's own /proc/<pid> is added by the launcher (its pid survives exec); of the rest,
+# what the engine and Python read.
+PROC_READ = [
+    "/proc/sys",
+    "/proc/meminfo",
+    "/proc/cpuinfo",
+    "/proc/stat",
+    "/proc/loadavg",
+    "/proc/uptime",
+    "/proc/pressure",
+    "/proc/filesystems",
+]
+# Not /dev as a whole either (a root process could read disks there).
+SYSTEM_WRITE = ["/tmp", "/var/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/full"]
+DEVICES_READ = ["/dev/urandom", "/dev/random"]
+
+
+def _url_port(url: str, default: int) -> int | None:
+    parts = urlsplit(url)
+    if parts.scheme in {"unix", "sqlite", ""}:
+        return None
+    try:
+        return parts.port or default
+    except ValueError:
+        return None
+
+
+def warehouse_policy(settings) -> Policy:
+    """The allow-list of the warehouse worker, from Django's settings."""
+    data_dir = Path(settings.DATA_DIR).resolve()
+    base_dir = Path(settings.BASE_DIR).resolve()
+    policy = Policy()
+    policy.read += [Path(p) for p in SYSTEM_READ + ETC_READ + PROC_READ + DEVICES_READ]
+    policy.read += [Path(p) for p in settings.WAREHOUSE_SANDBOX_READ]
+    policy.write += [Path(p) for p in SYSTEM_WRITE]
+
+    # Python: the virtualenv (which may be a symlink), the interpreter it was made from, sys.path
+    # (but not the repository, which sys.path names as '' or by its path: see below).
+    python = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *sys.path}
+    for entry in python:
+        for path in {Path(entry).absolute(), Path(entry).resolve()}:
+            if not (_is_within(data_dir, path) or _is_within(base_dir, path)):
+                policy.read.append(path)
+
+    # The code: every top-level folder of the repository but the one holding the data folder and
+    # hidden ones (.git; a .env file is no folder either). The repository itself may only be
+    # listed, which imports need.
+    policy.list_only.append(base_dir)
+    for entry in sorted(base_dir.iterdir()):
+        if entry.name.startswith(".") or not entry.is_dir() or _is_within(data_dir, entry.resolve()):
+            continue
+        policy.read.append(entry)
+
+    # The engine's folders: the warehouse, and what the loader hands to file().
+    warehouse = settings.WAREHOUSE
+    if warehouse.backend == "chdb":
+        policy.write.append(Path(warehouse.path))
+    policy.write += [data_dir / "landing", data_dir / "spool"]
+
+    # Django's database: SQLite needs its folder (WAL and -shm files come and go beside it).
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        policy.write.append(Path(db["NAME"]).resolve().parent)
+        test_name = (db.get("TEST") or {}).get("NAME")
+        if test_name:
+            policy.write.append(Path(test_name).resolve().parent)
+    else:
+        policy.connect_ports.append(int(db.get("PORT") or 5432))
+
+    for port in (
+        _url_port(settings.REDIS_URL, 6379),
+        warehouse.port if warehouse.backend == "clickhouse" else None,
+    ):
+        if port:
+            policy.connect_ports.append(port)
+    policy.connect_ports = sorted(set(policy.connect_ports))
+    return policy
+
+
+def protected_files(settings, environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """Files that must stay unreadable: the generated SECRET_KEY, any secret named by a
+    <NAME>_FILE variable, the AWS shared credentials."""
+    found = [Path(settings.DATA_DIR) / "secret_key"]
+    found += [Path(v) for k, v in environ.items() if k.endswith("_FILE") and _is_secret_name(k[:-5]) and v]
+    found.append(Path(environ.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials"))
+    return found
+
+
+def exposed(policy: Policy, files: Iterable[Path]) -> list[Path]:
+    """Which of `files` the policy would let the engine read (a misconfiguration to report)."""
+    granted = [p.resolve() for p in policy.granted()]
+    return [f for f in files if any(_is_within(f.resolve(), g) for g in granted)]
+
+
+def _is_within(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
+
+
+# --- The environment the worker gets ------------------------------------------------------------
+
+# Variables the worker needs, which may carry a password: handed over through a pipe.
+SEALED = ("DATABASE_URL", "REDIS_URL", "WAREHOUSE_URL")
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE|(^|_)KEY(_ID)?$", re.I)
+_URL_WITH_PASSWORD = re.compile(r"://[^/@\s]*:[^/@\s]*@")
+SEALED_FD_VARIABLE = "SHOAL_SEALED_ENV_FD"
+WITHHELD_VARIABLE = "SHOAL_SECRETS_WITHHELD"
+
+
+def _is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def _is_public(name: str, value: str) -> bool:
+    base = name[:-5] if name.endswith("_FILE") else name
+    return not (
+        base in SEALED
+        or _is_secret_name(base)
+        or _URL_WITH_PASSWORD.search(value)
+        or name in (SEALED_FD_VARIABLE, WITHHELD_VARIABLE)
+    )
+
+
+def split_environment(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(the worker's environment, the values to hand over through the pipe).
+
+    Secret-looking variables (SECRET_KEY, AWS_*_KEY, *_PASSWORD, *_TOKEN, any URL with a password
+    …) leave the environment; of them only SEALED travel on, read from their _FILE if set.
+    """
+    sealed = {}
+    for name in SEALED:
+        if environ.get(f"{name}_FILE"):
+            sealed[name] = Path(environ[f"{name}_FILE"]).read_text().strip()
+        elif environ.get(name):
+            sealed[name] = environ[name]
+    public = {k: v for k, v in environ.items() if _is_public(k, v)}
+    public[WITHHELD_VARIABLE] = "1"
+    return public, sealed
+
+
+def seal(values: dict[str, str]) -> int:
+    """A pipe holding `values` as JSON, its read end inheritable; returns that end's number."""
+    data = json.dumps(values).encode()
+    read_end, write_end = os.pipe()
+    try:
+        if len(data) > 60_000:  # a pipe's buffer: the launcher writes all before it execs
+            raise SandboxError("the sealed environment is too large for a pipe")
+        os.write(write_end, data)
+    finally:
+        os.close(write_end)
+    os.set_inheritable(read_end, True)
+    return read_end
+
+
+# --- Applying it --------------------------------------------------------------------------------
+
+
+def apply(policy: Policy, abi: int) -> None:
+    """Restrict this thread (and whatever it execs) to `policy`. Needs abi >= 1."""
+    handled_fs = fs_rights(abi)
+    attr = RulesetAttr(handled_access_fs=handled_fs)
+    size = 8
+    if abi >= 4:
+        attr.handled_access_net = NET_BIND_TCP | NET_CONNECT_TCP
+        size = 16
+    if abi >= 6:
+        # No signals to processes outside the sandbox, no abstract unix sockets out of it.
+        attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+        size = 24
+    ruleset = _syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    try:
+        for paths, rights in (
+            (policy.list_only, LIST),
+            (policy.read, READ),
+            (policy.write, handled_fs),
+        ):
+            for path in dict.fromkeys(paths):
+                _add_path(ruleset, path, rights & handled_fs)
+        if abi >= 4:
+            for port in policy.connect_ports:
+                rule = NetPortAttr(allowed_access=NET_CONNECT_TCP, port=port)
+                _syscall(SYS_ADD_RULE, ruleset, RULE_NET_PORT, ctypes.byref(rule), ctypes.c_uint32(0))
+        _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise SandboxError(f"PR_SET_NO_NEW_PRIVS failed: {os.strerror(ctypes.get_errno())}")
+        _syscall(SYS_RESTRICT_SELF, ruleset, ctypes.c_uint32(0))
+    except OSError as exc:
+        raise SandboxError(f"Landlock refused the ruleset: {exc}") from exc
+    finally:
+        os.close(ruleset)
+
+
+def _add_path(ruleset: int, path: Path, rights: int) -> None:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return  # /lib32 and friends exist on some systems only
+    try:
+        if not os.path.isdir(path):
+            rights &= FILE_RIGHTS
+        rule = PathBeneathAttr(allowed_access=rights, parent_fd=fd)
+        _syscall(SYS_ADD_RULE, ruleset, RULE_PATH_BENEATH, ctypes.byref(rule), ctypes.c_uint32(0))
+    finally:
+        os.close(fd)
+
+
+def launch(command: list[str], settings, environ: Mapping[str, str] = os.environ) -> None:
+    """Set up the sandbox and exec `command` in it (never returns)."""
+    mode = settings.WAREHOUSE_SANDBOX
+    public, sealed = split_environment(environ)
+    if mode == "landlock":
+        _confine(settings, environ)
+    else:
+        log.warning("WAREHOUSE_SANDBOX=off: the warehouse worker runs without Landlock")
+    public[SEALED_FD_VARIABLE] = str(seal(sealed))
+    os.execvpe(command[0], command, public)
+
+
+def _confine(settings, environ: Mapping[str, str]) -> None:
+    abi = abi_version()
+    if abi < 1:
+        log.warning(
+            "WAREHOUSE_SANDBOX=landlock cannot be applied: this kernel (%s) has no Landlock or it is "
+            "disabled (needs Linux >= 5.13 with lsm=landlock); the warehouse worker runs unconfined",
+            os.uname().release,
+        )
+        return
+    policy = warehouse_policy(settings)
+    for path in [Path(settings.DATA_DIR) / "landing", Path(settings.DATA_DIR) / "spool"]:
+        path.mkdir(parents=True, exist_ok=True)  # must exist to be named in a rule
+    if settings.WAREHOUSE.backend == "chdb":
+        Path(settings.WAREHOUSE.path).mkdir(parents=True, exist_ok=True)
+    leaks = exposed(policy, protected_files(settings, environ))
+    if leaks:
+        log.warning(
+            "WAREHOUSE_SANDBOX: %s lie under a folder the warehouse worker must use (move them out "
+            "of it, see docs/security.md); the sandbox cannot hide them",
+            ", ".join(str(p) for p in leaks),
+        )
+    # The process's own /proc/<pid> (threads reach it as /proc/thread-self). procfs makes a new
+    # inode whenever that entry is looked up afresh, and a Landlock rule holds to an inode: an
+    # inherited descriptor keeps the entry, and so the rule, alive for the worker's lifetime.
+    own_proc = os.open(f"/proc/{os.getpid()}", os.O_PATH | os.O_DIRECTORY)
+    os.set_inheritable(own_proc, True)
+    policy.read.append(Path(f"/proc/{os.getpid()}"))
+    apply(policy, abi)
+    network = f", TCP connect only to ports {policy.connect_ports}" if abi >= 4 else ""
+    log.info(
+        "warehouse worker sandboxed: Landlock ABI %d, files outside the allow-list denied%s", abi, network
+    )
+
+
+def command(argv: list[str], python: str = sys.executable, mode: str | None = None) -> list[str]:
+    """The command line that starts `argv` (a warehouse worker) in the sandbox, unless
+    WAREHOUSE_SANDBOX=off."""
+    if mode is None:
+        from django.conf import settings
+
+        mode = settings.WAREHOUSE_SANDBOX
+    return list(argv) if mode == "off" else [python, "-m", "console.sandbox", "--", *argv]
+
+
+def main(argv: list[str]) -> None:
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
+        sys.exit("usage: python -m console.sandbox -- <command> [args…]")
+    worker = argv[argv.index("--") + 1 :]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from django.conf import settings
+
+    try:
+        launch(worker, settings)
+    except SandboxError as exc:
+        # Refuse to start rather than run a worker that was meant to be confined and is not.
+        sys.exit(f"WAREHOUSE_SANDBOX=landlock: {exc}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
