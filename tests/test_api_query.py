@@ -192,3 +192,18 @@ def test_a_parameter_cannot_smuggle_a_table_past_the_guard(live_server, pool, ot
         live_server, key, {"sql": "SELECT count() FROM {t:Identifier}", "parameters": {"t": pool.name}}
     )
     assert ok.status == 200 and ok.json()["rows"] == [[0]]
+
+
+def test_a_failed_export_leaves_nothing_for_the_next_answer(local_warehouse):
+    from console.warehouse import WarehouseError
+
+    for _ in range(2):
+        with pytest.raises(WarehouseError):
+            # Blocks of 65,536 rows: the first ones are written out before the third one fails.
+            local_warehouse.query_format(
+                "SELECT number FROM numbers(200000) WHERE number % 100 = 0 AND throwIf(number = 150000) = 0",
+                "CSV",
+                max_rows=1_000_000,
+            )
+        good = local_warehouse.query_format("SELECT 1 AS one", "CSV", max_rows=1_000_000)
+        assert good.data == b"1\n"
