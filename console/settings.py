@@ -321,5 +321,8 @@ INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 128 * 1024 * 1024, mini
 LOAD_STALE_SECONDS = env_float("SHOAL_LOAD_STALE_SECONDS", 120.0, minimum=1.0)
 # Rows per chunk of a Materialized View's backfill (a chunk is one resumable INSERT … SELECT).
 MV_BACKFILL_CHUNK_ROWS = env_int("MV_BACKFILL_CHUNK_ROWS", 2_500_000, minimum=1)
-# How many landed deliveries one load task takes at a time.
-LOAD_BATCH_DELIVERIES = env_int("SHOAL_LOAD_BATCH", 4, minimum=1)
+# Group commit: one INSERT loads whatever has landed, up to these many deliveries, bytes of
+# bodies and records (a single delivery at once when idle, so data is fresh).
+LOAD_BATCH_DELIVERIES = env_int("SHOAL_LOAD_BATCH", 1000, minimum=1)
+LOAD_BATCH_BYTES = env_int("SHOAL_LOAD_BATCH_BYTES", 32 * 1024 * 1024, minimum=1)
+LOAD_BATCH_RECORDS = env_int("SHOAL_LOAD_BATCH_RECORDS", 100_000, minimum=1)

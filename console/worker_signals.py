@@ -28,10 +28,16 @@ def start_heartbeat(sender=None, **_):
     from console.warehouse_client import HEARTBEAT_KEY, HEARTBEAT_TTL, redis_client
 
     try:
-        get_warehouse()  # fail loudly now if the warehouse cannot be opened
+        warehouse = get_warehouse()  # fail loudly now if the warehouse cannot be opened
     except Exception as exc:
         log.critical("cannot open the warehouse: %s", exc)
         raise SystemExit(1) from exc  # not an Exception: Celery lets it stop the worker
+    try:
+        from views_mv.tasks import detach_triggers
+
+        detach_triggers(warehouse)
+    except Exception as exc:  # the worker still loads; the next start tries again
+        log.error("could not detach the triggers of older Materialized Views: %s", exc)
     client = redis_client()
 
     def beat() -> None:

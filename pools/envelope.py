@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -48,11 +50,64 @@ def decompress(body: bytes, encoding: str, *, max_bytes: int) -> bytes:
     return data
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"duplicate key {duplicate[:40]!r}")
+    return doc
+
+
+# An escaped UTF-16 surrogate; rare in a Firehose body, so the full check runs only when one occurs.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def strict_json(data: bytes):
+    """The body as JSON, read exactly as the warehouse reads it, or ValueError.
+
+    ClickHouse loads the same bytes (pools/tables.py), and the two parsers must agree on how many
+    records there are: where Python's json module is lenient (NaN and Infinity, numbers out of
+    range, duplicate keys — Python keeps the last, ClickHouse the first —, lone surrogates,
+    UTF-16 bodies) the warehouse would extract fewer or other records than were acknowledged, so
+    such a body is refused here. Python's nesting limit (about 1000) is below ClickHouse's (1024).
+    """
+    try:
+        text = data.decode("utf-8-sig")
+        doc = json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
+        if _SURROGATE_ESCAPE.search(text):
+            # A well-formed pair is one character; a lone surrogate cannot be encoded.
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a string holds a lone surrogate (invalid \\u escape)") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"body is not UTF-8: {exc}") from None
+    except RecursionError:
+        raise ValueError("body is nested too deep") from None
+    return doc
+
+
 def parse(data: bytes, *, header_request_id: str) -> Envelope:
     """Validate a Firehose request body (already decompressed)."""
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        doc = strict_json(data)
+    except ValueError as exc:
         raise EnvelopeError(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise EnvelopeError(400, "body must be a JSON object with requestId and records")

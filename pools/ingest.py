@@ -16,7 +16,7 @@ import time
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -175,18 +175,18 @@ def backpressure(pool: DataPool) -> str:
     Answering 503 leaves the data with Firehose (and Kinesis), which retries with back-off; the
     soft limit keeps freshness while a worker is loading, the hard one protects the disk when none
     is. Deliveries already landed are never refused (a retry of one is answered 200 further on).
+    The batch being loaded counts toward the hard limit only: with group commit it may be as large
+    as the soft limit, and counting it would refuse every request for as long as it loads.
     """
     soft, hard = settings.INGEST_BACKLOG_SOFT_BYTES, settings.INGEST_BACKLOG_HARD_BYTES
     if not soft and not hard:
         return ""
-    waiting = (
-        Delivery.objects.filter(
-            pool=pool, status__in=[Delivery.Status.LANDED, Delivery.Status.LOADING]
-        ).aggregate(total=Sum("body_bytes"))["total"]
-        or 0
-    )
-    if hard and waiting > hard:
-        return f"Shoal is {waiting // 2**20} MiB behind on this pool; please retry later"
+    totals = Delivery.objects.filter(
+        pool=pool, status__in=[Delivery.Status.LANDED, Delivery.Status.LOADING]
+    ).aggregate(all=Sum("body_bytes"), landed=Sum("body_bytes", filter=Q(status=Delivery.Status.LANDED)))
+    behind, waiting = totals["all"] or 0, totals["landed"] or 0
+    if hard and behind > hard:
+        return f"Shoal is {behind // 2**20} MiB behind on this pool; please retry later"
     if soft and waiting > soft and _worker_alive():
         return f"Shoal is loading this pool ({waiting // 2**20} MiB waiting); please retry shortly"
     return ""

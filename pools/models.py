@@ -179,6 +179,23 @@ class DataPool(models.Model):
         super().save(*args, **kwargs)
 
 
+class LoadBatch(models.Model):
+    """Deliveries loaded by one INSERT (group commit). Its members are saved before the insert and
+    never change, so that a load repeated after a crash inserts the same rows under the same
+    deduplication token."""
+
+    pool = models.ForeignKey(DataPool, on_delete=models.CASCADE, related_name="load_batches")
+    token = models.CharField(max_length=32, default=new_public_id, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} of pool {self.pool_id}"
+
+    @property
+    def dedup_token(self) -> str:
+        return f"{self.pool.public_id}/batch/{self.token}"
+
+
 class Delivery(models.Model):
     """One Firehose request, stored as received before it was acknowledged."""
 
@@ -205,6 +222,11 @@ class Delivery(models.Model):
     claim_token = models.CharField(max_length=64, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.IntegerField(default=0)
+    # After a transient fault (disk full, warehouse unreachable, …) the load waits until then.
+    retry_at = models.DateTimeField(null=True, blank=True)
+    batch = models.ForeignKey(
+        LoadBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
     loaded_at = models.DateTimeField(null=True, blank=True)
     loaded_count = models.IntegerField(default=0)
     quarantined_count = models.IntegerField(default=0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from console.warehouse.base import quote_identifier
+from console.warehouse.base import quote_identifier, quote_string
 from pools import table_layout
 
 # Columns of the DynamoDB change-event table, in the guide's names, with their types.
@@ -116,7 +116,7 @@ _SCALARS = (
 # Every record of the blob with what it parses to, and why it is refused ('' when it is a DynamoDB
 # change record). Each record is parsed a handful of times rather than once per column: this
 # query is the whole cost of loading.
-_RECORDS = f"""SELECT position, entry, data, r, s, d, multiIf(
+_RECORDS_TEMPLATE = f"""SELECT file, position, entry, data, r, s, d, multiIf(
     data IS NULL, 'entry has no string "data" field',
     data = '', 'record is empty',
     r = '', 'data is not valid base64',
@@ -125,17 +125,25 @@ _RECORDS = f"""SELECT position, entry, data, r, s, d, multiIf(
     NOT startsWith(d['Keys'], '{{'), 'dynamodb.Keys is missing',
     '') AS reason
 FROM (
-    SELECT position, entry, data, r,
+    SELECT file, position, entry, data, r,
         JSONExtract(r, '{_SCALARS}') AS s,
         CAST(JSONExtractKeysAndValuesRaw(r, 'dynamodb'), 'Map(String, String)') AS d
     FROM (
-        SELECT position, entry, JSONExtract(entry, 'data', 'Nullable(String)') AS data,
+        SELECT {{file}} AS file, position, entry, JSONExtract(entry, 'data', 'Nullable(String)') AS data,
             tryBase64Decode(ifNull(data, '')) AS r
         FROM {{source}}
         ARRAY JOIN JSONExtractArrayRaw(raw_blob, 'records') AS entry,
                    arrayEnumerate(JSONExtractArrayRaw(raw_blob, 'records')) AS position
+        {{positions}}
     )
 )"""
+
+
+def _records(first: int | None = None, last: int | None = None, *, files: bool = False) -> str:
+    """The records query, limited to positions first..last (from 1) when given. With `files`,
+    the source is several bodies and `file` names the one each record came from."""
+    where = f"WHERE position BETWEEN {int(first)} AND {int(last)}" if first is not None else ""
+    return _RECORDS_TEMPLATE.replace("{positions}", where).replace("{file}", "_file" if files else "''")
 
 
 def _object_or_empty(raw: str) -> str:
@@ -143,9 +151,18 @@ def _object_or_empty(raw: str) -> str:
     return f"if(startsWith({raw}, '{{'), {raw}, '{{}}')"
 
 
-def load_select(delivery_id: int, received_at_ms: int) -> str:
-    """SELECT of a delivery's valid records as rows of the change-event table ({source}: blob)."""
+def load_select(files: list[tuple[str, int, int]], first: int | None = None, last: int | None = None) -> str:
+    """SELECT of the valid records of some deliveries as rows of the change-event table.
+
+    `files` lists each body's file name with its delivery id and reception time (ms); {source}
+    yields the bodies with their `_file`. With first..last (one delivery), only those positions.
+    """
     names = ", ".join(quote_identifier(n) for n, _, _ in CHANGE_EVENT_COLUMNS)
+    from_files = "[" + ", ".join(quote_string(name) for name, _, _ in files) + "]"
+    ids = "[" + ", ".join(str(int(d)) for _, d, _ in files) + "]"
+    received = "[" + ", ".join(str(int(ms)) for _, _, ms in files) + "]"
+    delivery_id = f"transform(file, {from_files}, CAST({ids}, 'Array(UInt64)'), toUInt64(0))"
+    received_ms = f"transform(file, {from_files}, CAST({received}, 'Array(Int64)'), toInt64(0))"
     return f"""SELECT {names} FROM (
 SELECT
     s.1 AS event_id,
@@ -161,10 +178,10 @@ SELECT
     {_object_or_empty("d['NewImage']")} AS new_image,
     {_object_or_empty("d['OldImage']")} AS old_image,
     s.7.3 AS size_bytes,
-    fromUnixTimestamp64Milli(toInt64({int(received_at_ms)}), 'UTC') AS _received_at,
-    toUInt64({int(delivery_id)}) AS _delivery_id,
+    fromUnixTimestamp64Milli({received_ms}, 'UTC') AS _received_at,
+    {delivery_id} AS _delivery_id,
     r AS _payload
-FROM ({_RECORDS})
+FROM ({_records(first, last, files=True)})
 WHERE reason = ''
 )"""
 
@@ -174,9 +191,25 @@ def rejected_select() -> str:
     return f"""SELECT toInt32(position - 1) AS position,
     ifNull(data, entry) AS data,
     reason
-FROM ({_RECORDS})
+FROM ({_records()})
 WHERE reason != ''
 ORDER BY position"""
+
+
+def record_select(position: int) -> str:
+    """SELECT position (from 0) and data of one record of a delivery (to quarantine it)."""
+    return f"""SELECT toInt32(position - 1), ifNull(data, entry) FROM ({_records(position, position)})"""
+
+
+def stored_select(pool, delivery_received_ms: dict[int, int]) -> str:
+    """SELECT _delivery_id, count() of the given deliveries' rows in a pool: what was stored is
+    read from the data. _received_at (the sorting key) narrows the scan to their granules."""
+    conditions = " OR ".join(
+        f"(_received_at = fromUnixTimestamp64Milli(toInt64({int(ms)}), 'UTC') AND _delivery_id = {int(d)})"
+        for d, ms in delivery_received_ms.items()
+    )
+    table = table_ref(pool.name)
+    return f"SELECT _delivery_id, count() FROM {table} WHERE {conditions} GROUP BY _delivery_id"
 
 
 # Preview Data shows what a user looks for first (the change and its item), then the rest.

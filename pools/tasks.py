@@ -84,6 +84,18 @@ def warehouse_pool_stats(pool_ids: list[int] | None = None) -> int:
 
 
 @shared_task
+def warehouse_active_parts() -> dict[str, int]:
+    """Active parts of each table in the pool database: what merges keep small (each insert adds
+    one; too many slow every read and, past ClickHouse's limit, refuse inserts)."""
+    warehouse = get_warehouse()
+    rows = warehouse.query(
+        "SELECT table, count() FROM system.parts "
+        f"WHERE active AND database = '{warehouse.database}' GROUP BY table"
+    ).rows
+    return {name: int(count) for name, count in rows}
+
+
+@shared_task
 def sweep_deliveries() -> list[int]:
     """Periodic (beat): re-queue loads that were lost or whose worker died, and deletions."""
     pool_ids = loader.sweep()

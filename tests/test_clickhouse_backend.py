@@ -41,8 +41,9 @@ def test_it_loads_a_delivery_once_and_quarantines_bad_records(server, tmp_path: 
     path = tmp_path / "body.json"
     path.write_bytes(body)
     token = {"insert_deduplication_token": f"test/{pool.name}"}
-    assert server.insert_file(tables.load_select(1, 1), pool.table, path, settings=token) == 2
-    server.insert_file(tables.load_select(1, 1), pool.table, path, settings=token)  # a retry
+    select = tables.load_select([(path.name, 1, 1)])
+    assert server.insert_files(select, pool.table, [path], settings=token) == 2
+    server.insert_files(select, pool.table, [path], settings=token)  # a retry
     rows = server.query(f"SELECT keys.order_id.S FROM {pool.name} ORDER BY 1").rows
     assert rows == [["o1"], ["o2"]]
     rejected = server.query_file(tables.rejected_select(), path).rows

@@ -55,3 +55,30 @@ def test_it_reads_basic_credentials():
     assert envelope.basic_credentials(f"Bearer {token}") is None
     assert envelope.basic_credentials("Basic !!!") is None
     assert envelope.decode_user_password(base64.b64encode(b"no-colon").decode()) is None
+
+
+# Bodies that Python's json module reads but ClickHouse's parser does not (or reads differently).
+DISPUTED = {
+    "NaN": b'{"requestId":"r","records":[{"data":"YQ=="}],"timestamp":NaN}',
+    "Infinity": b'{"requestId":"r","records":[{"data":"YQ=="}],"t":-Infinity}',
+    "overflowing number": b'{"requestId":"r","records":[{"data":"YQ=="}],"t":1e400}',
+    "duplicate records": b'{"requestId":"r","records":[{"data":"YQ=="}],"records":[{},{}]}',
+    "duplicate escaped key": b'{"requestId":"r","records":[{"data":"YQ==","d\\u0061ta":"x"}]}',
+    "lone high surrogate": b'{"requestId":"r\\ud800","records":[{"data":"YQ=="}]}',
+    "lone low surrogate": b'{"requestId":"r","records":[{"data":"YQ==","x":"\\udc00"}]}',
+    "UTF-16": '{"requestId":"r","records":[{"data":"YQ=="}]}'.encode("utf-16"),
+    "too deep": b'{"requestId":"r","records":[{"data":"YQ=="}],"x":' + b"[" * 3000 + b"]" * 3000 + b"}",
+}
+
+
+@pytest.mark.parametrize("name", DISPUTED)
+def test_it_refuses_what_the_warehouse_would_read_differently(name):
+    with pytest.raises(envelope.EnvelopeError) as exc:
+        envelope.parse(DISPUTED[name], header_request_id="")
+    assert exc.value.status == 400
+
+
+def test_it_accepts_what_both_read_alike():
+    body = b'\xef\xbb\xbf{"requestId":"r\\ud83d\\ude00","records":[{"data":"YQ=="},{"data":1.5}],"t":-0.0}'
+    env = envelope.parse(body, header_request_id="")
+    assert (env.request_id, env.record_count) == ("r\U0001f600", 2)

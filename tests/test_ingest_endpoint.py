@@ -124,6 +124,11 @@ def test_it_answers_405_for_other_methods(live_server, pool, method):
         (b'{"requestId": "r-400", "timestamp": 1}', "records must be an array"),
         (b'{"requestId": "r-400", "records": []}', "records is empty"),
         (b'{"requestId": "other", "records": [{"data": ""}]}', "does not match"),
+        # What the warehouse would read differently from Python: refused, not half-stored.
+        (b'{"requestId": "r-400", "records": [{"data": ""}], "timestamp": NaN}', "NaN"),
+        (b'{"requestId": "r-400", "records": [{"data": ""}], "records": [{}, {}]}', "duplicate key"),
+        (b'{"requestId": "r-400", "records": [{"data": "", "x": "\\ud800"}]}', "surrogate"),
+        (b'{"requestId": "r-400", "records": [{}], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "deep"),
     ],
 )
 def test_it_answers_400_for_a_malformed_envelope(live_server, pool, body, message):

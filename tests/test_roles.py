@@ -60,6 +60,8 @@ ROUTES = {
     "views_mv:delete": ("POST", "/views/nope/delete/", roles.EDITOR),
     "views_mv:retry_backfill": ("POST", "/views/nope/backfill/retry/", roles.EDITOR),
     "views_mv:replica_check": ("POST", "/views/nope/replica-check/", roles.EDITOR),
+    "views_mv:retry_failures": ("POST", "/views/nope/failures/retry/", roles.EDITOR),
+    "views_mv:edit_sql": ("POST", "/views/nope/sql/", roles.EDITOR),
     "sql:console": ("GET", "/sql/", roles.VIEWER),
     "sql:run": ("POST", "/sql/run/", roles.VIEWER),
     "sql:result": ("GET", "/sql/runs/999/", roles.VIEWER),

@@ -1,6 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from views_mv.models import Backfill, MaterializedView
+from views_mv.models import Backfill, MaterializedView, ViewFailure
 
 
 class BackfillInline(admin.StackedInline):
@@ -34,3 +34,25 @@ class MaterializedViewAdmin(admin.ModelAdmin):
         "created_at",
     )
     inlines = [BackfillInline]
+
+
+@admin.register(ViewFailure)
+class ViewFailureAdmin(admin.ModelAdmin):
+    list_display = ("id", "mv", "delivery", "event_id", "attempts", "created_at", "resolved_at")
+    list_filter = ("mv", ("resolved_at", admin.EmptyFieldListFilter))
+    search_fields = ("event_id", "error")
+    readonly_fields = [f.name for f in ViewFailure._meta.fields]
+    actions = ["retry"]
+
+    @admin.action(description="Run the view again over these rows")
+    def retry(self, request, queryset):
+        from views_mv.tasks import warehouse_retry_view_failures
+
+        for mv_id in set(queryset.values_list("mv_id", flat=True)):
+            warehouse_retry_view_failures.delay(mv_id)
+        self.message_user(
+            request, "Retrying; rows the view still cannot transform stay listed.", messages.SUCCESS
+        )
+
+    def has_add_permission(self, request):
+        return False

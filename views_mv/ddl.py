@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 from console.sql_guard import CheckedSelect
-from console.warehouse.base import quote_identifier
+from console.warehouse.base import quote_identifier, quote_string
 from pools.tables import table_ref
 
 
 def _select(select: CheckedSelect) -> str:
-    # Only a SELECT that console.sql_guard.checked_select passed can become part of DDL.
+    # Only a SELECT that console.sql_guard.checked_select passed can become part of a statement.
     if not isinstance(select, CheckedSelect):
-        raise TypeError("view DDL takes the SELECT returned by sql_guard.checked_select")
+        raise TypeError("view statements take the SELECT returned by sql_guard.checked_select")
     return str(select)
 
 
-def create_view(mv, select: CheckedSelect) -> str:
-    """The view that copies every future insert of the source into the target pool.
-
-    The SELECT runs in the pool database, so that pool names work as table names in it.
-    """
-    return (
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table_ref(mv.warehouse_name)} "
-        f"TO {table_ref(mv.target_pool.name)} AS {_select(select)}"
-    )
-
-
 def drop_view(mv) -> str:
+    """Drop the ClickHouse materialized view older versions attached (views now run in the loader)."""
     return f"DROP VIEW IF EXISTS {table_ref(mv.warehouse_name)}"
 
 
@@ -44,14 +34,20 @@ def backfill_chunk(mv, select: CheckedSelect) -> str:
     return f"INSERT INTO {table_ref(mv.target_pool.name)} ({columns}) {_select(select)}"
 
 
-def chunk_filter(mv, delivery_ids: list[int], bounds: list[int] | None = None) -> dict:
-    """Settings that restrict the source table to some deliveries (ClickHouse's table filters).
+def chunk_filter(
+    mv, delivery_ids: list[int], bounds: list[int] | None = None, event_ids: list[str] | None = None
+) -> dict:
+    """Settings that restrict the source table to some deliveries (ClickHouse's table filters),
+    and to some of their records when event ids are given.
 
     The _received_at bounds let the primary index skip every granule outside the chunk; the
     delivery ids then pick the chunk's rows exactly.
     """
     ids = ",".join(str(int(i)) for i in delivery_ids) or "0"
     condition = f"_delivery_id IN ({ids})"
+    if event_ids is not None:
+        listed = ", ".join(quote_string(e) for e in event_ids) or "''"
+        condition += f" AND event_id IN ({listed})"
     if bounds:
         low, high = (int(b) for b in bounds)
         condition = (

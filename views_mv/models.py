@@ -119,3 +119,53 @@ class ReplicaCheck(models.Model):
 
     def __str__(self) -> str:
         return f"replica check of {self.mv_id} against {self.table_name}"
+
+
+class ViewFailure(models.Model):
+    """Source records a view could not transform, with the warehouse's error.
+
+    The rows are found by splitting the delivery (by event id) until the failing ones are alone;
+    `retry` runs the view again over exactly these rows, so that once the view is fixed its target
+    converges without anything copied twice.
+    """
+
+    mv = models.ForeignKey(MaterializedView, on_delete=models.CASCADE, related_name="failures")
+    delivery = models.ForeignKey("pools.Delivery", on_delete=models.CASCADE, related_name="view_failures")
+    event_id = models.CharField(max_length=255, help_text="eventID of the source record(s).")
+    error = models.TextField()
+    attempts = models.IntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retried_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mv", "delivery", "event_id"], name="view_failure_once_per_record"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mv_id}: {self.delivery_id}/{self.event_id}"
+
+
+class ViewRun(models.Model):
+    """An insert of a view's rows that went through, kept until its load batch (or backfill chunk,
+    or repair) is finished, so that running it again after a crash skips it.
+
+    ClickHouse's insert deduplication cannot be relied on here: for an INSERT … SELECT from a
+    table, the token is extended with how the source was read, which changes once the source's
+    parts are merged."""
+
+    mv = models.ForeignKey(MaterializedView, on_delete=models.CASCADE, related_name="runs")
+    scope = models.CharField(max_length=200, help_text="The batch, chunk or repair it belongs to.")
+    token = models.CharField(max_length=400)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mv", "token"], name="view_run_once")]
+        indexes = [models.Index(fields=["scope"], name="view_run_scope")]
+
+    def __str__(self) -> str:
+        return f"{self.mv_id}: {self.token}"

@@ -13,7 +13,16 @@ from console import warehouse_client
 from pools import column_types, table_settings
 from pools.models import DataPool
 
-__all__ = ["DataPool", "Plan", "create_mv", "delete_mv", "inspect", "mv_as_dict", "target_settings"]
+__all__ = [
+    "DataPool",
+    "Plan",
+    "create_mv",
+    "delete_mv",
+    "inspect",
+    "mv_as_dict",
+    "replace_sql",
+    "target_settings",
+]
 from pools.services import RESERVED_NAMES, validate_pool_name
 from pools.tables import INSERT_VERSION_COLUMN
 from views_mv import versioning
@@ -64,6 +73,12 @@ def inspect(sql: str) -> Plan:
     source = DataPool.objects.filter(name=name).first()
     if source is None or "." in sources[0] and not sources[0].startswith("shoal."):
         raise ValidationError(f"{sources[0]} is not a Data Pool.")
+    if source.kind != DataPool.Kind.DYNAMODB:
+        # Views run over the deliveries the loader brings (views_mv/apply.py); a view's own pool
+        # has no deliveries.
+        raise ValidationError(
+            f"{source.name} is fed by a Materialized View; a view reads a DynamoDB Data Pool."
+        )
     return Plan(
         sql=sql.strip().rstrip(";"),
         source=source,
@@ -372,6 +387,35 @@ def _check_existing_target(pool: DataPool, columns: dict[str, str], source: Data
         )
         raise ValidationError({"target_pool": message})
     return pool
+
+
+def replace_sql(mv: MaterializedView, sql: str) -> MaterializedView:
+    """Fix a view: new SQL over the same source, giving columns its target pool has.
+
+    It takes effect with the next delivery the loader brings; rows the old SQL could not
+    transform are then re-run with `retry` (views_mv/apply.py). Versioning columns Shoal added
+    when the view was created are added again.
+    """
+    plan = inspect(sql)
+    if plan.source.pk != mv.source_pool_id:
+        raise ValidationError(f"The view reads {mv.source_pool.name}; this query reads {plan.source.name}.")
+    target = mv.target_pool
+    view_sql = plan.runs
+    if target.version_column == versioning.VERSION_COLUMN:
+        extra = [(versioning.VERSION_COLUMN, versioning.VERSION_EXPRESSION)]
+        if target.deleted_column == versioning.DELETED_COLUMN:
+            extra.append((versioning.DELETED_COLUMN, versioning.DELETED_EXPRESSION))
+        try:
+            view_sql = versioning.add_columns(plan.formatted, extra)
+        except versioning.CannotVersion as exc:
+            raise ValidationError(f"Shoal could not add the change time to this query: {exc}.") from None
+    have = {name for name, _ in target.columns}
+    missing = [c["name"] for c in plan.columns if c["name"] not in have]
+    if missing:
+        raise ValidationError(f"{target.name} has no column {', '.join(missing)}.")
+    MaterializedView.objects.filter(pk=mv.pk).update(sql=view_sql, user_sql=plan.sql)
+    mv.sql, mv.user_sql = view_sql, plan.sql
+    return mv
 
 
 def _not_null(type_: str) -> str:

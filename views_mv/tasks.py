@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -16,8 +17,7 @@ from console.warehouse.base import quote_string
 from pools import loader
 from pools.gate import gate
 from pools.models import DataPool
-from pools.tables import INSERT_VERSION_COLUMN
-from views_mv import ddl, schema
+from views_mv import apply, ddl, schema
 from views_mv.models import Backfill, MaterializedView, ReplicaCheck
 
 log = logging.getLogger(__name__)
@@ -80,32 +80,45 @@ def warehouse_create_mv(mv_id: int, backfill: bool) -> str:
     warehouse = get_warehouse()
     try:
         loader.ensure_table(warehouse, mv.target_pool)
+        loader.ensure_table(warehouse, mv.source_pool)
         with gate(mv.source_pool_id).exclusive():
             # Deleting takes the same gate: a view deleted while this task waited is not created.
-            if (
-                not MaterializedView.objects.filter(pk=mv_id)
-                .exclude(status=MaterializedView.Status.DELETING)
-                .exists()
-            ):
+            current = MaterializedView.objects.filter(pk=mv_id).values_list("status", flat=True).first()
+            if current in (None, MaterializedView.Status.DELETING):
                 return "gone"
-            exists = warehouse.query(f"EXISTS TABLE {mv.warehouse_name}").rows[0][0]
-            if backfill and not exists:
-                # Loads are held at the gate: the deliveries in the source now are exactly the
-                # ones the view will not see.
-                loader.ensure_table(warehouse, mv.source_pool)
-                plan_backfill(mv, warehouse.query(ddl.delivery_rows(mv.source_pool.name)).rows)
-            # Checked again right before it becomes DDL: the stored SQL may have been changed
-            # since the wizard checked it (the admin, the database).
-            warehouse.execute(ddl.create_view(mv, sql_guard.checked_select(warehouse, mv.sql)))
+            # Checked again right before it runs: the stored SQL may have been changed since
+            # the wizard checked it (the admin, the database).
+            sql_guard.checked_select(warehouse, mv.sql)
+            if current != MaterializedView.Status.ACTIVE:  # not when this task runs twice
+                if backfill:
+                    # Loads wait at the gate: every delivery is now either finished (the backfill
+                    # copies it) or still to pass the gate, where the loader runs this view.
+                    plan_backfill(mv, finished_rows(warehouse, mv.source_pool))
+                MaterializedView.objects.filter(pk=mv_id).update(
+                    status=MaterializedView.Status.ACTIVE, status_detail=""
+                )
     except WarehouseError as exc:
         MaterializedView.objects.filter(pk=mv_id).update(
             status=MaterializedView.Status.FAILED, status_detail=str(exc)
         )
         return "failed"
-    MaterializedView.objects.filter(pk=mv_id).update(status=MaterializedView.Status.ACTIVE, status_detail="")
     if backfill:
         warehouse_run_backfill.delay(mv_id)
     return "active"
+
+
+def finished_rows(warehouse, source: DataPool) -> list[list]:
+    """[delivery id, rows, first ms, last ms] of the source's deliveries that are `loaded`.
+
+    A delivery whose rows are in the pool but which is not finished (its loader died after the
+    insert) is left out: it will be loaded again, and the view runs over it then.
+    """
+    from pools.models import Delivery
+
+    finished = set(
+        Delivery.objects.filter(pool=source, status=Delivery.Status.LOADED).values_list("id", flat=True)
+    )
+    return [row for row in warehouse.query(ddl.delivery_rows(source.name)).rows if int(row[0]) in finished]
 
 
 def plan_backfill(mv: MaterializedView, delivery_rows: list[list]) -> Backfill:
@@ -168,30 +181,46 @@ def warehouse_run_backfill(mv_id: int) -> str:
         Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.FAILED, error=str(exc))
         return "failed"
     for index in range(backfill.chunks_done, len(backfill.chunks)):
-        chunk_settings = {
-            **ddl.chunk_filter(
-                mv,
-                backfill.chunks[index],
-                backfill.chunk_bounds[index] if index < len(backfill.chunk_bounds) else None,
-            ),
-            "insert_deduplication_token": f"mv-{mv.pk}-backfill-{index}",
-        }
-        if INSERT_VERSION_COLUMN in mv.target_pool.engine:
-            # The target orders changes by arrival: read the source in arrival order.
-            chunk_settings["max_threads"] = 1
-        try:
-            warehouse.execute(ddl.backfill_chunk(mv, select), settings=chunk_settings)
-        except WarehouseError as exc:
-            Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.FAILED, error=str(exc))
-            log.warning("backfill of %s failed at chunk %d: %s", mv.name, index, exc)
-            return "failed"
-        Backfill.objects.filter(pk=backfill.pk, chunks_done=index).update(
-            chunks_done=index + 1,
-            rows_done=F("rows_done") + backfill.chunk_rows[index],
-            heartbeat_at=timezone.now(),
+        chunk_token = f"mv-{mv.pk}-backfill-{index}"
+        part = apply.Slice(
+            sorted(int(i) for i in backfill.chunks[index]),
+            backfill.chunk_bounds[index] if index < len(backfill.chunk_bounds) else None,
         )
-    Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.DONE, finished_at=timezone.now())
+        try:
+            # Records the view cannot transform are set aside as ViewFailures; the rest is copied.
+            apply.run_view(warehouse, mv, part, chunk_token, select=select)
+        except Exception as exc:  # a fault of the moment: the sweep resumes from this chunk
+            Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.PENDING, error=str(exc))
+            log.warning("backfill of %s stopped at chunk %d, to be resumed: %s", mv.name, index, exc)
+            return "pending"
+        with transaction.atomic():
+            Backfill.objects.filter(pk=backfill.pk, chunks_done=index).update(
+                chunks_done=index + 1,
+                rows_done=F("rows_done") + backfill.chunk_rows[index],
+                heartbeat_at=timezone.now(),
+            )
+            apply.finished(chunk_token)
+    Backfill.objects.filter(pk=backfill.pk).update(
+        status=Backfill.Status.DONE, finished_at=timezone.now(), error=""
+    )
     return "done"
+
+
+@shared_task
+def warehouse_retry_view_failures(mv_id: int) -> dict:
+    """Run a view again over exactly the records it failed on (after it was fixed)."""
+    repaired, still = apply.retry_failures(get_warehouse(), mv_id)
+    return {"repaired": repaired, "still_failing": still}
+
+
+def detach_triggers(warehouse) -> int:
+    """Drop the ClickHouse materialized views that older Shoal versions attached to DynamoDB
+    pools: their views now run in the loader (views_mv/apply.py), and a trigger left in place
+    would copy each delivery a second time. Run when a warehouse worker starts, before it loads."""
+    views = MaterializedView.objects.filter(source_pool__kind=DataPool.Kind.DYNAMODB)
+    for mv in views:
+        warehouse.execute(ddl.drop_view(mv))
+    return len(views)
 
 
 @shared_task

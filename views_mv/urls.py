@@ -12,4 +12,6 @@ urlpatterns = [
     path("<str:name>/delete/", views.mv_delete, name="delete"),
     path("<str:name>/backfill/retry/", views.mv_retry_backfill, name="retry_backfill"),
     path("<str:name>/replica-check/", views.mv_replica_check, name="replica_check"),
+    path("<str:name>/failures/retry/", views.mv_retry_failures, name="retry_failures"),
+    path("<str:name>/sql/", views.mv_edit_sql, name="edit_sql"),
 ]

@@ -42,8 +42,34 @@ def mv_detail(request: HttpRequest, name: str) -> HttpResponse:
         "check": mv.replica_checks.first(),
         "pipelines": mv.source_pool.aws_pipelines.select_related("connection"),
         "connections": AwsConnection.objects.all(),
+        "failures": mv.failures.filter(resolved_at__isnull=True).select_related("delivery")[:100],
+        "failure_count": mv.failures.filter(resolved_at__isnull=True).count(),
     }
     return render(request, template or "views_mv/detail.html", context)
+
+
+@requires(EDITOR)
+@require_POST
+def mv_retry_failures(request: HttpRequest, name: str) -> HttpResponse:
+    from views_mv.tasks import warehouse_retry_view_failures
+
+    mv = get_object_or_404(MaterializedView, name=name)
+    warehouse_retry_view_failures.delay(mv.pk)
+    messages.success(request, "Running the view again over the rows it could not transform.")
+    return redirect(mv)
+
+
+@requires(EDITOR)
+@require_POST
+def mv_edit_sql(request: HttpRequest, name: str) -> HttpResponse:
+    mv = get_object_or_404(MaterializedView.objects.select_related("source_pool", "target_pool"), name=name)
+    try:
+        services.replace_sql(mv, request.POST.get("sql", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Saved: the view runs with this SQL from the next delivery.")
+    return redirect(mv)
 
 
 @requires(EDITOR)

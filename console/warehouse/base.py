@@ -59,6 +59,11 @@ SESSION_SETTINGS: dict[str, Any] = {
     # Let users sort and group by JSON paths (keys.order_id.S is Dynamic) as they would expect.
     "allow_suspicious_types_in_order_by": 1,
     "allow_suspicious_types_in_group_by": 1,
+    # DynamoDB allows attribute names with dots ("user.name" beside a map "user"). JSON columns
+    # would read the dots as nesting, merging such attributes or refusing the record ("Duplicate
+    # path"). Escaped, they stay apart: new_image.`user%2Ename`.S reads the attribute "user.name",
+    # and an image is written back out with its names as DynamoDB sent them.
+    "json_type_escape_dots_in_keys": 1,
 }
 
 
@@ -103,15 +108,11 @@ class Warehouse(abc.ABC):
         """Run a SELECT in the pool database; readonly=True uses a session that cannot write."""
 
     @abc.abstractmethod
-    def insert_file(
-        self, select_sql: str, table: str, path: Path, *, settings: dict[str, Any] | None = None
+    def insert_files(
+        self, select_sql: str, table: str, paths: list[Path], *, settings: dict[str, Any] | None = None
     ) -> int:
-        """INSERT INTO table SELECT … over one file read as a single String column `raw_blob`;
-        returns the number of rows written (0 when ClickHouse recognised a repeated insert).
-
-        `select_sql` is a SELECT whose FROM is the placeholder `{source}`; the backend substitutes
-        a table expression that yields the file's bytes in a column named raw_blob.
-        """
+        """One INSERT INTO table SELECT … over several files (group commit): {source} yields one
+        row per file, its bytes in `raw_blob` and its name in `_file` (names must differ)."""
 
     @abc.abstractmethod
     def query_file(self, select_sql: str, path: Path) -> Result:

@@ -8,6 +8,7 @@ ad-hoc SQL whose limits cannot be lifted from inside the query.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -39,6 +40,15 @@ def _error(exc: Exception) -> WarehouseError:
     # chDB repeats "Code: N. DB::Exception:" when it wraps; keep the innermost text readable.
     message = re.sub(r"^(Code: \d+\. DB::Exception: )+", "", message).strip()
     return WarehouseError(message, int(match.group(1)) if match else None)
+
+
+def _glob(paths: list[Path]) -> str:
+    """One file() path for several files: their common folder, then {a,b,…} (a leading brace
+    is not expanded, so the folder comes first)."""
+    if len(paths) == 1:
+        return str(paths[0])
+    folder = os.path.commonpath([str(p) for p in paths])
+    return folder + "/{" + ",".join(os.path.relpath(p, folder) for p in paths) + "}"
 
 
 class ChdbWarehouse(Warehouse):
@@ -165,12 +175,12 @@ class ChdbWarehouse(Warehouse):
             connections[max_rows] = conn
         return conn
 
-    def insert_file(
-        self, select_sql: str, table: str, path: Path, *, settings: dict[str, Any] | None = None
+    def insert_files(
+        self, select_sql: str, table: str, paths: list[Path], *, settings: dict[str, Any] | None = None
     ) -> int:
-        source = f"file({quote_string(str(path))}, 'RawBLOB')"
         return self.execute(
-            f"INSERT INTO {table}{settings_clause(settings)} " + select_sql.replace("{source}", source)
+            f"INSERT INTO {table}{settings_clause(settings)} "
+            + select_sql.replace("{source}", f"file({quote_string(_glob(paths))}, 'RawBLOB')")
         )
 
     def query_file(self, select_sql: str, path: Path) -> Result:

@@ -30,6 +30,15 @@ def _written(summary: Any) -> int:
     return int(counts.get("written_rows", 0))
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
 class ClickHouseWarehouse(Warehouse):
     def __init__(self, config):
         super().__init__(config)
@@ -84,13 +93,18 @@ class ClickHouseWarehouse(Warehouse):
             raise _error(exc) from None
         return RawResult(data, (time.perf_counter() - started) * 1000)
 
-    def insert_file(
-        self, select_sql: str, table: str, path: Path, *, settings: dict[str, Any] | None = None
+    def insert_files(
+        self, select_sql: str, table: str, paths: list[Path], *, settings: dict[str, Any] | None = None
     ) -> int:
-        source = "input('raw_blob String')"
-        statement = f"INSERT INTO {table} " + select_sql.replace("{source}", source) + " FORMAT RawBLOB"
+        # The bodies travel as RowBinary rows (raw_blob, _file): one length-prefixed string each.
+        source = "input('raw_blob String, _file String')"
+        statement = f"INSERT INTO {table} " + select_sql.replace("{source}", source) + " FORMAT RowBinary"
+        data = bytearray()
+        for path in paths:
+            for value in (path.read_bytes(), path.name.encode()):
+                data += _varint(len(value)) + value
         try:
-            summary = self.client.command(statement, data=path.read_bytes(), settings=settings or None)
+            summary = self.client.command(statement, data=bytes(data), settings=settings or None)
         except ClickHouseError as exc:
             raise _error(exc) from None
         return _written(summary)
