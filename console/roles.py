@@ -73,7 +73,7 @@ def ensure_groups() -> dict[str, Group]:
             # The Django admin: every model of Shoal and the users and groups.
             wanted += list(
                 Permission.objects.filter(
-                    content_type__app_label__in=["auth", "console", "pools", "views_mv", "sessions"]
+                    content_type__app_label__in=["auth", "console", "pools", "views_mv", "sessions", "api"]
                 )
             )
         group.permissions.set(wanted)

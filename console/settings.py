@@ -107,10 +107,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "ninja",  # the management API's docs page and its static files (console/api/manage.py)
     "axes",
     "console",
     "pools",
     "views_mv",
+    "console.api",
 ]
 
 MIDDLEWARE = [
@@ -239,6 +241,7 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "console.tasks.*": {"queue": "warehouse"},
+    "console.api.tasks.*": {"queue": "warehouse"},
     "pools.tasks.warehouse_*": {"queue": "warehouse"},
     "pools.tasks.*": {"queue": "default"},
     "pools.aws.tasks.*": {"queue": "default"},
@@ -304,6 +307,12 @@ if WAREHOUSE_SANDBOX not in {"landlock", "off"}:
     raise ImproperlyConfigured(f"WAREHOUSE_SANDBOX={WAREHOUSE_SANDBOX!r} must be landlock or off")
 # Extra paths the sandboxed warehouse worker may read (colon-separated), e.g. a CA bundle elsewhere.
 WAREHOUSE_SANDBOX_READ = [p for p in env_str("WAREHOUSE_SANDBOX_READ").split(":") if p]
+
+# --- HTTP API (console/api/) --------------------------------------------------------------------
+# Requests per minute per API key (0: no limit); rows of a streamed answer (CSV, Parquet, the
+# /clickhouse interface), whose JSON answers keep SQL_MAX_RESULT_ROWS.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=0)
+API_EXPORT_MAX_ROWS = env_int("API_EXPORT_MAX_ROWS", 10_000_000, minimum=1)
 
 # --- AWS (pools/aws/clients.py) ---------------------------------------------------------------
 AWS_CONNECT_TIMEOUT = env_float("AWS_CONNECT_TIMEOUT", 5.0, minimum=0.1)

@@ -23,8 +23,10 @@ which would move the connection to another database for the queries after it.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from console.warehouse import Warehouse, WarehouseError
@@ -90,20 +92,43 @@ class CheckedSelect(str):
     skipped the guard."""
 
 
-def check(warehouse: Warehouse, sql: str, *, where: str = CONSOLE, select_only: bool = False) -> None:
+def check(
+    warehouse: Warehouse,
+    sql: str,
+    *,
+    where: str = CONSOLE,
+    select_only: bool = False,
+    pools: Collection[str] | None = None,
+    params: dict[str, str] | None = None,
+) -> None:
     """Raise QueryRefused (or WarehouseError) unless `sql` is one statement that reads only the
     pool database; return quietly when it may run. `where` names the place in messages;
-    `select_only` admits SELECT alone (a view's query)."""
+    `select_only` admits SELECT alone (a view's query); `pools`, when given, are the only tables
+    of the pool database the query may name (an API key limited to some pools); `params` are the
+    query's {name:Type} parameters, which the tree is read with, since a parameter can be a table
+    name ({t:Identifier})."""
     if not sql.strip():
         raise QueryRefused("There is no SQL to run.", SYNTAX_ERROR)
     load_catalog(warehouse)
-    formatted, databases = _parse(warehouse, sql, where)
-    explained = warehouse.query("EXPLAIN AST " + sql, readonly=True)
-    tree = parse_tree([row[0] for row in explained.rows], where)
+    formatted, databases, tables = _parse(warehouse, sql, where, with_tables=pools is not None)
+    tree = parse_tree(_explain(warehouse, sql, params), where)
     if select_only and tree.kind != "SelectWithUnionQuery":
         verb = formatted.split(" ", 1)[0].upper() or tree.kind
         raise QueryRefused(f"{where} is defined by one SELECT; this statement is {verb}.", READONLY)
     check_tree(tree, database=warehouse.database, databases=databases, statement=formatted, where=where)
+    if pools is not None:
+        check_pools(tree, database=warehouse.database, tables=tables, pools=pools, where=where)
+
+
+def _explain(warehouse: Warehouse, sql: str, params: dict[str, str] | None) -> list[str]:
+    if not params:
+        return [row[0] for row in warehouse.query("EXPLAIN AST " + sql, readonly=True).rows]
+    from django.conf import settings
+
+    raw = warehouse.query_format(
+        "EXPLAIN AST " + sql, "JSONCompact", max_rows=settings.SQL_MAX_RESULT_ROWS, params=params
+    )
+    return [row[0] for row in json.loads(raw.data)["data"]]
 
 
 def checked_select(warehouse: Warehouse, sql: str) -> CheckedSelect:
@@ -115,17 +140,24 @@ def checked_select(warehouse: Warehouse, sql: str) -> CheckedSelect:
     return CheckedSelect(sql)
 
 
-def _parse(warehouse: Warehouse, sql: str, where: str = CONSOLE) -> tuple[str, list[str]]:
+def _parse(
+    warehouse: Warehouse, sql: str, where: str = CONSOLE, *, with_tables: bool = False
+) -> tuple[str, list[str], list[str]]:
+    tables = (
+        f", (SELECT groupArray(name) FROM system.tables WHERE database = {quote_string(warehouse.database)})"
+        if with_tables
+        else ""
+    )
     try:
         result = warehouse.query(
             f"SELECT formatQuerySingleLine({quote_string(sql)}), "
-            "(SELECT groupArray(name) FROM system.databases)",
+            f"(SELECT groupArray(name) FROM system.databases){tables}",
             readonly=True,
         )
     except WarehouseError as exc:
         raise QueryRefused(_syntax_message(str(exc)), exc.code or SYNTAX_ERROR) from None
-    formatted, databases = result.rows[0]
-    return formatted, list(databases)
+    row = result.rows[0]
+    return row[0], list(row[1]), list(row[2]) if with_tables else []
 
 
 def _syntax_message(message: str) -> str:
@@ -201,6 +233,31 @@ def check_tree(
             _check_function(
                 item.name, as_table=parent is not None and parent.kind == "TableExpression", where=where
             )
+
+
+def check_pools(
+    tree: Node, *, database: str, tables: Collection[str], pools: Collection[str], where: str = CONSOLE
+) -> None:
+    """Refuse a query that names a table of the pool database outside `pools`. Only names of
+    tables that exist count, so that a WITH clause's names still work; `x IN other_pool` names
+    its table with a plain identifier, which is checked the same way."""
+    allowed = set(pools)
+    forbidden = set(tables) - allowed
+    if tree.kind in ("ExistsTableQuery", "ShowCreateTableQuery"):
+        names = [tree.text.rstrip(" ").split(" ")[-1]]
+    else:
+        names = []
+    for item, _parent in tree.walk():
+        if item.kind in ("TableIdentifier", "Identifier"):
+            db, dot, table = item.name.partition(".")
+            if not dot:
+                names.append(db)
+            elif db == database:
+                names.append(table)
+    for name in names:
+        if name in forbidden:
+            readable = ", ".join(sorted(allowed)) or "no Data Pool"
+            raise QueryRefused(f"Data Pool {name} is not available to this API key: it may read {readable}.")
 
 
 def _check_statement(tree: Node, database: str, statement: str, where: str = CONSOLE) -> None:

@@ -6,6 +6,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from console import views
+from console.api.urls import console_patterns as api_key_pages
+from console.api.urls import management_patterns
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="pools:list", permanent=False)),
@@ -25,4 +27,7 @@ urlpatterns = [
     path("aws/", include("pools.aws.urls")),
     path("views/", include("views_mv.urls")),
     path("sql/", include("console.sql_urls")),
+    path("api-keys/", include(api_key_pages)),
+    path("", include("console.api.urls")),
+    *management_patterns,
 ]

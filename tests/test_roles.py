@@ -15,6 +15,9 @@ from pools.models import DataPool
 from tests.roles import make_user, signed_in
 
 PUBLIC, SIGNED_IN = "public", "signed-in"
+# The HTTP API authenticates with API keys, not sessions: every signed-in role is refused (401)
+# without a key; console/api/auth.py marks the view with the key scope it needs.
+API_QUERY, API_MANAGE = "api:query", "api:manage"
 ORDER = [None, roles.VIEWER, roles.EDITOR, roles.ADMIN]
 
 # route name → (method, path, role needed). Objects that do not exist answer 404 to whoever may
@@ -62,6 +65,32 @@ ROUTES = {
     "sql:console": ("GET", "/sql/", roles.VIEWER),
     "sql:run": ("POST", "/sql/run/", roles.VIEWER),
     "sql:result": ("GET", "/sql/runs/999/", roles.VIEWER),
+    "api_keys:list": ("GET", "/api-keys/", roles.ADMIN),
+    "api_keys:create": ("POST", "/api-keys/new/", roles.ADMIN),
+    "api_keys:revoke": ("POST", "/api-keys/999/revoke/", roles.ADMIN),
+    "manage:run_sql": ("POST", "/api/v1/sql", API_QUERY),
+    "api:clickhouse": ("GET", "/clickhouse/", API_QUERY),
+    "api:clickhouse_ping": ("GET", "/clickhouse/ping", PUBLIC),
+    "manage:openapi-json": ("GET", "/api/v1/openapi.json", PUBLIC),
+    "manage:openapi-view": ("GET", "/api/v1/docs", PUBLIC),
+    "manage:api-root": ("GET", "/api/v1/", PUBLIC),  # ninja's root: a 404
+    "manage:list_pools": ("GET", "/api/v1/pools", API_MANAGE),
+    "manage:create_data_pool": ("POST", "/api/v1/pools", API_MANAGE),
+    "manage:get_pool": ("GET", "/api/v1/pools/nope", API_MANAGE),
+    "manage:delete_data_pool": ("DELETE", "/api/v1/pools/nope", API_MANAGE),
+    "manage:rotate_key": ("POST", "/api/v1/pools/nope/rotate-key", API_MANAGE),
+    "manage:pool_statistics": ("GET", "/api/v1/pools/nope/statistics", API_MANAGE),
+    "manage:list_deliveries": ("GET", "/api/v1/pools/nope/deliveries", API_MANAGE),
+    "manage:list_quarantine": ("GET", "/api/v1/pools/nope/quarantine", API_MANAGE),
+    "manage:replay_quarantine": ("POST", "/api/v1/pools/nope/quarantine/replay", API_MANAGE),
+    "manage:list_views": ("GET", "/api/v1/views", API_MANAGE),
+    "manage:create_view": ("POST", "/api/v1/views", API_MANAGE),
+    "manage:get_view": ("GET", "/api/v1/views/nope", API_MANAGE),
+    "manage:delete_view": ("DELETE", "/api/v1/views/nope", API_MANAGE),
+    "manage:list_pipelines": ("GET", "/api/v1/pipelines", API_MANAGE),
+    "manage:get_pipeline": ("GET", "/api/v1/pipelines/999", API_MANAGE),
+    "manage:retry_pipeline": ("POST", "/api/v1/pipelines/999/retry", API_MANAGE),
+    "manage:teardown_pipeline": ("POST", "/api/v1/pipelines/999/teardown", API_MANAGE),
     "setup": ("GET", "/setup/not-a-token/", PUBLIC),
     "login": ("GET", "/login/", PUBLIC),
     "healthz": ("GET", "/healthz", PUBLIC),
@@ -90,6 +119,9 @@ def test_every_url_is_in_the_table_and_every_view_names_its_role():
             assert getattr(callback, "shoal_role", None) == needed, name
         elif needed == PUBLIC:
             assert getattr(callback, "login_required", True) is False, f"{name} must be login_not_required"
+        elif needed in (API_QUERY, API_MANAGE):
+            assert getattr(callback, "login_required", True) is False, f"{name} authenticates by key"
+            assert f"api:{getattr(callback, 'shoal_api_scope', None)}" == needed, name
 
 
 @pytest.fixture
@@ -103,10 +135,12 @@ def test_each_role_gets_exactly_its_urls(who, roles_pool):
     if who:
         signed_in(client, who)
     for name, (method, path, needed) in ROUTES.items():
-        reply = client.post(path) if method == "POST" else client.get(path)
+        reply = getattr(client, method.lower())(path)
         to_login = reply.status_code == 302 and reply["Location"].startswith("/login/")
         if needed == PUBLIC:
             assert not to_login and reply.status_code != 403, (who, name, reply.status_code)
+        elif needed in (API_QUERY, API_MANAGE):
+            assert reply.status_code == 401, (who, name, reply.status_code)  # a session is no key
         elif who is None:
             assert to_login, (name, reply.status_code)
         elif name == "logout":

@@ -37,6 +37,16 @@ class Result:
         }
 
 
+@dataclass(frozen=True)
+class RawResult:
+    """A read-only query's answer in one of ClickHouse's output formats, as the bytes it wrote."""
+
+    data: bytes
+    elapsed_ms: float = 0.0
+    rows_read: int = 0
+    bytes_read: int = 0
+
+
 # Settings every session runs with. JSON date inference is off so that a DynamoDB string such as
 # "2024-05-08T13:20:37Z" stays a string and the guide's parseDateTimeBestEffort(keys.timestamp.S)
 # works as written.
@@ -124,6 +134,14 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def query_file(self, select_sql: str, path: Path) -> Result:
         """Run a SELECT whose FROM placeholder `{source}` yields the file as one `raw_blob` row."""
+
+    def query_format(
+        self, sql: str, fmt: str, *, max_rows: int, params: dict[str, str] | None = None
+    ) -> RawResult:
+        """Run a user's checked SELECT on a read-only connection limited to max_rows result rows
+        (and the SQL Console's time limit) and answer in ClickHouse output format `fmt`;
+        `params` are the query's {name:Type} parameters, bound by ClickHouse itself."""
+        raise NotImplementedError
 
     def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing to release
         return None

@@ -25,6 +25,7 @@ import chdb
 
 from console.warehouse.base import (
     SESSION_SETTINGS,
+    RawResult,
     Result,
     Warehouse,
     WarehouseError,
@@ -158,6 +159,45 @@ class ChdbWarehouse(Warehouse):
             rows_read=int(stats.get("rows_read") or 0),
         )
 
+    def query_format(
+        self, sql: str, fmt: str, *, max_rows: int, params: dict[str, str] | None = None
+    ) -> RawResult:
+        conn = self._limited_connection(max_rows)
+        started = time.perf_counter()
+        try:
+            raw = conn.query(sql.strip().rstrip(";"), fmt, params=params or None)
+        except Exception as exc:
+            # As _discard: a failed query's partial output would head the next result.
+            self._local.limited.pop(max_rows, None)
+            conn.close()
+            raise _error(exc) from None
+        elapsed = (time.perf_counter() - started) * 1000
+        if raw is None:
+            return RawResult(b"", elapsed)
+        return RawResult(raw.bytes(), elapsed, int(raw.rows_read()), int(raw.bytes_read()))
+
+    def _limited_connection(self, max_rows: int):
+        """A read-only connection like the SQL Console's, with its own result-row limit (API
+        exports); one per thread and limit, since the limits are fixed when it opens."""
+        from django.conf import settings
+
+        connections = getattr(self._local, "limited", None)
+        if connections is None:
+            connections = self._local.limited = {}
+        conn = connections.get(max_rows)
+        if conn is None:
+            params = {
+                **readonly_settings(settings.SQL_MAX_EXECUTION_SECONDS, max_rows),
+                **SESSION_SETTINGS,
+                # Exports stream whole results: the row limit is the bound, not the bytes.
+                "max_result_bytes": 0,
+            }
+            conn = chdb.connect(f"{self.path}?{urlencode(params)}")
+            if self._bootstrapped:
+                conn.query(f"USE {quote_identifier(self.database)}")
+            connections[max_rows] = conn
+        return conn
+
     def insert_files(
         self, select_sql: str, table: str, paths: list[Path], *, settings: dict[str, Any] | None = None
     ) -> int:
@@ -171,6 +211,9 @@ class ChdbWarehouse(Warehouse):
         return self.query(select_sql.replace("{source}", source))
 
     def close(self) -> None:
+        for conn in (getattr(self._local, "limited", None) or {}).values():
+            conn.close()
+        self._local.limited = {}
         for attr in ("rw", "ro"):
             conn = getattr(self._local, attr, None)
             if conn is not None:

@@ -12,6 +12,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from console.warehouse.base import (
     SESSION_SETTINGS,
+    RawResult,
     Result,
     Warehouse,
     WarehouseError,
@@ -81,6 +82,21 @@ class ClickHouseWarehouse(Warehouse):
             rows=[list(r) for r in res.result_rows],
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )
+
+    def query_format(
+        self, sql: str, fmt: str, *, max_rows: int, params: dict[str, str] | None = None
+    ) -> RawResult:
+        from django.conf import settings
+
+        limits = {**readonly_settings(settings.SQL_MAX_EXECUTION_SECONDS, max_rows), "max_result_bytes": 0}
+        started = time.perf_counter()
+        try:
+            data = self.client.raw_query(
+                sql.strip().rstrip(";"), parameters=params or None, settings=limits, fmt=fmt
+            )
+        except ClickHouseError as exc:
+            raise _error(exc) from None
+        return RawResult(data, (time.perf_counter() - started) * 1000)
 
     def insert_files(
         self, select_sql: str, table: str, paths: list[Path], *, settings: dict[str, Any] | None = None

@@ -1,0 +1,59 @@
+"""API-key authentication for views: a decorator that takes the place of sign-in and roles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest
+from django.views.decorators.csrf import csrf_exempt
+
+from console.api import keys, ratelimit
+from console.api.models import ApiKey
+from console.api.problems import problem
+
+QUERY = "query"  # any active key may query (a query key only its pools)
+MANAGE = ApiKey.Scope.MANAGE
+
+
+def api_key_required(scope: str = QUERY, *, refuse: Callable | None = None) -> Callable:
+    """View decorator: the request must carry an active API key of `scope` (manage keys may also
+    query), within its rate limit; the key is request.api_key. Session sign-in does not count, so
+    the view is exempt from LoginRequiredMiddleware and, having no cookie auth, from CSRF.
+    `refuse(status, message, code, headers)` shapes the refusal (problem details by default)."""
+
+    def default_refuse(status: int, message: str, code: int | None, headers: dict):
+        return problem(status, message, headers=headers)
+
+    refuse_with = refuse or default_refuse
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs):
+            name, key = keys.credentials(request)
+            if key is None and hasattr(view, "credentials_from"):
+                name, key = view.credentials_from(request)
+            try:
+                api_key = keys.authenticate(key, name=name)
+            except keys.KeyRefused as exc:
+                return refuse_with(401, str(exc), 516, {"WWW-Authenticate": 'Bearer realm="shoal"'})
+            if scope == MANAGE and api_key.scope != MANAGE:
+                return refuse_with(
+                    403, f"The API key {api_key.name} is a query key; this needs a manage key.", 497, {}
+                )
+            wait = ratelimit.retry_after(api_key.pk)
+            if wait is not None:
+                return refuse_with(
+                    429,
+                    f"The API key {api_key.name} made too many requests; try again in {wait} s.",
+                    202,
+                    {"Retry-After": str(wait)},
+                )
+            request.api_key = api_key
+            return view(request, *args, **kwargs)
+
+        wrapped.shoal_api_scope = scope
+        return csrf_exempt(login_not_required(wrapped))
+
+    return decorator

@@ -1,0 +1,258 @@
+"""A read-only subset of ClickHouse's HTTP interface under /clickhouse, so that ClickHouse clients
+(clickhouse-connect and, through it, pandas; drivers that speak the same protocol) read the pools
+unchanged: user = the API key's name, password = the key.
+
+- The query comes in the URL (`query=`) and/or the body; a trailing `FORMAT <name>` or the
+  `default_format` parameter chooses the output format (TabSeparated otherwise), from
+  query.FORMATS; `param_<name>` are the query's {name:Type} parameters; `database` must be the
+  pools' database (or `default`, which means the same).
+- Every query passes the SQL Console's guard (console.sql_guard), limited to the key's pools.
+- What clients ask of system.* at connect time is answered from CATALOG, an allow-list of
+  Shoal's own answers, never from the real system tables.
+- Settings: the transport parameters clients send are accepted and ignored; any other setting is
+  refused as ClickHouse refuses it in readonly mode, since the limits are Shoal's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qsl
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from console import sql_guard, warehouse_client
+from console.api import query
+from console.api.auth import QUERY, api_key_required
+from console.warehouse.base import quote_string
+
+READONLY = sql_guard.READONLY
+UNKNOWN_FORMAT = 73
+UNKNOWN_DATABASE = 81
+TRANSPORT = frozenset(
+    {
+        "query",
+        "database",
+        "default_format",
+        "query_id",
+        "session_id",
+        "session_timeout",
+        "session_check",
+        "compress",
+        "decompress",
+        "enable_http_compression",
+        "wait_end_of_query",
+        "buffer_size",
+        "send_progress_in_http_headers",
+        "http_headers_progress_interval_ms",
+        "client_protocol_version",
+        "cancel_http_readonly_queries_on_client_close",
+        "user",
+        "password",
+        "quota_key",
+        "result_overflow_mode",
+        "readonly",
+    }
+)
+_FORMAT = re.compile(r"\s+FORMAT\s+([A-Za-z][A-Za-z0-9]*)\s*;?\s*$", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+_CODE_NAMES = {
+    sql_guard.SYNTAX_ERROR: "SYNTAX_ERROR",
+    READONLY: "READONLY",
+    sql_guard.ACCESS_DENIED: "ACCESS_DENIED",
+    UNKNOWN_FORMAT: "UNKNOWN_FORMAT",
+    UNKNOWN_DATABASE: "UNKNOWN_DATABASE",
+    516: "AUTHENTICATION_FAILED",
+    202: "TOO_MANY_SIMULTANEOUS_QUERIES",
+}
+
+
+def _settings_answer() -> str:
+    """system.settings as clients see it: Shoal's fixed limits, all read-only, so that a client
+    does not try to change them (clickhouse-connect reads this list when it connects)."""
+    rows = [
+        ("readonly", "1"),
+        ("max_execution_time", str(settings.SQL_MAX_EXECUTION_SECONDS)),
+        ("max_result_rows", str(settings.API_EXPORT_MAX_ROWS)),
+        ("final", "1"),
+        ("date_time_output_format", "iso"),
+    ]
+    values = ", ".join(f"({quote_string(n)}, {quote_string(v)}, 1)" for n, v in rows)
+    return f"SELECT name, value, readonly FROM values('name String, value String, readonly UInt8', {values})"
+
+
+def _values(structure: str, rows: list[tuple]) -> str:
+    """A SELECT over literal rows (values() passes the guard like any query)."""
+    if not rows:
+        return f"SELECT * FROM values({quote_string(structure)}, {_empty_row(structure)}) WHERE 0"
+    body = ", ".join("(" + ", ".join(quote_string(str(v)) for v in row) + ")" for row in rows)
+    return f"SELECT * FROM values({quote_string(structure)}, {body})"
+
+
+def _empty_row(structure: str) -> str:
+    return "(" + ", ".join("''" for _ in structure.split(",")) + ")"
+
+
+def _readable_pools(api_key) -> list:
+    from pools.models import DataPool
+
+    pools = DataPool.objects.exclude(status=DataPool.Status.DELETING).order_by("name")
+    allowed = api_key.readable_pools()
+    return [p for p in pools if allowed is None or p.name in allowed]
+
+
+def _databases(api_key, match) -> str:
+    return _values("name String", [(settings.WAREHOUSE.database,)])
+
+
+def _tables(api_key, match) -> str:
+    database = match.group("db")
+    names = [(p.name,) for p in _readable_pools(api_key)] if database == settings.WAREHOUSE.database else []
+    return _values("name String", names)
+
+
+def _columns(api_key, match) -> str:
+    rows = []
+    if match.group("db") == settings.WAREHOUSE.database:
+        for pool in _readable_pools(api_key):
+            if pool.name == match.group("table"):
+                rows = [(name, type_.split(" CODEC(")[0]) for name, type_ in pool.column_list()]
+    return _values("name String, type String", rows)
+
+
+def _settings(api_key, match) -> str:
+    return _settings_answer()
+
+
+# Connect-time questions about system.* (clickhouse-connect's system.settings; the catalogue
+# that BI drivers list), by their text with runs of spaces collapsed, answered with SQL Shoal
+# writes over literal rows: the Data Pools this key may read, never the real system tables.
+CATALOG = [
+    (
+        re.compile(r"^SELECT name, value, readonly as readonly FROM system\.settings LIMIT 10000$", re.I),
+        _settings,
+    ),
+    (re.compile(r"^SELECT name FROM system\.databases( ORDER BY name)?$", re.I), _databases),
+    (
+        re.compile(
+            r"^SELECT name FROM system\.tables WHERE database = '(?P<db>[A-Za-z0-9_]+)'( ORDER BY name)?$",
+            re.I,
+        ),
+        _tables,
+    ),
+    (
+        re.compile(
+            r"^SELECT name, type FROM system\.columns WHERE database = '(?P<db>[A-Za-z0-9_]+)' "
+            r"AND table = '(?P<table>[A-Za-z0-9_]+)'$",
+            re.I,
+        ),
+        _columns,
+    ),
+]
+
+
+def catalog_answer(api_key, text: str) -> str | None:
+    """Shoal's SQL that answers a known connect-time question, or None."""
+    normalized = _SPACE.sub(" ", text.strip().rstrip(";").strip())
+    for pattern, answer in CATALOG:
+        match = pattern.match(normalized)
+        if match:
+            return answer(api_key, match)
+    return None
+
+
+def exception_text(code: int | None, message: str) -> str:
+    name = _CODE_NAMES.get(code or 0)
+    suffix = f" ({name})" if name and f"({name})" not in message else ""
+    return f"Code: {code or 0}. DB::Exception: {message}{suffix}\n"
+
+
+def error(status: int, message: str, code: int | None, headers: dict | None = None) -> HttpResponse:
+    """An error as ClickHouse writes it: status, X-ClickHouse-Exception-Code, `Code: N. DB::Exception: …`."""
+    response = HttpResponse(
+        exception_text(code, message), status=status, content_type="text/plain; charset=UTF-8"
+    )
+    response["X-ClickHouse-Exception-Code"] = str(code or 0)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _url_credentials(request: HttpRequest) -> tuple[str | None, str | None]:
+    return request.GET.get("user"), request.GET.get("password")
+
+
+@csrf_exempt
+@login_not_required
+def ping(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("Ok.\n", content_type="text/plain; charset=UTF-8")
+
+
+ping.shoal_api_scope = "public"
+
+
+def _view(request: HttpRequest) -> HttpResponse:
+    params = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True))
+    text = params.get("query", "")
+    if request.method == "POST" and request.body:
+        body = request.body.decode("utf-8", "replace")
+        text = f"{text}\n{body}" if text else body
+    if not text.strip():
+        return HttpResponse("Ok.\n", content_type="text/plain; charset=UTF-8")
+    database = params.get("database")
+    if database not in (None, "", "default", settings.WAREHOUSE.database):
+        return error(
+            404,
+            f"Database {database} does not exist: the pools are in {settings.WAREHOUSE.database}.",
+            UNKNOWN_DATABASE,
+        )
+    query_params = {}
+    for name, value in params.items():
+        if name.startswith("param_"):
+            query_params[name[len("param_") :]] = value
+        elif name not in TRANSPORT:
+            return error(
+                403,
+                f"Cannot modify '{name}' setting in readonly mode: Shoal's limits are fixed.",
+                READONLY,
+            )
+    fmt = params.get("default_format") or "TabSeparated"
+    match = _FORMAT.search(text)
+    if match:
+        fmt, text = match.group(1), text[: match.start()]
+    if fmt not in query.FORMATS:
+        return error(
+            400, f"Unknown format {fmt}: Shoal answers in {', '.join(query.FORMATS)}.", UNKNOWN_FORMAT
+        )
+    sql = catalog_answer(request.api_key, text) or text
+    try:
+        answer = query.run(
+            request.api_key, sql, fmt, params=query_params, max_rows=settings.API_EXPORT_MAX_ROWS
+        )
+    except warehouse_client.WarehouseUnavailable as exc:
+        return error(503, str(exc), 0)
+    if answer.error:
+        answer.reader.close()
+        status = 403 if answer.code in (READONLY, sql_guard.ACCESS_DENIED) else 400
+        return error(status, answer.error, answer.code)
+    response = StreamingHttpResponse(answer.reader.chunks(), content_type=query.FORMATS[fmt])
+    response["Content-Length"] = str(answer.header["bytes"])
+    response["X-ClickHouse-Format"] = fmt
+    response["X-ClickHouse-Query-Id"] = params.get("query_id", "")
+    response["X-ClickHouse-Summary"] = json.dumps(
+        {
+            "read_rows": str(answer.header["rows_read"]),
+            "read_bytes": str(answer.header["bytes_read"]),
+            "elapsed_ns": str(int(answer.header["elapsed_ms"] * 1_000_000)),
+        }
+    )
+    for name, value in answer.cost_headers().items():
+        response[name] = value
+    return response
+
+
+_view.credentials_from = _url_credentials
+interface = api_key_required(QUERY, refuse=error)(_view)

@@ -1,0 +1,79 @@
+"""POST /api/v1/sql: a statement and its parameters in, JSON (or a streamed format) out.
+
+The operation is declared in console/api/manage.py (so that it is in the OpenAPI document); this
+is what it does once the key and the body are checked."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+
+from console import sql_guard, warehouse_client
+from console.api import query
+from console.api.problems import problem
+
+# What /api/v1/sql streams besides its own JSON answer (names as ClickHouse spells them).
+STREAMED = (
+    "CSV",
+    "CSVWithNames",
+    "TSV",
+    "TSVWithNames",
+    "JSONEachRow",
+    "JSONCompactEachRow",
+    "Parquet",
+    "Arrow",
+)
+REFUSED_CODES = (sql_guard.ACCESS_DENIED, sql_guard.READONLY)
+
+
+def answer(request: HttpRequest, statement: str, params: dict[str, str], fmt: str) -> HttpResponse:
+    """Run `statement` for request.api_key and answer: JSON (columns, types, rows, statistics) or
+    the rows streamed in `fmt`; problem details when it is refused or fails."""
+    max_rows = settings.SQL_MAX_RESULT_ROWS if fmt == "JSON" else settings.API_EXPORT_MAX_ROWS
+    try:
+        result = query.run(
+            request.api_key,
+            statement,
+            "JSONCompact" if fmt == "JSON" else fmt,
+            params=params,
+            max_rows=max_rows,
+        )
+    except warehouse_client.WarehouseUnavailable as exc:
+        return problem(503, str(exc), headers={"Retry-After": "5"})
+    if result.error:
+        result.reader.close()
+        status = 403 if result.code in REFUSED_CODES else 400
+        extra = {"code": result.code}
+        position = sql_guard.error_position(result.error, statement)
+        if position is not None:
+            extra["position"] = position
+        return problem(
+            status, result.error, title="Query refused" if status == 403 else "Query failed", **extra
+        )
+    if fmt != "JSON":
+        response = StreamingHttpResponse(result.reader.chunks(), content_type=query.FORMATS[fmt])
+        response["Content-Length"] = str(result.header["bytes"])
+        extension = {"Parquet": "parquet", "Arrow": "arrow"}.get(fmt, "csv" if "CSV" in fmt else "txt")
+        response["Content-Disposition"] = f'inline; filename="result.{extension}"'
+    else:
+        payload = json.loads(result.reader.read_all() or b'{"meta": [], "data": []}')
+        rows = payload.get("data", [])
+        response = JsonResponse(
+            {
+                "columns": [m["name"] for m in payload.get("meta", [])],
+                "types": [m["type"] for m in payload.get("meta", [])],
+                "rows": rows[:max_rows],
+                "truncated": len(rows) > max_rows,
+                "statistics": {
+                    "rows": min(len(rows), max_rows),
+                    "rows_read": result.header["rows_read"],
+                    "bytes_read": result.header["bytes_read"],
+                    "elapsed_ms": result.header["elapsed_ms"],
+                },
+            }
+        )
+    for name, value in result.cost_headers().items():
+        response[name] = value
+    return response

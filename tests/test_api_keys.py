@@ -1,0 +1,88 @@
+"""API keys: created by an admin in the console and by `create_api_key`, shown once, stored
+hashed, listed in the console and the admin, revoked."""
+
+from __future__ import annotations
+
+import json
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from console import roles
+from console.api import keys
+from console.api.models import ApiKey
+from pools.services import create_pool
+from tests.roles import signed_in
+
+
+def test_create_api_key_command_prints_json_once_and_stores_only_a_hash(transactional_db):
+    create_pool("orders_api")
+    out = StringIO()
+    call_command(
+        "create_api_key",
+        "bi",
+        "--scope",
+        "query",
+        "--pools",
+        "orders_api",
+        "--expires",
+        "2099-01-01",
+        "--json",
+        stdout=out,
+    )
+    data = json.loads(out.getvalue())
+    assert data["name"] == "bi" and data["scope"] == "query" and data["pools"] == ["orders_api"]
+    assert data["key"].startswith("shoal_") and data["expires_at"].startswith("2099-01-01")
+    stored = ApiKey.objects.get(name="bi")
+    assert data["key"] not in json.dumps(
+        [getattr(stored, f.attname) for f in ApiKey._meta.fields], default=str
+    )
+    assert stored.key_hash == keys.hash_key(data["key"])
+    assert keys.authenticate(data["key"], name="bi") == stored
+    assert stored.readable_pools() == ["orders_api"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["x", "--scope", "query", "--pools", "nope"], "There is no Data Pool nope"),
+        (["x", "--scope", "manage", "--pools", "orders_api"], "Only query keys"),
+        (["bad name", "--scope", "query"], "letters, digits"),
+        (["x", "--scope", "query", "--expires", "2001-01-01"], "in the future"),
+    ],
+)
+def test_create_api_key_command_says_what_is_wrong(transactional_db, args, message):
+    create_pool("orders_api")
+    with pytest.raises(CommandError, match=message):
+        call_command("create_api_key", *args, stdout=StringIO())
+
+
+def test_an_admin_creates_lists_and_revokes_keys_in_the_console(transactional_db):
+    create_pool("orders_api")
+    admin = signed_in(Client(), roles.ADMIN)
+    page = admin.post("/api-keys/new/", {"name": "grafana", "scope": "query", "pools": ["orders_api"]})
+    assert page.status_code == 200
+    html = page.content.decode()
+    key = re.search(r'data-testid="new-key">([^<]+)<', html).group(1)
+    api_key = keys.authenticate(key, name="grafana")
+    assert api_key.pools == ["orders_api"] and api_key.created_by is not None
+    listing = admin.get("/api-keys/").content.decode()
+    assert "grafana" in listing and key not in listing and api_key.prefix in listing
+    duplicate = admin.post("/api-keys/new/", {"name": "grafana", "scope": "query"})
+    assert duplicate.status_code == 400 and "already exists" in duplicate.content.decode()
+    assert admin.post(f"/api-keys/{api_key.pk}/revoke/").status_code == 302
+    with pytest.raises(keys.KeyRefused, match="revoked"):
+        keys.authenticate(key)
+    assert signed_in(Client(), roles.EDITOR).get("/api-keys/").status_code == 403
+
+
+def test_the_django_admin_lists_keys_and_revokes_them(transactional_db):
+    new = keys.create_key("etl", "manage")
+    admin = signed_in(Client(), roles.ADMIN)
+    listing = admin.get("/admin/api/apikey/")
+    assert listing.status_code == 200 and "etl" in listing.content.decode()
+    admin.post("/admin/api/apikey/", {"action": "revoke", "_selected_action": [new.api_key.pk]})
+    assert ApiKey.objects.get(pk=new.api_key.pk).revoked
