@@ -116,6 +116,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: whatever happens under the ingest URL, Firehose gets its JSON reply.
+    "pools.ingest.FirehoseRepliesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "console.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -254,7 +256,17 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    # A publish to a Redis that is down fails after one quick retry instead of kombu's default
+    # ~6 s of retries: the ingest endpoint's 200 must not wait on Redis (the sweep queues the load
+    # later), and the web pages say "try again" at once. Workers reconnect with their own policy.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+    "socket_connect_timeout": 2,
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 AWS_MONITOR_INTERVAL = env_float("AWS_MONITOR_INTERVAL", 60.0, minimum=10.0)
 CELERY_BEAT_SCHEDULE = {
@@ -269,13 +281,25 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TASK_ALWAYS_EAGER = False
 
+# --- Operator view (console/metrics.py) ---------------------------------------------------------
+# /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`; without a token it is off (404).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
 # --- Warehouse --------------------------------------------------------------------------------
 WAREHOUSE = warehouse_from_url(env_str("WAREHOUSE_URL"), data_dir=DATA_DIR)
 # How long the web process and commands wait for a warehouse worker to answer.
 WAREHOUSE_TIMEOUT = env_float("WAREHOUSE_TIMEOUT", 30.0, minimum=1.0)
 SQL_MAX_EXECUTION_SECONDS = env_int("SQL_MAX_EXECUTION_SECONDS", 30, minimum=1)
 SQL_MAX_RESULT_ROWS = env_int("SQL_MAX_RESULT_ROWS", 10_000, minimum=1)
+# Users' queries (SQL Console, Preview, Replica check) run on a pool of their own in the warehouse
+# worker (console/user_queries.py), apart from loading and backfills: at most
+# WAREHOUSE_USER_CONCURRENCY at once, SQL_MAX_CONCURRENT_PER_USER of them for one user, each with
+# SQL_MAX_THREADS threads at the lowest CPU priority and SQL_MAX_MEMORY_BYTES of memory (spilling
+# to disk past half).
+WAREHOUSE_USER_CONCURRENCY = env_int("WAREHOUSE_USER_CONCURRENCY", 4, minimum=1)
+SQL_MAX_CONCURRENT_PER_USER = env_int("SQL_MAX_CONCURRENT_PER_USER", 2, minimum=1)
 SQL_MAX_MEMORY_BYTES = env_int("SQL_MAX_MEMORY_BYTES", 2 * 1024**3, minimum=16 * 1024**2)
+SQL_MAX_THREADS = env_int("SQL_MAX_THREADS", 2, minimum=1)
 # How the warehouse worker is confined (console/sandbox.py): "landlock" where the kernel has it
 # (a log line says when it cannot be applied), or "off".
 WAREHOUSE_SANDBOX = env_str("WAREHOUSE_SANDBOX", "landlock").strip().lower()
@@ -315,6 +339,9 @@ if INGEST_LANDING not in {"files", "database"}:
 # limit it does so whatever the state of the workers, to protect the disk.
 INGEST_BACKLOG_SOFT_BYTES = env_int("INGEST_BACKLOG_SOFT_BYTES", 32 * 1024 * 1024, minimum=0)
 INGEST_BACKLOG_HARD_BYTES = env_int("INGEST_BACKLOG_HARD_BYTES", 4 * 1024 * 1024 * 1024, minimum=0)
+# Free space the data folder keeps: a delivery that would leave less is answered 503 (retried by
+# Firehose) rather than filling the disk the warehouse also needs.
+INGEST_MIN_FREE_BYTES = env_int("INGEST_MIN_FREE_BYTES", 256 * 1024 * 1024, minimum=0)
 # Firehose sends at most 64 MiB before compression, plus base64 and JSON overhead.
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 128 * 1024 * 1024, minimum=1024)
 # A delivery claimed by a loader that has not finished after this long is loaded again.

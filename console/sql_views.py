@@ -55,7 +55,7 @@ def sql_run(request: HttpRequest) -> HttpResponse:
     run = QueryRun.objects.create(user=request.user, sql=sql)
     QueryRun.prune(request.user, keep=HISTORY_KEEP)
     try:
-        run.task_id = warehouse_client.submit(run_sql, sql)
+        run.task_id = warehouse_client.submit(run_sql, sql, f"user:{request.user.pk}")
     except warehouse_client.WarehouseUnavailable as exc:
         run.finish({"error": str(exc)})
         return _answer(request, {"sql": sql, "run": run, "error": str(exc)})

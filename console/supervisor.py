@@ -1,13 +1,20 @@
 """Runs Shoal's processes in the foreground with interleaved, labelled logs (`make run`).
 
-Each process gets its own process group, so that Ctrl-C or SIGTERM stops it with everything it
-started; if one process dies, the others are stopped too, so that a half-running stack never
-pretends to be healthy.
+- Each process gets its own process group, so that Ctrl-C or SIGTERM stops it with everything it
+  started, within the grace period (then SIGKILL).
+- Each process dies with the supervisor, however the supervisor ends (SIGKILL, the OOM killer, a
+  container's hard stop): the kernel sends it SIGKILL then (PR_SET_PDEATHSIG). Nothing is lost by
+  that: a 200 is only sent for a durable delivery, and loads are idempotent.
+- A process that exits is restarted with back-off and the others keep running: web keeps taking
+  deliveries while the warehouse worker restarts, since landing does not need the warehouse.
+- At start, the data folder's lock (console/folder_lock.py) refuses to run beside an earlier
+  stack or warehouse worker that still holds the folder, naming its processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -16,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from console import sandbox
 
@@ -34,6 +42,18 @@ class Proc:
     # A line the process prints once it serves (so that a notice can come after every banner).
     ready_when: str = ""
     ready: threading.Event = field(default_factory=threading.Event)
+    started_at: float = 0.0
+    restart_at: float = 0.0
+    failures: int = 0  # exits in a row that came soon after a start (for the back-off)
+
+
+# Back-off between restarts of a process that keeps exiting: 1 s, 2 s, 4 s … 60 s; a process
+# that ran STABLE_SECONDS before it exited is restarted after the first step again.
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 60.0
+STABLE_SECONDS = 60.0
+GRACE_SECONDS = 10.0
+PR_SET_PDEATHSIG = 1
 
 
 def require_redis(url: str, err=sys.stderr) -> None:
@@ -50,6 +70,30 @@ def require_redis(url: str, err=sys.stderr) -> None:
         sys.exit(1)
 
 
+def gunicorn_argv(port: int, python: str = sys.executable, *, workers: str, threads: str) -> list[str]:
+    """The web process: gunicorn with Shoal's settings (console/gunicorn_conf.py)."""
+    return [
+        python,
+        "-m",
+        "gunicorn",
+        "console.wsgi:application",
+        "-c",
+        "python:console.gunicorn_conf",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        workers,
+        "--threads",
+        threads,
+        "--timeout",
+        "200",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        "%(m)s %(U)s %(s)s %(b)s %(M)sms",
+    ]
+
+
 def plan(port: int, python: str = sys.executable) -> list[Proc]:
     web_workers = os.environ.get("WEB_WORKERS", "2")
     web_threads = os.environ.get("WEB_THREADS", "8")
@@ -57,24 +101,7 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
     procs = [
         Proc(
             "web",
-            [
-                python,
-                "-m",
-                "gunicorn",
-                "console.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                web_workers,
-                "--threads",
-                web_threads,
-                "--timeout",
-                "200",
-                "--access-logfile",
-                "-",
-                "--access-logformat",
-                "%(m)s %(U)s %(s)s %(b)s %(M)sms",
-            ],
+            gunicorn_argv(port, python, workers=web_workers, threads=web_threads),
             ready_when="Booting worker",
         ),
         # The only process that opens the warehouse; threads share one chDB folder.
@@ -96,6 +123,7 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
                 "--without-gossip",
                 "--without-mingle",
             ],
+            nice=int(os.environ.get("WAREHOUSE_NICE", "10")),
             ready_when=" ready.",
         ),
         Proc(
@@ -127,25 +155,76 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
     return procs
 
 
+def _child_setup(parent: int, nice: int):
+    """A preexec_fn: the child gets SIGKILL when the supervisor ends, however it ends, and runs
+    at its CPU priority."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def setup() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os._exit(1)
+        if nice:
+            os.nice(nice)
+
+    return setup
+
+
 def run(
     procs: list[Proc],
     out=sys.stdout,
+    *,
+    data_dir: Path | None = None,
+    grace: float = GRACE_SECONDS,
     notice: Callable[[], str | None] | None = None,
     every: float = 60.0,
+    stop_event: threading.Event | None = None,
 ) -> int:
-    """Run the processes until one stops or a signal comes. `notice` (e.g. the first-admin link)
-    is printed once every process has said it is ready, below all their start-up lines, and
-    again every `every` seconds for as long as it returns text."""
-    colour = out.isatty()
-    width = max(len(p.name) for p in procs)
-    lock = threading.Lock()
-    stopping = threading.Event()
+    """Start every process and keep them running until SIGINT or SIGTERM (or `stop_event`);
+    returns the exit code.
 
-    def pump(proc: Proc, index: int) -> None:
+    Signals are handled from the first moment, so that a SIGTERM during start-up still stops what
+    was started. `notice` (e.g. the first-admin link) is printed once every process has said it
+    is ready, below all their start-up lines, and again every `every` seconds for as long as it
+    returns text.
+    """
+    colour = out.isatty()
+    width = max(len(p.name) for p in [*procs, Proc("shoal", [])])
+    lock = threading.Lock()
+    stopping = stop_event or threading.Event()
+
+    def say(message: str) -> None:
+        with lock:
+            out.write(f"{'shoal'.ljust(width)} | {message}\n")
+            out.flush()
+
+    def stop(*_):
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+    held = None
+    if data_dir is not None:
+        from console import folder_lock
+
+        try:
+            from django.conf import settings
+
+            held = folder_lock.acquire(Path(data_dir) / "shoal.lock")
+            if settings.WAREHOUSE.backend == "chdb":
+                folder_lock.check_free(folder_lock.warehouse_lock(settings.WAREHOUSE.path))
+        except folder_lock.FolderHeld as exc:
+            say(str(exc))
+            if held is not None:
+                os.close(held)
+            return 1
+
+    def pump(proc: Proc, popen: subprocess.Popen, index: int) -> None:
         label = proc.name.ljust(width)
         if colour:
             label = f"{COLOURS[index % len(COLOURS)]}{label}{RESET}"
-        for raw in proc.popen.stdout:
+        for raw in popen.stdout:
             line = raw.decode(errors="replace").rstrip()
             with lock:
                 out.write(f"{label} | {line}\n")
@@ -153,29 +232,30 @@ def run(
             if proc.ready_when and proc.ready_when in line:
                 proc.ready.set()
 
-    for index, proc in enumerate(procs):
+    def start(proc: Proc, index: int) -> None:
+        # Popen runs in this (the main) thread only: PR_SET_PDEATHSIG fires when the thread that
+        # started the child ends, not the process.
         proc.popen = subprocess.Popen(
             proc.argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_child_setup(os.getpid(), proc.nice),
+            pass_fds=(held,) if held is not None else (),
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        threading.Thread(target=pump, args=(proc, index), daemon=True).start()
+        proc.started_at = time.monotonic()
+        threading.Thread(target=pump, args=(proc, proc.popen, index), daemon=True).start()
 
-    def stop(*_):
-        stopping.set()
+    for index, proc in enumerate(procs):
+        if stopping.is_set():
+            break
+        start(proc, index)
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    exit_code = 0
     next_notice = 0.0
     while not stopping.is_set():
-        if (
-            notice
-            and time.monotonic() >= next_notice
-            and all(p.ready.is_set() or not p.ready_when for p in procs)
-        ):
+        now = time.monotonic()
+        if notice and now >= next_notice and all(p.ready.is_set() or not p.ready_when for p in procs):
             text = notice()
             if text is None:
                 notice = None
@@ -183,32 +263,48 @@ def run(
                 with lock:
                     out.write(f"{text}\n")
                     out.flush()
-                next_notice = time.monotonic() + every
-        for proc in procs:
+                next_notice = now + every
+        for index, proc in enumerate(procs):
+            if proc.popen is None:
+                if now >= proc.restart_at:
+                    say(f"starting {proc.name} again")
+                    start(proc, index)
+                continue
             code = proc.popen.poll()
-            if code is not None:
-                out.write(f"{proc.name} exited with status {code}; stopping the others\n")
-                exit_code = code or 1
-                stopping.set()
-                break
-        stopping.wait(0.5)
-    terminate(procs)
-    return exit_code
+            if code is None:
+                continue
+            ran = now - proc.started_at
+            proc.failures = 1 if ran >= STABLE_SECONDS else proc.failures + 1
+            delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (proc.failures - 1))
+            say(
+                f"{proc.name} exited with status {code} after {ran:.0f} s; the others keep running; "
+                f"restarting it in {delay:g} s"
+            )
+            _signal_group(proc, signal.SIGKILL)  # whatever it left behind in its group
+            proc.popen = None
+            proc.restart_at = now + delay
+        stopping.wait(0.2)
+    say(f"stopping (at most {grace:g} s)")
+    terminate(procs, grace)
+    if held is not None:
+        os.close(held)
+    return 0
 
 
-def terminate(procs: list[Proc], grace: float = 10.0) -> None:
-    for proc in procs:
+def terminate(procs: list[Proc], grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM to every process group; SIGKILL to those still there after `grace` seconds."""
+    running = [p for p in procs if p.popen is not None]
+    for proc in running:
         _signal_group(proc, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    for proc in procs:
-        try:
+    for proc in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.popen.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
-            proc.popen.wait()
+        _signal_group(proc, signal.SIGKILL)  # the process, or what it left in its group
+        proc.popen.wait()
 
 
 def _signal_group(proc: Proc, sig: int) -> None:
-    if proc.popen and proc.popen.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
+    if proc.popen is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.popen.pid, sig)

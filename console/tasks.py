@@ -5,17 +5,24 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from console import json_paths, sql_guard
+from console import json_paths, sql_guard, user_queries
 from console.warehouse import Warehouse, WarehouseError, get_warehouse
 
 TIMEOUT_EXCEEDED = 159
 MEMORY_LIMIT_EXCEEDED = 241
 
 
-@shared_task
-def run_sql(sql: str) -> dict:
+@shared_task(bind=True)
+def run_sql(self, sql: str, user: str = "") -> dict:
     """Run a user's read-only SQL (SQL Console, `sql` command); returns the result, or
-    {"error", "code"} as ClickHouse or the guard reported it ("position" too when known)."""
+    {"error", "code"} as ClickHouse or the guard reported it ("position" too when known).
+
+    It runs on the users' pool (console/user_queries.py), not on the worker's Celery threads,
+    which load deliveries; `user` is whose query it is, for the per-user limit."""
+    return user_queries.hand_off(self, _run_sql, sql, user=user)
+
+
+def _run_sql(sql: str) -> dict:
     return execute(get_warehouse(), sql, max_rows=settings.SQL_MAX_RESULT_ROWS)
 
 

@@ -15,6 +15,8 @@ urlpatterns = [
     path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
     # Browsers ask for /favicon.ico on pages without an icon link (the admin's): our SVG icon.
     path(
         "favicon.ico",

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import hmac
+
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.password_validation import validate_password
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
@@ -46,9 +48,47 @@ def first_admin(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "console/first_admin.html", {"form": form})
 
 
+# The operator's URLs are public by design (probes and Prometheus do not log in); /metrics is
+# protected by its own token instead.
+
+
 @login_not_required
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """Liveness: this process answers. Depends on nothing else, so that a database or Redis
+    outage does not get healthy web processes restarted."""
     return JsonResponse({"ok": True})
+
+
+@login_not_required
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: web, database, Redis, a warehouse worker's heartbeat, free disk. 503 if any fails."""
+    from console import health
+
+    checks = health.readiness()
+    ready = all(c.ok for c in checks)
+    doc = {
+        "ready": ready,
+        "checks": {c.name: {"ok": c.ok, **({"detail": c.detail} if c.detail else {})} for c in checks},
+    }
+    return JsonResponse(doc, status=200 if ready else 503)
+
+
+@login_not_required
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics, with `Authorization: Bearer <METRICS_TOKEN>`; off without a token."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from console import metrics as shoal_metrics
+
+    token = settings.METRICS_TOKEN
+    if not token:
+        raise Http404("set METRICS_TOKEN to turn /metrics on")
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        response = HttpResponse("a valid bearer token (METRICS_TOKEN) is required\n", status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="shoal-metrics"'
+        return response
+    return HttpResponse(shoal_metrics.render(), content_type=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
+_held: list[int] = []  # the warehouse folder's lock, held for the life of the process
 
 
 def _consumes_warehouse(sender) -> bool:
@@ -28,6 +29,7 @@ def start_heartbeat(sender=None, **_):
     from console.warehouse_client import HEARTBEAT_KEY, HEARTBEAT_TTL, redis_client
 
     try:
+        _lock_warehouse_folder()
         warehouse = get_warehouse()  # fail loudly now if the warehouse cannot be opened
     except Exception as exc:
         log.critical("cannot open the warehouse: %s", exc)
@@ -49,6 +51,17 @@ def start_heartbeat(sender=None, **_):
             _stop.wait(HEARTBEAT_TTL / 3)
 
     threading.Thread(target=beat, name="warehouse-heartbeat", daemon=True).start()
+
+
+def _lock_warehouse_folder() -> None:
+    """One process opens a chDB folder: say clearly who else has it (chDB's own refusal reads
+    "Error initializing EmbeddedServer")."""
+    from django.conf import settings
+
+    from console import folder_lock
+
+    if settings.WAREHOUSE.backend == "chdb" and not _held:
+        _held.append(folder_lock.acquire(folder_lock.warehouse_lock(settings.WAREHOUSE.path)))
 
 
 @worker_shutdown.connect

@@ -109,6 +109,8 @@ def parse(data: bytes, *, header_request_id: str) -> Envelope:
         doc = strict_json(data)
     except ValueError as exc:
         raise EnvelopeError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # e.g. 100,000 nested "[": Firehose's envelope is two levels deep
+        raise EnvelopeError(400, "body is not a Firehose request: its JSON nests too deeply") from None
     if not isinstance(doc, dict):
         raise EnvelopeError(400, "body must be a JSON object with requestId and records")
     request_id = doc.get("requestId")

@@ -3,8 +3,9 @@
 Used to replay files of DynamoDB change records into a Shoal endpoint, to benchmark ingest and to
 test the endpoint against the real protocol (spec/firehose-http-endpoint.md §1): same headers, same
 body, same backoff, same request id on every retry, 413 permanent, anything but a well-formed 200
-retried. Standard library only, so it runs on any machine with a checkout, without Django or a
-database.
+retried, except that 400, 401 and 404 stop a replay at once (the endpoint, key or body is wrong,
+and retrying for the whole retry duration would only hide it). Standard library only, so it runs
+on any machine with a checkout, without Django or a database.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ INITIAL_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 120.0
 BACKOFF_JITTER = 0.15
 MAX_RESPONSE_BYTES = 1 << 20
+# Answers that will not change on a retry. 413 concerns one batch (it is too large); the others
+# concern every batch (a wrong URL, a wrong key, a request the endpoint cannot read), so a replay
+# stops at the first one instead of retrying for hours.
+STOP_STATUSES = frozenset({400, 401, 404})
+PERMANENT_STATUSES = STOP_STATUSES | {413}
 _MiB = 1 << 20
 
 
@@ -189,7 +195,8 @@ class FirehoseSender:
         return Prepared(request_id, body, headers, len(records), sum(map(len, records)))
 
     def send(self, records: list[bytes], *, request_id: str | None = None) -> SendResult:
-        """Deliver one batch, retrying until it is acknowledged, refused with 413 or out of time."""
+        """Deliver one batch, retrying until it is acknowledged, refused for good (PERMANENT_STATUSES)
+        or out of time."""
         return self.send_prepared(self.prepare(records, request_id=request_id))
 
     def send_prepared(self, batch: Prepared) -> SendResult:
@@ -210,6 +217,9 @@ class FirehoseSender:
             latency_s=None,
             sent_at=time.time(),
         )
+        if self._aborted.is_set():  # the replay stopped before this batch's turn
+            result.error = "not sent: the replay was stopped"
+            return result
         waited = 0.0
         backoff = self.initial_backoff
         while True:
@@ -221,7 +231,7 @@ class FirehoseSender:
                 result.latency_s = time.monotonic() - started
                 result.acked_at = time.time()
                 return result
-            if result.status == 413 or waited >= self.retry_seconds:
+            if result.status in PERMANENT_STATUSES or waited >= self.retry_seconds:
                 return result
             jitter = random.uniform(1 - BACKOFF_JITTER, 1 + BACKOFF_JITTER)
             pause = min(backoff * jitter, MAX_BACKOFF_S, self.retry_seconds - waited)
@@ -312,6 +322,8 @@ class ReplaySummary:
     ack_p99_ms: float | None
     started_at: float
     results: list[SendResult] = field(default_factory=list, repr=False)
+    # Set when the replay stopped early on an answer in STOP_STATUSES: "HTTP 404: <errorMessage>".
+    stopped: str = ""
 
     def to_dict(self, *, with_results: bool = False) -> dict:
         doc = asdict(self)
@@ -352,11 +364,15 @@ def replay(
         raise ValueError("concurrency must be at least 1")
     results: list[SendResult] = []
     done = {"records": 0, "bytes": 0}
+    stopped: list[str] = []
 
     def collect(futures: Iterable[Future[SendResult]]) -> None:
         for future in futures:
             result = future.result()
             results.append(result)
+            if result.status in STOP_STATUSES and not stopped:
+                stopped.append(f"HTTP {result.status}: {result.error}")
+                sender.abort()  # batches waiting to retry give up at once
             done["records"] += result.records
             done["bytes"] += result.raw_bytes
             if progress is not None:
@@ -380,6 +396,8 @@ def replay(
             if len(pending) >= 2 * concurrency:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 collect(finished)
+            if stopped:
+                break
             pending.add(pool.submit(sender.send, batch))
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -411,4 +429,5 @@ def replay(
         ack_p99_ms=percentile(latencies, 99),
         started_at=started_at,
         results=results,
+        stopped=stopped[0] if stopped else "",
     )

@@ -2,10 +2,15 @@
 
 A 200 means the batch is durable in Django's database; any other status makes Firehose send it
 again. Loading into the warehouse happens afterwards, in a `warehouse` worker.
+
+Every path answers Firehose's JSON reply, faults included: 400 when the request is at fault (it
+will not get better by itself), 503 when Shoal is (a full disk, a database that refuses the write,
+any unexpected exception), so that Firehose keeps the data and retries.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -15,9 +20,10 @@ import time
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q, Sum
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 
 from pools import envelope, landing
@@ -73,10 +79,76 @@ def authenticate(pool: DataPool, request: HttpRequest) -> bool:
     return bool(creds) and _check_basic(pool, *creds)
 
 
+RETRY_LATER = "Shoal cannot store data right now, please retry"
+INGEST_PREFIX = "/ingest/"
+
+
+def fault_response(request_id: str, exc: BaseException) -> HttpResponse:
+    """The Firehose reply for an exception raised while handling a delivery."""
+    if isinstance(exc, RecursionError):
+        return firehose_response(request_id, 400, "body is not a Firehose request: it nests too deeply")
+    if isinstance(exc, UnreadablePostError):  # the client went away mid-body
+        return firehose_response(request_id, 400, "the request body could not be read in full")
+    if isinstance(exc, (BadRequest, SuspiciousOperation)):
+        return firehose_response(request_id, 400, f"bad request: {exc}")
+    if isinstance(exc, DatabaseError):
+        log.warning("ingest: database unavailable: %s", exc)
+        return firehose_response(request_id, 503, RETRY_LATER)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.error("ingest: the data folder's disk is full: %s", exc)
+        return firehose_response(request_id, 503, "Shoal's disk is full; please retry later")
+    if isinstance(exc, OSError):
+        log.error("ingest: cannot write the delivery: %s", exc)
+        return firehose_response(request_id, 503, RETRY_LATER)
+    log.exception("ingest: unexpected error; answered 503 so that Firehose retries")
+    return firehose_response(request_id, 503, RETRY_LATER)
+
+
 @login_not_required  # Firehose signs in with the pool's access key or Basic credentials
 @csrf_exempt
 def firehose_endpoint(request: HttpRequest, public_id: str) -> HttpResponse:
     header_id = request.headers.get("X-Amz-Firehose-Request-Id", "")
+    try:
+        return _answer(request, public_id, header_id)
+    except Exception as exc:  # every path answers Firehose's JSON, faults included
+        return fault_response(header_id[:255], exc)
+
+
+class FirehoseRepliesMiddleware:
+    """A last net under the ingest URL: a reply that Django or another middleware produced there
+    (a bad Host header, an exception outside the view) is turned into Firehose's JSON, 4xx kept as
+    the request's fault and anything else answered 503."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(INGEST_PREFIX):
+            return self.get_response(request)
+        started = time.perf_counter()
+        response = self._json(request, self.get_response(request))
+        if request.method == "POST":  # the ack latency histogram of /metrics
+            from console.metrics import ack_latency
+
+            ack_latency.observe(response.status_code, time.perf_counter() - started)
+        return response
+
+    @staticmethod
+    def _json(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        header_id = request.headers.get("X-Amz-Firehose-Request-Id", "")[:255]
+        if 400 <= response.status_code < 500:
+            reason = getattr(response, "reason_phrase", "") or "bad request"
+            return firehose_response(header_id, response.status_code, f"the request was refused: {reason}")
+        return firehose_response(header_id, 503, RETRY_LATER)
+
+
+def _answer(request: HttpRequest, public_id: str, header_id: str) -> HttpResponse:
+    if len(header_id) > 255:
+        return firehose_response(
+            header_id[:255], 400, "X-Amz-Firehose-Request-Id is longer than 255 characters"
+        )
     if request.method != "POST":
         response = firehose_response(header_id, 405, "use POST")
         response["Allow"] = "POST"
@@ -85,9 +157,6 @@ def firehose_endpoint(request: HttpRequest, public_id: str) -> HttpResponse:
         pool = DataPool.objects.get(public_id=public_id)
     except DataPool.DoesNotExist:
         return firehose_response(header_id, 404, "no Data Pool at this endpoint")
-    except DatabaseError as exc:
-        log.warning("ingest: database unavailable: %s", exc)
-        return firehose_response(header_id, 503, "Shoal cannot store data right now, please retry")
     if not pool.receives_firehose:
         return firehose_response(header_id, 404, "this Data Pool is fed by a Materialized View")
     if not authenticate(pool, request):
@@ -111,14 +180,17 @@ def firehose_endpoint(request: HttpRequest, public_id: str) -> HttpResponse:
         env = envelope.parse(data, header_request_id=header_id)
     except envelope.EnvelopeError as exc:
         return firehose_response(header_id, exc.status, exc.message)
+    short = disk_short(len(data) if landing.uses_files() else len(raw))
+    if short:
+        return firehose_response(env.request_id, 503, short)
 
     try:
         stored = land(
             pool, env, raw, encoding, request.headers.get("X-Amz-Firehose-Source-Arn", ""), data=data
         )
-    except DatabaseError as exc:
-        log.warning("ingest: could not land %s for pool %s: %s", env.request_id, pool.name, exc)
-        return firehose_response(env.request_id, 503, "Shoal cannot store data right now, please retry")
+    except Exception as exc:
+        log.warning("ingest: could not land %s for pool %s", env.request_id, pool.name)
+        return fault_response(env.request_id, exc)
     if stored:
         log.debug("ingest: landed %s (%d records) for %s", env.request_id, env.record_count, pool.name)
     return firehose_response(env.request_id)
@@ -166,6 +238,24 @@ def land(
     return True
 
 
+def disk_short(needed: int) -> str:
+    """Why the data folder cannot take `needed` more bytes ('' when it can): storing them would
+    leave less than INGEST_MIN_FREE_BYTES free. Answering 503 before the disk fills leaves the data
+    with Firehose, and keeps room for the warehouse, which loads and then frees the journal."""
+    minimum = settings.INGEST_MIN_FREE_BYTES
+    if not minimum or not (
+        landing.uses_files() or settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+    ):
+        return ""
+    free = landing.free_bytes()
+    if free - needed < minimum:
+        return (
+            f"Shoal's disk is almost full ({free // 2**20} MiB free, INGEST_MIN_FREE_BYTES is "
+            f"{minimum // 2**20} MiB); please retry later"
+        )
+    return ""
+
+
 _worker_seen = {"at": 0.0, "alive": False}
 
 
@@ -207,10 +297,15 @@ def _worker_alive() -> bool:
 
 
 def enqueue_load(pool_id: int) -> None:
-    """Ask a warehouse worker to load; if Redis is down, the periodic sweep does it later."""
+    """Ask a warehouse worker to load; if Redis is down, the periodic sweep does it later.
+
+    Fire-and-forget: no result is asked for (the result backend is not touched), the publish is
+    not retried and the broker's socket timeouts are short (CELERY_BROKER_TRANSPORT_OPTIONS), so
+    an outage costs the 200 nothing but the sweep's delay.
+    """
     from pools.tasks import warehouse_load_pool
 
     try:
-        warehouse_load_pool.apply_async((pool_id,), retry=False)
+        warehouse_load_pool.apply_async((pool_id,), retry=False, ignore_result=True)
     except Exception as exc:  # the delivery is durable; the sweep will find it
         log.warning("ingest: could not enqueue a load for pool %s: %s", pool_id, exc)

@@ -33,17 +33,27 @@ def write(pool_key: str, data: bytes) -> str:
     directory.mkdir(parents=True, exist_ok=True)
     name = f"{uuid.uuid4().hex}.json"
     tmp = directory / f".{name}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, directory / name)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, directory / name)
+    except BaseException:  # a full disk, an I/O error: leave no partial or empty file behind
+        tmp.unlink(missing_ok=True)
+        raise
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
     return f"{pool_key}/{name}"
+
+
+def free_bytes() -> int:
+    """Free space for unprivileged writers on the data folder's filesystem."""
+    stats = os.statvfs(settings.DATA_DIR)
+    return stats.f_bavail * stats.f_frsize
 
 
 def path_of(relative: str) -> Path:

@@ -17,7 +17,9 @@ from pools.models import DataPool
 log = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True)
+# Fire-and-forget: nobody waits for a load's result, so none is stored, and queueing one never
+# touches the result backend (with Redis down, that cost the endpoint ~19 s per delivery).
+@shared_task(acks_late=True, ignore_result=True)
 def warehouse_load_pool(pool_id: int) -> dict:
     outcome = loader.load_pool(get_warehouse(), pool_id)
     if outcome.deliveries or outcome.failed:
@@ -48,8 +50,15 @@ def warehouse_drop_table(pool_id: int, name: str) -> None:
     loader.forget_table(pool_id)
 
 
-@shared_task
-def warehouse_preview(pool_id: int, limit: int = 50) -> dict:
+@shared_task(bind=True)
+def warehouse_preview(self, pool_id: int, limit: int = 50, user: str = "") -> dict:
+    """Preview Data: a user's query, run on the users' pool (console/user_queries.py)."""
+    from console import user_queries
+
+    return user_queries.hand_off(self, _preview, pool_id, limit, user=user)
+
+
+def _preview(pool_id: int, limit: int) -> dict:
     pool = DataPool.objects.get(pk=pool_id)
     warehouse = get_warehouse()
     try:

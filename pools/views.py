@@ -95,7 +95,7 @@ def preview(request: HttpRequest, name: str) -> HttpResponse:
     pool = get_object_or_404(DataPool, name=name)
     limit = _limit(request)
     try:
-        task_id = warehouse_client.submit(warehouse_preview, pool.pk, limit)
+        task_id = warehouse_client.submit(warehouse_preview, pool.pk, limit, f"user:{request.user.pk}")
     except warehouse_client.WarehouseUnavailable as exc:
         return render(request, "pools/_preview.html", {"pool": pool, "error": str(exc), "limit": limit})
     context = {"pool": pool, "task_id": task_id, "limit": limit, "pending": True, "limits": PREVIEW_LIMITS}

@@ -13,6 +13,7 @@ import pytest
 from botocore.config import Config
 
 from tests.aws_helpers import AuthMoto, DefaultWorker, MotoServer, make_connection
+from tests.conftest import processes
 
 
 @pytest.fixture(scope="session")
@@ -70,11 +71,14 @@ def orders_table(aws):
 
 @pytest.fixture(scope="session")
 def _default_worker_process(django_db_setup, django_db_blocker):
-    worker = DefaultWorker()
+    # SHOAL_TEST_DEFAULT_WORKERS=2 (CI's multi-host run) starts a second one beside it.
+    workers = [DefaultWorker() for _ in range(processes("DEFAULT_WORKERS"))]
     with django_db_blocker.unblock():
-        worker.start()
-    yield worker
-    worker.stop()
+        for worker in workers:
+            worker.start()
+    yield workers[0]
+    for worker in workers:
+        worker.stop()
 
 
 @pytest.fixture

@@ -29,6 +29,31 @@ def pytest_sessionstart(session):
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_waits_out_deadlocks():
+    """On PostgreSQL, the flush after a transactional test (one TRUNCATE of every table) can
+    deadlock with a worker still finishing that test's load (it updates a delivery, then its
+    pool); PostgreSQL then cancels the flush. Try it again, as the worker's transaction is over by
+    then. (SQLite makes the flush wait instead.)"""
+    from django.core.management.base import CommandError
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self):
+        for attempt in range(5):
+            try:
+                return original(self)
+            except CommandError as exc:
+                if "deadlock" not in str(exc.__cause__ or exc).lower() or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = teardown
+    yield
+    TransactionTestCase._fixture_teardown = original
+
+
 def database_url() -> str:
     from django.db import connection
 
@@ -42,9 +67,12 @@ def database_url() -> str:
 class WorkerProcess:
     """A Celery worker on one queue in its own process, as `make run` starts it."""
 
-    def __init__(self, queues: str = "warehouse", env: dict | None = None):
+    def __init__(
+        self, queues: str = "warehouse", env: dict | None = None, heartbeat_redis: str | None = None
+    ):
         self.queues = queues
         self.env = env or {}
+        self.redis_url = heartbeat_redis or settings.REDIS_URL
         self.name = f"test-{queues}-{uuid.uuid4().hex[:6]}@localhost"
         self.proc: subprocess.Popen | None = None
         self.log = Path(settings.DATA_DIR) / f"worker-{queues}.log"
@@ -53,7 +81,7 @@ class WorkerProcess:
         from console import sandbox
         from console.warehouse_client import HEARTBEAT_KEY
 
-        client = redis.Redis.from_url(settings.REDIS_URL)
+        client = redis.Redis.from_url(self.redis_url)
         if self.queues == "warehouse":
             client.delete(HEARTBEAT_KEY)
         env = {
@@ -118,7 +146,7 @@ class WorkerProcess:
         if self.queues == "warehouse":
             from console.warehouse_client import HEARTBEAT_KEY
 
-            redis.Redis.from_url(settings.REDIS_URL).delete(HEARTBEAT_KEY)
+            redis.Redis.from_url(self.redis_url).delete(HEARTBEAT_KEY)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -289,6 +317,117 @@ def firehose_headers(request_id: str, access_key: str | None, **extra) -> dict:
 
 def endpoint(live_server, pool) -> str:
     return live_server.url + pool.endpoint_path()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the server exited with status {proc.returncode}") from None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def child_env(**extra: str) -> dict:
+    """The environment of a process a test starts: this run's settings, data folder and database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(),
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+def processes(kind: str) -> int:
+    """How many web processes (WEB) or default workers (DEFAULT_WORKERS) the tests start: 1, or
+    what SHOAL_TEST_<kind> says (CI's multi-host run uses 2)."""
+    return int(os.environ.get(f"SHOAL_TEST_{kind}", "1"))
+
+
+def start_web_server(**env: str) -> tuple[subprocess.Popen, str]:
+    """The web process as `make run` starts it (gunicorn with Shoal's settings), on a free port;
+    SHOAL_TEST_WEB web processes (gunicorn workers) answer on it."""
+    from console import supervisor
+
+    port = free_port()
+    log = Path(settings.DATA_DIR) / "web-server.log"
+    proc = subprocess.Popen(
+        supervisor.gunicorn_argv(port, sys.executable, workers=str(processes("WEB")), threads="4"),
+        cwd=ROOT,
+        env=child_env(**env),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
+    except BaseException:
+        stop_web_server(proc)
+        raise
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_web_server(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def web_server(transactional_db):
+    proc, url = start_web_server()
+    yield url
+    stop_web_server(proc)
+
+
+@pytest.fixture
+def second_redis():
+    """A redis-server of this test's own, on a free port, that the test can stop."""
+    port = free_port()
+    folder = Path(settings.DATA_DIR) / f"redis-{port}"
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_for(lambda: redis_pings(url), timeout=10, message="the second redis-server")
+    yield url, proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(10)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def redis_pings(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
 
 
 @pytest.fixture(scope="session")

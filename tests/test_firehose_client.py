@@ -300,3 +300,38 @@ def test_it_generates_valid_change_records():
         assert ddb["ApproximateCreationDateTimePrecision"] == "MILLISECOND"
         assert doc["eventSource"] == "aws:dynamodb" and doc["recordFormat"] == "application/json"
     assert set(events) == {"INSERT", "MODIFY", "REMOVE"}
+
+
+@pytest.mark.parametrize("status", [400, 401, 404])
+def test_it_does_not_retry_a_permanent_refusal(endpoint, status):
+    ep, url = endpoint
+    ep.answer = lambda request, attempt: (status, {"errorMessage": f"refused with {status}"})
+    with _sender(url) as sender:  # the default retry duration: 7,200 s
+        result = sender.send([b'{"x":1}'])
+    assert not result.ok and result.status == status and result.attempts == 1
+    assert result.error == f"refused with {status}"
+
+
+@pytest.mark.parametrize("status", [400, 401, 404])
+def test_the_replay_command_stops_at_once_on_a_permanent_refusal(endpoint, tmp_path, status):
+    from django.core.management import CommandError, call_command
+
+    ep, url = endpoint
+    ep.answer = lambda request, attempt: (status, {"errorMessage": "no Data Pool at this endpoint"})
+    source = tmp_path / "changes.jsonl"
+    source.write_bytes(b"\n".join(make_records(2000, seed=3)))
+    started = time.monotonic()
+    with pytest.raises(CommandError) as err:
+        call_command(
+            "firehose_replay",
+            str(source),
+            endpoint=url,
+            access_key=ACCESS_KEY,
+            buffer_mib=0.01,
+            concurrency=2,
+        )
+    assert time.monotonic() - started < 10
+    assert f"HTTP {status}" in str(err.value) and "no Data Pool at this endpoint" in str(err.value)
+    # It stopped sending: far fewer requests than the file's batches, each sent once.
+    assert len(ep.requests) <= 6
+    assert max(ep.attempts.values()) == 1

@@ -190,7 +190,9 @@ def test_a_view_run_again_after_the_sources_parts_merged_copies_nothing_twice(
     assert rows == [[20, 20]]
 
 
-def test_a_batch_being_loaded_does_not_make_the_endpoint_push_back(pool, settings, monkeypatch):
+def test_a_batch_being_loaded_does_not_make_the_endpoint_push_back(pool, settings, monkeypatch, no_worker):
+    # no_worker: the test plays the loader (loader.claim); a running worker would claim the
+    # deliveries first, at random.
     from pools import ingest
 
     monkeypatch.setattr(ingest, "_worker_alive", lambda: True)

@@ -62,9 +62,10 @@ def test_it_stores_a_retried_request_once(live_server, pool):
         reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
         assert_firehose_reply(reply, request_id, 200)
     assert Delivery.objects.filter(pool=pool).count() == 1
-    # The retries' journal files were discarded: at most the stored delivery's file is left (the
-    # warehouse worker may have loaded it and removed that one too).
-    assert len(list((landing.folder() / pool.public_id).iterdir())) <= 1
+    if landing.uses_files():
+        # The retries' journal files were discarded: at most the stored delivery's file is left
+        # (the warehouse worker may have loaded it and removed that one too).
+        assert len(list((landing.folder() / pool.public_id).iterdir())) <= 1
 
 
 @pytest.mark.parametrize("key", [None, "", "wrong-key"])
@@ -147,7 +148,18 @@ def test_it_accepts_gzip_bodies(live_server, pool, no_worker):
     assert_firehose_reply(reply, request_id, 200)
     delivery = Delivery.objects.get(pool=pool)
     assert delivery.body_bytes == len(compressed)
-    assert landing.path_of(delivery.body_path).read_bytes() == body  # journaled inflated
+    # Until the worker loads it (then the journal file and the body are gone): the journal holds
+    # the inflated body, the database row the body as received.
+    if delivery.status == Delivery.Status.LOADED:
+        pass
+    elif landing.uses_files():
+        try:
+            assert landing.path_of(delivery.body_path).read_bytes() == body
+        except FileNotFoundError:  # loaded in the meantime
+            delivery.refresh_from_db()
+            assert delivery.status == Delivery.Status.LOADED
+    else:
+        assert bytes(delivery.body) == compressed and delivery.content_encoding == "gzip"
 
     headers = firehose_headers("r-badgz", pool.access_key, **{"Content-Encoding": "gzip"})
     reply = http("POST", endpoint(live_server, pool), b"\x1f\x8b not gzip", headers)

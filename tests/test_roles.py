@@ -94,6 +94,8 @@ ROUTES = {
     "setup": ("GET", "/setup/not-a-token/", PUBLIC),
     "login": ("GET", "/login/", PUBLIC),
     "healthz": ("GET", "/healthz", PUBLIC),
+    "readyz": ("GET", "/readyz", PUBLIC),
+    "metrics": ("GET", "/metrics", PUBLIC),  # public by design, behind METRICS_TOKEN
     "root": ("GET", "/", SIGNED_IN),
     "logout": ("POST", "/logout/", SIGNED_IN),  # last: it ends the session
 }

@@ -32,18 +32,20 @@ def test_the_notice_comes_after_every_process_is_ready_and_again_until_it_is_use
         shown.append(1)
         return "LINK http://127.0.0.1:8000/setup/t/" if len(shown) <= 3 else None
 
+    stop = threading.Event()
+
     def stop_later():
-        # Stop once the notice was shown three times and then found used.
+        # Stop once the notice was shown three times and then found used (as SIGTERM would: a
+        # process that exits is restarted, not a reason to stop).
         import time
 
         deadline = time.monotonic() + 20
         while len(shown) < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
-        for proc in procs:
-            proc.popen.terminate()
+        stop.set()
 
     threading.Thread(target=stop_later, daemon=True).start()
-    supervisor.run(procs, out=out, notice=notice, every=0.3)
+    supervisor.run(procs, out=out, notice=notice, every=0.3, stop_event=stop, grace=2)
     lines = out.getvalue().splitlines()
     links = [i for i, line in enumerate(lines) if line.startswith("LINK")]
     assert len(links) == 3  # printed, repeated, and no more once used

@@ -271,9 +271,16 @@ def replica_scan(check_id: int) -> dict | None:
         return None
 
 
-@shared_task
-def warehouse_replica_compare(scanned: dict | None, check_id: int) -> dict | None:
-    """Step 2 of a Replica check (`warehouse` queue): compare the scan with the view's pool."""
+@shared_task(bind=True)
+def warehouse_replica_compare(self, scanned: dict | None, check_id: int) -> dict | None:
+    """Step 2 of a Replica check (`warehouse` queue): compare the scan with the view's pool, on
+    the users' pool (console/user_queries.py), so that it never holds a loading thread."""
+    from console import user_queries
+
+    return user_queries.hand_off(self, _replica_compare, scanned, check_id, user="replica-check")
+
+
+def _replica_compare(scanned: dict | None, check_id: int) -> dict | None:
     from views_mv import replica
 
     if scanned is None:

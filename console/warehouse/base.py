@@ -67,15 +67,26 @@ SESSION_SETTINGS: dict[str, Any] = {
 }
 
 
-def readonly_settings(max_seconds: int, max_rows: int, max_memory: int | None = None) -> dict[str, Any]:
-    """Settings for a user's ad-hoc query: read-only, bounded in time, memory and result size
-    (readonly=1 also forbids changing them from the query)."""
+def readonly_settings(
+    max_seconds: int,
+    max_rows: int,
+    max_memory: int | None = None,
+    *,
+    max_threads: int | None = None,
+) -> dict[str, Any]:
+    """Settings for a user's ad-hoc query: read-only, bounded in time, result size, memory and CPU
+    (readonly=1 also forbids changing them from the query).
+
+    Users' queries share the warehouse with loading: each uses at most `max_threads` threads at
+    the lowest CPU priority (os_thread_priority, a nice value), so that loading keeps its share of
+    the machine, and at most `max_memory` bytes, spilling GROUP BY and ORDER BY to disk past half.
+    """
     from django.conf import settings
 
+    max_memory = max_memory or settings.SQL_MAX_MEMORY_BYTES
+    max_threads = max_threads or settings.SQL_MAX_THREADS
     return {
         "readonly": 1,
-        # One query cannot take the warehouse worker's memory (loads run in the same process).
-        "max_memory_usage": max_memory or settings.SQL_MAX_MEMORY_BYTES,
         # Mutable pools (ReplacingMergeTree) answer with their current state: deduplicated, and
         # without rows whose is_deleted column is set, without the user writing FINAL.
         "final": 1,
@@ -86,6 +97,12 @@ def readonly_settings(max_seconds: int, max_rows: int, max_memory: int | None = 
         "max_result_bytes": 256 * 1024 * 1024,
         "max_block_size": min(max_rows + 1, 65_536),
         "result_overflow_mode": "break",
+        # One query cannot take the warehouse worker's memory (loads run in the same process).
+        "max_memory_usage": max_memory,
+        "max_bytes_before_external_group_by": max_memory // 2,
+        "max_bytes_before_external_sort": max_memory // 2,
+        "max_threads": max_threads,
+        "os_thread_priority": 19,
     }
 
 

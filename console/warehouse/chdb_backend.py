@@ -3,10 +3,15 @@
 Each thread gets its own connection (chDB runs queries from separate connections concurrently,
 while one shared session would serialise them), plus a second, read-only connection for users'
 ad-hoc SQL whose limits cannot be lifted from inside the query.
+
+A connection on which anything failed is discarded: chDB can keep a failed statement's output in
+the connection and hand it to the next query ("Extra data" in its JSON), so the thread's next
+statement opens a clean connection instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -72,6 +77,7 @@ class ChdbWarehouse(Warehouse):
                 sql_max_seconds or settings.SQL_MAX_EXECUTION_SECONDS,
                 sql_max_rows or settings.SQL_MAX_RESULT_ROWS,
                 sql_max_memory,
+                max_threads=settings.SQL_MAX_THREADS,
             ),
             **SESSION_SETTINGS,
         }
@@ -89,6 +95,15 @@ class ChdbWarehouse(Warehouse):
                 conn.query(f"USE {quote_identifier(self.database)}")
             setattr(self._local, attr, conn)
         return conn
+
+    def _discard(self, readonly: bool) -> None:
+        attr = "ro" if readonly else "rw"
+        conn = getattr(self._local, attr, None)
+        setattr(self._local, attr, None)
+        if conn is not None:
+            # It is being thrown away; a failed close changes nothing.
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def bootstrap(self) -> None:
         super().bootstrap()
@@ -110,6 +125,9 @@ class ChdbWarehouse(Warehouse):
         except Exception as exc:  # chDB raises RuntimeError/ChdbError with ClickHouse's text
             self._discard(readonly=False)
             raise _error(exc) from None
+        except BaseException:  # e.g. a worker's soft time limit: the connection's state is unknown
+            self._discard(readonly=False)
+            raise
         return res.rows_written() if res is not None and hasattr(res, "rows_written") else 0
 
     def query(self, sql: str, *, settings: dict[str, Any] | None = None, readonly: bool = False) -> Result:
@@ -119,14 +137,19 @@ class ChdbWarehouse(Warehouse):
         started = time.perf_counter()
         try:
             raw = self._connection(readonly).query(sql, "JSONCompact")
+            elapsed = (time.perf_counter() - started) * 1000
+            text = raw.bytes() if hasattr(raw, "bytes") else str(raw).encode()
+            if not text.strip():
+                return Result(columns=[], types=[], rows=[], elapsed_ms=elapsed)
+            payload = json.loads(text)
         except Exception as exc:
             self._discard(readonly)
+            if isinstance(exc, ValueError):  # output that is not one JSON document
+                raise WarehouseError(f"unreadable answer from the warehouse: {exc}") from None
             raise _error(exc) from None
-        elapsed = (time.perf_counter() - started) * 1000
-        text = raw.bytes() if hasattr(raw, "bytes") else str(raw).encode()
-        if not text.strip():
-            return Result(columns=[], types=[], rows=[], elapsed_ms=elapsed)
-        payload = json.loads(text)
+        except BaseException:
+            self._discard(readonly)
+            raise
         stats = payload.get("statistics") or {}
         return Result(
             columns=[m["name"] for m in payload["meta"]],

@@ -44,7 +44,12 @@ class ClickHouseWarehouse(Warehouse):
         super().__init__(config)
         from django.conf import settings
 
-        self._ro = readonly_settings(settings.SQL_MAX_EXECUTION_SECONDS, settings.SQL_MAX_RESULT_ROWS)
+        self._ro = readonly_settings(
+            settings.SQL_MAX_EXECUTION_SECONDS,
+            settings.SQL_MAX_RESULT_ROWS,
+            max_memory=settings.SQL_MAX_MEMORY_BYTES,
+            max_threads=settings.SQL_MAX_THREADS,
+        )
         self.client = clickhouse_connect.get_client(
             host=config.host,
             port=config.port,

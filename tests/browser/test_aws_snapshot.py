@@ -43,13 +43,18 @@ def test_backfill_existing_items_from_the_pipeline_page(
     assert "Available once the pipeline is active" in page.locator("#snapshot").inner_text()
     assert page.locator("#snapshot-start").count() == 0
 
-    pipelines.resume(pipeline, "provision")  # the `default` worker provisions it (moto)
-    wait_for(
-        lambda: Pipeline.objects.get(pk=pipeline.pk).status == Pipeline.Status.ACTIVE,
-        timeout=30,
-        message="the pipeline to become active",
-    )
-    page.goto(live_server.url + pipeline.get_absolute_url())
+    # The page shows the pipeline as provisioning (create_pipeline's state) and polls its steps;
+    # when the pipeline becomes active, that poll answers HX-Refresh and the page reloads itself.
+    # Wait for that reload rather than racing it with a page.goto: the reload arriving while a
+    # goto is under way aborted the goto (net::ERR_ABORTED), at random.
+    with page.expect_navigation(timeout=30_000):
+        pipelines.resume(pipeline, "provision")  # the `default` worker provisions it (moto)
+        wait_for(
+            lambda: Pipeline.objects.get(pk=pipeline.pk).status == Pipeline.Status.ACTIVE,
+            timeout=30,
+            message="the pipeline to become active",
+        )
+    page.wait_for_load_state()
     card = page.locator("#snapshot")
     assert "already streams every change" in card.inner_text()
     page.fill("input[name=total_segments]", "4")

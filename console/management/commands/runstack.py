@@ -18,4 +18,4 @@ class Command(BaseCommand):
             f"{settings.PUBLIC_BASE_URL}/ingest/)  data: {settings.DATA_DIR}"
         )
         notice = setup_token.notice(self.style.WARNING)
-        sys.exit(supervisor.run(supervisor.plan(settings.PORT), notice=notice))
+        sys.exit(supervisor.run(supervisor.plan(settings.PORT), data_dir=settings.DATA_DIR, notice=notice))

@@ -95,6 +95,12 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(doc))
         else:
             self.stdout.write(_render(summary))
+        if summary.stopped:
+            raise CommandError(
+                f"stopped at once: the endpoint answered {summary.stopped} (a wrong URL, access key "
+                f"or request is not retried); {summary.batches - summary.failed_batches} batches "
+                "were delivered before."
+            )
         if summary.failed_batches:
             failed = [r for r in summary.results if not r.ok]
             detail = "; ".join(f"{r.request_id}: HTTP {r.status or '-'} {r.error}" for r in failed[:3])

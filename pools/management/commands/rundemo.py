@@ -51,4 +51,5 @@ class Command(BaseCommand):
             "  `orders`, and click through. Then “Put a sample order” on the pipeline page, or\n"
             "  `.venv/bin/python manage.py demo_put_order`, and watch Preview Data."
         )
-        sys.exit(supervisor.run(procs, notice=setup_token.notice(self.style.WARNING)))
+        notice = setup_token.notice(self.style.WARNING)
+        sys.exit(supervisor.run(procs, data_dir=settings.DATA_DIR, notice=notice))

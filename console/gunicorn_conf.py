@@ -1,0 +1,37 @@
+"""gunicorn settings of Shoal's web process (`-c python:console.gunicorn_conf`).
+
+Firehose needs its JSON reply on every path, including the errors gunicorn answers itself before
+Django sees the request (a request line or header over its limits, a malformed request): those
+pages are JSON here instead of gunicorn's HTML. The limits are raised so that an unusual but
+harmless header (a long request id) reaches Django, which answers it precisely.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from gunicorn import util
+
+# Largest header field gunicorn reads (its default is 8 KiB); beyond it, a 431 in JSON below.
+limit_request_field_size = 128 * 1024
+limit_request_line = 8190  # gunicorn's maximum
+
+
+def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    body = json.dumps(
+        {
+            "requestId": "",
+            "timestamp": int(time.time() * 1000),
+            "errorMessage": f"{reason}: {mesg}"[:8192] if mesg else reason,
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+# gunicorn's workers call util.write_error for every error page they write themselves.
+util.write_error = _json_error
