@@ -205,14 +205,7 @@ def warehouse_policy(settings) -> Policy:
     policy = Policy()
     policy.read += [Path(p) for p in SYSTEM_READ + ETC_READ + PROC_READ + DEVICES_READ]
     policy.read += [Path(p) for p in settings.WAREHOUSE_SANDBOX_READ]
-    # A system folder that holds the data folder (a checkout under /tmp) would grant all of it:
-    # such a folder is left out, and the worker gets a temporary folder of its own instead.
-    policy.read = [p for p in policy.read if not _is_within(data_dir, p.resolve())]
-    for entry in (Path(p) for p in SYSTEM_WRITE):
-        if _is_within(data_dir, entry.resolve()):
-            policy.write.append(private_tmp(settings))
-        else:
-            policy.write.append(entry)
+    policy.write += [Path(p) for p in SYSTEM_WRITE]
 
     # Python: the virtualenv (which may be a symlink), the interpreter it was made from, sys.path
     # (but not the repository, which sys.path names as '' or by its path: see below).
@@ -255,11 +248,6 @@ def warehouse_policy(settings) -> Policy:
             policy.connect_ports.append(port)
     policy.connect_ports = sorted(set(policy.connect_ports))
     return policy
-
-
-def private_tmp(settings) -> Path:
-    """The worker's temporary folder when the data folder lies inside /tmp (TMPDIR points there)."""
-    return Path(settings.DATA_DIR).resolve() / "tmp"
 
 
 def protected_files(settings, environ: Mapping[str, str] = os.environ) -> list[Path]:
@@ -397,9 +385,6 @@ def launch(command: list[str], settings, environ: Mapping[str, str] = os.environ
     else:
         log.warning("WAREHOUSE_SANDBOX=off: the warehouse worker runs without Landlock")
     public[SEALED_FD_VARIABLE] = str(seal(sealed))
-    tmp = private_tmp(settings)
-    if mode == "landlock" and _is_within(Path(settings.DATA_DIR).resolve(), Path("/tmp").resolve()):
-        public["TMPDIR"] = str(tmp)
     os.execvpe(command[0], command, public)
 
 
