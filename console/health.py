@@ -12,6 +12,9 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from console.warehouse_client import HEARTBEAT_KEY
+from pools import landing
+
 
 @dataclass(frozen=True)
 class Check:
@@ -42,8 +45,6 @@ def check_redis() -> Check:
 
 
 def check_warehouse_worker() -> Check:
-    from console.warehouse_client import HEARTBEAT_KEY
-
     try:
         beating = bool(_redis().exists(HEARTBEAT_KEY))
     except redis.RedisError as exc:
@@ -52,8 +53,6 @@ def check_warehouse_worker() -> Check:
 
 
 def check_disk() -> Check:
-    from pools import landing
-
     try:
         free = landing.free_bytes()
     except OSError as exc:

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from django.conf import settings as django_settings
+
 log = logging.getLogger("shoal.sandbox")
 
 # --- Landlock's kernel interface (include/uapi/linux/landlock.h) ------------------------------
@@ -426,9 +428,7 @@ def command(argv: list[str], python: str = sys.executable, mode: str | None = No
     """The command line that starts `argv` (a warehouse worker) in the sandbox, unless
     WAREHOUSE_SANDBOX=off."""
     if mode is None:
-        from django.conf import settings
-
-        mode = settings.WAREHOUSE_SANDBOX
+        mode = django_settings.WAREHOUSE_SANDBOX
     return list(argv) if mode == "off" else [python, "-m", "console.sandbox", "--", *argv]
 
 
@@ -438,10 +438,8 @@ def main(argv: list[str]) -> None:
     worker = argv[argv.index("--") + 1 :]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from django.conf import settings
-
     try:
-        launch(worker, settings)
+        launch(worker, django_settings)
     except SandboxError as exc:
         # Refuse to start rather than run a worker that was meant to be confined and is not.
         sys.exit(f"WAREHOUSE_SANDBOX=landlock: {exc}")

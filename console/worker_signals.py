@@ -7,6 +7,12 @@ import logging
 import threading
 
 from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+
+from console import folder_lock
+from console.warehouse import get_warehouse
+from console.warehouse_client import HEARTBEAT_KEY, HEARTBEAT_TTL, redis_client
+from views_mv.tasks import detach_triggers
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
@@ -25,9 +31,6 @@ def _consumes_warehouse(sender) -> bool:
 def start_heartbeat(sender=None, **_):
     if not _consumes_warehouse(sender):
         return
-    from console.warehouse import get_warehouse
-    from console.warehouse_client import HEARTBEAT_KEY, HEARTBEAT_TTL, redis_client
-
     try:
         _lock_warehouse_folder()
         warehouse = get_warehouse()  # fail loudly now if the warehouse cannot be opened
@@ -35,8 +38,6 @@ def start_heartbeat(sender=None, **_):
         log.critical("cannot open the warehouse: %s", exc)
         raise SystemExit(1) from exc  # not an Exception: Celery lets it stop the worker
     try:
-        from views_mv.tasks import detach_triggers
-
         detach_triggers(warehouse)
     except Exception as exc:  # the worker still loads; the next start tries again
         log.error("could not detach the triggers of older Materialized Views: %s", exc)
@@ -56,10 +57,6 @@ def start_heartbeat(sender=None, **_):
 def _lock_warehouse_folder() -> None:
     """One process opens a chDB folder: say clearly who else has it (chDB's own refusal reads
     "Error initializing EmbeddedServer")."""
-    from django.conf import settings
-
-    from console import folder_lock
-
     if settings.WAREHOUSE.backend == "chdb" and not _held:
         _held.append(folder_lock.acquire(folder_lock.warehouse_lock(settings.WAREHOUSE.path)))
 

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from console import warehouse_client
 from pools import column_types, table_settings
-from pools.models import DataPool
+from pools.models import DataPool, name_validator
 
 __all__ = [
     "DataPool",
@@ -25,7 +25,7 @@ __all__ = [
 ]
 from pools.services import RESERVED_NAMES, validate_pool_name
 from pools.tables import INSERT_VERSION_COLUMN
-from views_mv import versioning
+from views_mv import tasks, versioning
 from views_mv.models import MaterializedView
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def inspect(sql: str) -> Plan:
     if not sql.strip():
         raise ValidationError("Write the SELECT that defines the view.")
     try:
-        found = warehouse_client.call(_inspect_task(), sql)
+        found = warehouse_client.call(tasks.warehouse_inspect_sql, sql)
     except warehouse_client.WarehouseUnavailable as exc:
         raise ValidationError(str(exc)) from None
     if "error" in found:
@@ -140,12 +140,6 @@ def suggested_names(source: DataPool, seen_in_events: str = "") -> tuple[str, st
     return f"dynamodb_{table}"[:63], f"flattened_dynamodb_{table}_materialized_view"[:63]
 
 
-def _inspect_task():
-    from views_mv.tasks import warehouse_inspect_sql
-
-    return warehouse_inspect_sql
-
-
 def delete_flag(columns: dict[str, str]) -> str:
     """The column that marks a deleted record (as the guide's `deleted`), if the SELECT has one."""
     for name in DELETE_FLAG_NAMES:
@@ -210,8 +204,6 @@ def create_mv(
 
     The warehouse work (target table, view, backfill) happens in a warehouse task after commit.
     """
-    from pools.models import name_validator
-
     name_validator(name)
     if name.lower() in RESERVED_NAMES or MaterializedView.objects.filter(name__iexact=name).exists():
         raise ValidationError({"name": f"A Materialized View named {name!r} already exists."})
@@ -268,7 +260,7 @@ def create_mv(
         versioning=note,
         backfill_requested=backfill,
     )
-    transaction.on_commit(lambda: _start(mv.pk, backfill))
+    tasks.warehouse_create_mv.enqueue_on_commit(mv.pk, backfill)
     return mv
 
 
@@ -297,18 +289,12 @@ def typed_columns(plan_columns: list[dict], overrides: dict[str, str] | None = N
 def check_types_in_warehouse(columns: dict[str, str]) -> None:
     """Ask the warehouse whether it knows each type (the grammar admits e.g. Decimal(80, 2))."""
     try:
-        bad = warehouse_client.call(_check_types_task(), sorted(set(columns.values())))
+        bad = warehouse_client.call(tasks.warehouse_check_types, sorted(set(columns.values())))
     except warehouse_client.WarehouseUnavailable as exc:
         raise ValidationError(str(exc)) from None
     errors = [f"{name}: {bad[t]}" for name, t in columns.items() if t in bad]
     if errors:
         raise ValidationError({"column_types": errors})
-
-
-def _check_types_task():
-    from views_mv.tasks import warehouse_check_types
-
-    return warehouse_check_types
 
 
 def describe_target(
@@ -368,12 +354,6 @@ def _default_version(plan: Plan, columns: dict[str, str], version: str | None, d
     return sql, versioning.VERSION_COLUMN, own_flag or versioning.DELETED_COLUMN, versioning.EXPLANATION
 
 
-def _start(mv_id: int, backfill: bool) -> None:
-    from views_mv.tasks import warehouse_create_mv
-
-    warehouse_create_mv.apply_async((mv_id, backfill), retry=False)
-
-
 def _check_existing_target(pool: DataPool, columns: dict[str, str], source: DataPool) -> DataPool:
     if pool.kind != DataPool.Kind.MATERIALIZED:
         raise ValidationError({"target_pool": f"{pool.name} receives Firehose data; choose a new Data Pool."})
@@ -424,10 +404,8 @@ def _not_null(type_: str) -> str:
 
 
 def delete_mv(mv: MaterializedView, *, delete_target: bool = False) -> None:
-    from views_mv.tasks import warehouse_drop_mv
-
     MaterializedView.objects.filter(pk=mv.pk).update(status=MaterializedView.Status.DELETING)
-    warehouse_drop_mv.apply_async((mv.pk, delete_target), retry=False)
+    tasks.warehouse_drop_mv.apply_async((mv.pk, delete_target), retry=False)
 
 
 def mv_as_dict(mv: MaterializedView) -> dict:
