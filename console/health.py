@@ -12,7 +12,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from console.warehouse_client import HEARTBEAT_KEY
+from console import warehouse_client
 from pools import landing
 
 
@@ -46,7 +46,7 @@ def check_redis() -> Check:
 
 def check_warehouse_worker() -> Check:
     try:
-        beating = bool(_redis().exists(HEARTBEAT_KEY))
+        beating = bool(_redis().exists(warehouse_client.HEARTBEAT_KEY))
     except redis.RedisError as exc:
         return Check("warehouse_worker", False, f"Redis: {exc}")
     return Check("warehouse_worker", beating, "" if beating else "no heartbeat: no warehouse worker runs")

@@ -9,9 +9,8 @@ import threading
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 
-from console import folder_lock
+from console import folder_lock, warehouse_client
 from console.warehouse import get_warehouse
-from console.warehouse_client import HEARTBEAT_KEY, HEARTBEAT_TTL, redis_client
 from views_mv.tasks import detach_triggers
 
 log = logging.getLogger(__name__)
@@ -41,15 +40,15 @@ def start_heartbeat(sender=None, **_):
         detach_triggers(warehouse)
     except Exception as exc:  # the worker still loads; the next start tries again
         log.error("could not detach the triggers of older Materialized Views: %s", exc)
-    client = redis_client()
+    client = warehouse_client.redis_client()
 
     def beat() -> None:
         while not _stop.is_set():
             try:
-                client.set(HEARTBEAT_KEY, sender.hostname, ex=HEARTBEAT_TTL)
+                client.set(warehouse_client.HEARTBEAT_KEY, sender.hostname, ex=warehouse_client.HEARTBEAT_TTL)
             except Exception as exc:  # Redis restarts: keep trying
                 log.warning("heartbeat: %s", exc)
-            _stop.wait(HEARTBEAT_TTL / 3)
+            _stop.wait(warehouse_client.HEARTBEAT_TTL / 3)
 
     threading.Thread(target=beat, name="warehouse-heartbeat", daemon=True).start()
 
