@@ -33,8 +33,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 
-from console import landlock
-from console.landlock import Policy, SandboxError
+from console.landlock import Policy, SandboxError, abi_version, apply
 
 log = logging.getLogger("shoal.sandbox")
 
@@ -240,7 +239,7 @@ def launch(command: list[str], settings, environ: Mapping[str, str] = os.environ
 
 
 def _confine(settings, environ: Mapping[str, str]) -> None:
-    abi = landlock.abi_version()
+    abi = abi_version()
     if abi < 1:
         log.warning(
             "WAREHOUSE_SANDBOX=landlock cannot be applied: this kernel (%s) has no Landlock or it is "
@@ -266,7 +265,7 @@ def _confine(settings, environ: Mapping[str, str]) -> None:
     own_proc = os.open(f"/proc/{os.getpid()}", os.O_PATH | os.O_DIRECTORY)
     os.set_inheritable(own_proc, True)
     policy.read.append(Path(f"/proc/{os.getpid()}"))
-    landlock.apply(policy, abi)
+    apply(policy, abi)
     network = f", TCP connect only to ports {policy.connect_ports}" if abi >= 4 else ""
     log.info(
         "warehouse worker sandboxed: Landlock ABI %d, files outside the allow-list denied%s", abi, network

@@ -15,12 +15,12 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings
 
-from console import landlock, sandbox, warehouse_client
+from console import sandbox, warehouse_client
 from console.env import WarehouseConfig
 from tests.conftest import ROOT
 from tests.probe_tasks import warehouse_unguarded_sql
 
-needs_landlock = pytest.mark.skipif(landlock.abi_version() < 1, reason="this kernel has no Landlock")
+landlock = pytest.mark.skipif(sandbox.abi_version() < 1, reason="this kernel has no Landlock")
 
 
 def unguarded(sql: str, readonly: bool = True) -> dict:
@@ -36,7 +36,7 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-@needs_landlock
+@landlock
 def test_it_refuses_the_secret_key_file_and_the_data_folder(warehouse_worker):
     data = Path(settings.DATA_DIR)
     token = secrets.token_urlsafe(24)
@@ -78,7 +78,7 @@ def test_the_database_file_holds_no_session_key(admin_user, client):
     assert b"admin" in whole and session_key.encode() not in whole
 
 
-@needs_landlock
+@landlock
 def test_its_environment_holds_no_secret_and_other_processes_are_hidden(warehouse_worker):
     environ = unguarded("SELECT replaceAll(file('/proc/self/environ'), '\\0', '\\n')")["rows"][0][0]
     names = {line.split("=", 1)[0] for line in environ.splitlines() if "=" in line}
@@ -91,7 +91,7 @@ def test_its_environment_holds_no_secret_and_other_processes_are_hidden(warehous
     assert "Permission denied" in answer["error"]
 
 
-@pytest.mark.skipif(landlock.abi_version() < 4, reason="Landlock restricts TCP from ABI 4 (Linux 6.7)")
+@pytest.mark.skipif(sandbox.abi_version() < 4, reason="Landlock restricts TCP from ABI 4 (Linux 6.7)")
 def test_it_cannot_reach_the_network(warehouse_worker, live_server):
     # On the read-write connection (where a view's SELECT runs), which allows table functions.
     url = f"http://127.0.0.1:{live_server.url.rsplit(':', 1)[1]}/login/"
@@ -167,7 +167,7 @@ print(json.dumps({
 """
 
 
-@needs_landlock
+@landlock
 def test_the_launcher_hands_over_passwords_outside_the_environment(tmp_path):
     secret_key = "launcher-test-secret-key-0123456789-abcdefgh"
     env = {
@@ -194,9 +194,9 @@ def test_the_launcher_hands_over_passwords_outside_the_environment(tmp_path):
 
 
 def test_it_says_in_one_line_why_it_cannot_confine(monkeypatch, caplog):
-    monkeypatch.setattr(landlock, "abi_version", lambda: 0)
+    monkeypatch.setattr(sandbox, "abi_version", lambda: 0)
     applied = []
-    monkeypatch.setattr(landlock, "apply", lambda *a: applied.append(a))
+    monkeypatch.setattr(sandbox, "apply", lambda *a: applied.append(a))
     with caplog.at_level(logging.WARNING, logger="shoal.sandbox"):
         sandbox._confine(settings, {})
     assert not applied

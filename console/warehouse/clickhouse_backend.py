@@ -9,6 +9,7 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from clickhouse_connect.driver.external import ExternalData
 from django.conf import settings
 
 from console.warehouse.base import (
@@ -113,8 +114,6 @@ class ClickHouseWarehouse(Warehouse):
 
     def query_file(self, select_sql: str, path: Path) -> Result:
         # The file travels with the query as an external table (clickhouse-connect ExternalData).
-        from clickhouse_connect.driver.external import ExternalData
-
         blob = ExternalData(
             file_name="shoal_source", data=path.read_bytes(), fmt="RawBLOB", structure="raw_blob String"
         )
