@@ -12,6 +12,7 @@ submodules, so a package that picks a backend module lazily is no cycle.
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,14 +29,17 @@ KNOWN_CYCLES: set[frozenset[str]] = {
 def project_modules(root: Path = ROOT) -> dict[str, Path]:
     """Dotted name → file, for every Python file of the repository."""
     modules = {}
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root).with_suffix("").parts
-        if parts[0] in SKIPPED_FOLDERS or any(p.startswith(".") for p in parts):
-            continue
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        if parts:
-            modules[".".join(parts)] = path
+    for folder, subfolders, files in os.walk(root):
+        # Not into data folders, the virtualenv or .git: they can be large, and hold no module of ours.
+        subfolders[:] = [f for f in subfolders if f not in SKIPPED_FOLDERS and not f.startswith(".")]
+        for file in files:
+            if not file.endswith(".py"):
+                continue
+            parts = (Path(folder) / file).relative_to(root).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            if parts:
+                modules[".".join(parts)] = Path(folder) / file
     return modules
 
 
