@@ -52,10 +52,10 @@ def check_warehouse_worker() -> Check:
 
 
 def check_disk() -> Check:
-    from pools import landing
+    from pools.ingest import journal
 
     try:
-        free = landing.free_bytes()
+        free = journal.free_bytes()
     except OSError as exc:
         return Check("disk", False, str(exc))
     minimum = settings.INGEST_MIN_FREE_BYTES

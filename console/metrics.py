@@ -225,10 +225,10 @@ class ShoalCollector:
             up.add_metric([check.name], int(check.ok))
         yield up
         try:
-            from pools import landing
+            from pools.ingest import journal
 
             yield GaugeMetricFamily(
-                "shoal_disk_free_bytes", "Free bytes in the data folder.", value=landing.free_bytes()
+                "shoal_disk_free_bytes", "Free bytes in the data folder.", value=journal.free_bytes()
             )
         except OSError:
             pass

@@ -100,10 +100,10 @@ def forget_pool(pool: DataPool) -> None:
     """Remove a pool's rows and journal files (its table is already dropped)."""
     import shutil
 
-    from pools import landing
+    from pools.ingest import journal
 
     pool.delete()
-    shutil.rmtree(landing.folder() / pool.public_id, ignore_errors=True)
+    shutil.rmtree(journal.folder() / pool.public_id, ignore_errors=True)
 
 
 def send_test_events(pool: DataPool, base_url: str, count: int = 12) -> dict:
