@@ -16,6 +16,8 @@ import logging
 import random
 import threading
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 
 import redis
@@ -313,9 +315,6 @@ class Relay:
 
 def wait_for_emulator(endpoint_url: str, timeout: float = 30.0) -> None:
     """Wait until the moto server answers (it starts alongside the relay)."""
-    import urllib.error
-    import urllib.request
-
     deadline = time.monotonic() + timeout
     while True:
         try:
