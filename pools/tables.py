@@ -21,8 +21,6 @@ def table_ref(name: str) -> str:
 # table numbers rows as they arrive (insert time in ns plus the row's place in the insert) and uses
 # that as the version, so that ties cannot occur and a delete flag works.
 INSERT_VERSION_COLUMN = "_shoal_arrival"
-
-
 INSERT_VERSION_TYPE = "UInt64 DEFAULT toUnixTimestamp64Nano(now64(9)) + rowNumberInAllBlocks()"
 
 

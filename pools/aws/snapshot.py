@@ -46,11 +46,7 @@ from pools.ingest.landing import backpressure
 log = logging.getLogger(__name__)
 
 MAX_SEGMENTS = 16
-
-
 STALE_AFTER = timedelta(minutes=2)  # a running snapshot without a heartbeat for this long was interrupted
-
-
 BACKPRESSURE_WAIT = 2.0  # seconds between looks while the pool's backlog is too large
 
 

@@ -25,9 +25,7 @@ class LoadOutcome:
 # One loader per pool and process: a load task that finds one running leaves the work to it, so
 # that what lands meanwhile is loaded together, in the next batch, rather than in small pieces.
 _running: set[int] = set()
-
 _wanted: set[int] = set()
-
 _running_lock = threading.Lock()
 
 
