@@ -8,8 +8,7 @@ import hashlib
 from django.db import transaction
 from django.utils import timezone
 
-from pools.ingest import envelope, records
-from pools.ingest.landing import land
+from pools.ingest.landing import land_records
 from pools.models import Delivery, QuarantinedRecord
 
 
@@ -28,15 +27,10 @@ def replay(record_ids: list[int]) -> list[Delivery]:
         pool = group[0].pool
         ids = ",".join(str(r.pk) for r in group)
         request_id = "replay-" + hashlib.sha256(ids.encode()).hexdigest()[:32]
-        body = records.firehose_body(
-            request_id,
-            [r.data for r in group],
-            timestamp_ms=int(timezone.now().timestamp() * 1000),
-            encoded=True,
-        )
-        env = envelope.Envelope(request_id=request_id, timestamp=None, record_count=len(group))
         with transaction.atomic():
-            land(pool, env, body, "", source_arn="shoal:quarantine-replay")
+            land_records(
+                pool, request_id, [r.data for r in group], source_arn="shoal:quarantine-replay", encoded=True
+            )
             delivery = Delivery.objects.get(pool=pool, request_id=request_id)
             QuarantinedRecord.objects.filter(id__in=[r.pk for r in group]).update(
                 replayed_at=timezone.now(), replay_delivery=delivery

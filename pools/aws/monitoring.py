@@ -28,8 +28,7 @@ from pools.aws.provisioning import (
     get_role,
     stream_summary,
 )
-from pools.ingest import envelope, records
-from pools.ingest.landing import land
+from pools.ingest.landing import land_records
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +209,7 @@ def replay_failed(pipeline: Pipeline, aws: Aws) -> ReplayResult:
         result.objects += 1
         for part, raws_part in enumerate(_chunks(raws)):
             request_id = replay_request_id(bucket, key, etag, part)
-            env = envelope.Envelope(request_id=request_id, timestamp=None, record_count=len(raws_part))
-            body = records.firehose_body(request_id, raws_part, encoded=True)
-            if land(pipeline.pool, env, body, "", source):
+            if land_records(pipeline.pool, request_id, raws_part, source_arn=source, encoded=True):
                 result.deliveries_stored += 1
             else:
                 result.deliveries_already_stored += 1

@@ -15,8 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from pools.ingest import envelope, records
-from pools.ingest.landing import land
+from pools.ingest import records
+from pools.ingest.landing import land_records
 
 SNAPSHOT_CREATION_TIME = 0  # older than every streamed change (those carry epoch milliseconds)
 
@@ -60,9 +60,7 @@ def page_request_id(snapshot_uid: str, segment: int, page: int, page_records: li
 def land_page(pool, request_id: str, page: list[bytes], *, source_arn: str = "") -> bool:
     """Store one page's records as a delivery; False when this request id was stored before."""
     now_ms = int(time.time() * 1000)
-    body = records.firehose_body(request_id, page, timestamp_ms=now_ms)
-    env = envelope.Envelope(request_id=request_id, timestamp=now_ms, record_count=len(page))
-    return land(pool, env, body, "", source_arn, data=body)
+    return land_records(pool, request_id, page, source_arn=source_arn, timestamp_ms=now_ms)
 
 
 def key_to_json(key: dict | None) -> dict | None:

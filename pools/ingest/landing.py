@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 
 from console.warehouse_client import WarehouseUnavailable, worker_alive
-from pools.ingest import envelope, journal
+from pools.ingest import envelope, journal, records
 from pools.models import DataPool, Delivery
 from pools.tasks import warehouse_load_pool
 
@@ -64,6 +64,26 @@ def land(
         journal.discard(fields.get("body_path", ""))
         raise
     return True
+
+
+def land_records(
+    pool: DataPool,
+    request_id: str,
+    batch: list,
+    *,
+    source_arn: str = "",
+    encoded: bool = False,
+    timestamp_ms: int | None = None,
+) -> bool:
+    """Store records Shoal read itself (a snapshot page, failed deliveries from S3, quarantined
+    records) as one delivery, in the body Firehose would have sent (records.firehose_body; with
+    `encoded`, the records are already base64 text); False when this request id was stored before.
+
+    `timestamp_ms`, when given, is the body's timestamp and the delivery's Firehose timestamp.
+    """
+    body = records.firehose_body(request_id, batch, timestamp_ms=timestamp_ms, encoded=encoded)
+    env = envelope.Envelope(request_id=request_id, timestamp=timestamp_ms, record_count=len(batch))
+    return land(pool, env, body, "", source_arn, data=body)
 
 
 def disk_short(needed: int) -> str:
