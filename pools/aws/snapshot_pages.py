@@ -1,7 +1,7 @@
 """A snapshot's pages: one page of a segment's parallel Scan, its items as INSERT change records,
 stored as one delivery; and the read-capacity budget the segments share.
 
-Each page is stored with `pools.ingest.landing.land` (the one path into a pool) under a request id
+Each page is stored with `pools.ingest.landing.land_records` (the one path into a pool) under a request id
 made of the snapshot, segment, page number and a digest of the page's records: a page read again
 after a crash with the same content is stored once.
 """
