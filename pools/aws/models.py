@@ -1,5 +1,8 @@
 """AWS connections and the pipelines Shoal provisions with them (DynamoDB → Kinesis → Firehose → pool).
 
+The tables keep the names they had when these models belonged to the `pools` app (db_table), so
+that moving them into the `aws` app moved no data.
+
 A Pipeline records every resource it uses by name and ARN, and whether Shoal created it or the user
 chose an existing one: teardown removes only the former. Its steps (PipelineStep) keep the state of
 each provisioning or teardown step, with AWS's error text when one failed.
@@ -62,7 +65,7 @@ class AwsConnection(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        app_label = "pools"
+        db_table = "pools_awsconnection"
         ordering = ["name"]
         verbose_name = "AWS connection"
 
@@ -190,7 +193,7 @@ class Pipeline(models.Model):
     objects = PipelineQuerySet.as_manager()
 
     class Meta:
-        app_label = "pools"
+        db_table = "pools_pipeline"
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
@@ -253,7 +256,7 @@ class PipelineStep(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        app_label = "pools"
+        db_table = "pools_pipelinestep"
         ordering = ["pipeline", "phase", "position"]
         constraints = [
             models.UniqueConstraint(fields=["pipeline", "phase", "key"], name="aws_step_once"),
@@ -339,7 +342,7 @@ class Snapshot(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        app_label = "pools"
+        db_table = "pools_snapshot"
         ordering = ["-id"]
 
     def __str__(self) -> str:
