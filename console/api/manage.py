@@ -31,6 +31,7 @@ from console.api import idempotency, keys, ratelimit, sql_api
 from console.api.models import ApiKey
 from console.api.problems import problem
 from pools import quarantine, table_settings
+from pools.aws import pipelines
 from pools.models import DataPool, Delivery, QuarantinedRecord
 from pools.services import create_pool, delete_pool, pool_as_dict
 from views_mv import services as mv_services
@@ -517,7 +518,7 @@ def _pipeline_out(pipeline) -> dict:
                 "started_at": step.started_at,
                 "finished_at": step.finished_at,
             }
-            for step in pipeline.phase_steps()
+            for step in pipelines.phase_steps(pipeline)
         ],
     }
 
@@ -543,7 +544,6 @@ def get_pipeline(request, pk: int):
 
 def _resume(pipeline, phase: str) -> dict:
     from pools.aws import errors as aws_errors
-    from pools.aws import pipelines
 
     try:
         pipelines.resume(pipeline, phase)

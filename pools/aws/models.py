@@ -269,32 +269,6 @@ class PipelineStep(models.Model):
     def finished(self) -> bool:
         return self.state in (self.State.DONE, self.State.SKIPPED)
 
-    @property
-    def title(self) -> str:
-        return STEP_TITLES[self.phase].get(self.key, self.key)
-
-
-# The steps in the order they run; the order of provisioning is what loses no change: Firehose
-# reads Kinesis from LATEST, so the table starts streaming only once Firehose is ACTIVE (spec §3.6).
-PROVISION_STEPS = ("stream", "bucket", "role", "firehose", "destination")
-TEARDOWN_STEPS = ("firehose", "destination", "stream", "role", "bucket")  # spec §3.8
-STEP_TITLES = {
-    PipelineStep.Phase.PROVISION: {
-        "stream": "Kinesis data stream active",
-        "bucket": "S3 bucket for failed deliveries",
-        "role": "IAM role for Firehose (least-privilege policy)",
-        "firehose": "Firehose stream active (Kinesis → Shoal endpoint)",
-        "destination": "DynamoDB table streaming to Kinesis",
-    },
-    PipelineStep.Phase.TEARDOWN: {
-        "firehose": "Delete the Firehose stream and its log group",
-        "destination": "Stop the table's streaming to Kinesis",
-        "stream": "Delete the Kinesis data stream",
-        "role": "Delete the IAM role",
-        "bucket": "Delete the S3 bucket",
-    },
-}
-
 
 class Snapshot(models.Model):
     """A pipeline's initial snapshot ("Backfill existing items"): a parallel Scan of the table, landed

@@ -31,7 +31,7 @@ CHECK_GIVE_UP = timedelta(seconds=45)  # no `default` worker answered
 
 
 def _steps_context(pipeline: Pipeline) -> dict:
-    steps = pipeline.phase_steps()
+    steps = pipelines.phase_steps(pipeline)
     return {
         "pipeline": pipeline,
         "steps": steps,
