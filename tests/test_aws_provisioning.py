@@ -309,7 +309,7 @@ def test_teardown_removes_only_what_shoal_created(pool, aws, orders_table):
     assert not aws.client("logs").describe_log_groups(logGroupNamePrefix="/aws/kinesisfirehose/")["logGroups"]
     assert aws.client("kinesis").list_streams()["StreamNames"] == ["orders-cdc"]  # the user's: kept
     assert "DeleteStream" not in [name for name, _ in calls]
-    # spec §3.8: Firehose first, then the table's streaming, the stream, the role, the bucket.
+    # Teardown order: Firehose first, then the table's streaming, the stream, the role, the bucket.
     ops = [name for name, _ in calls]
     assert ops.index("DeleteDeliveryStream") < ops.index("DisableKinesisStreamingDestination")
     assert (
@@ -332,7 +332,7 @@ def test_teardown_can_keep_the_bucket_and_its_failed_deliveries(pool, aws, order
 
 
 def test_firehose_creation_waits_out_iam_eventual_consistency(pool, aws):
-    """A new role is not usable at once (spec §3.7): CreateDeliveryStream is retried on those
+    """A new role is not usable at once: CreateDeliveryStream is retried on those
     messages only. moto simulates no delay, so the Firehose client is stubbed for this test."""
     pipeline = new_pipeline(pool, aws.connection)
     pipeline.stream_arn = STREAM_ARN

@@ -25,8 +25,8 @@ __all__ = ["AwsConnection", "Pipeline", "PipelineStep", "Snapshot"]
 region_validator = RegexValidator(
     r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$", "An AWS region code, such as us-east-1 or eu-west-1."
 )
-# DynamoDB streams changes with this timestamp precision (spec/firehose-http-endpoint.md §2.3).
-# MICROSECOND, as the issue asks: a faithful replica orders an item's changes by this time (see
+# DynamoDB streams changes with this timestamp precision (ApproximateCreationDateTimePrecision).
+# MICROSECOND: a faithful replica orders an item's changes by this time (see
 # views_mv/versioning.py), and two changes of one item within a millisecond happen; the loader keeps
 # the value as sent with its precision, and the version normalises both. Always passed explicitly,
 # since the API's default when the parameter is omitted is unconfirmed.
@@ -105,7 +105,7 @@ class PipelineQuerySet(models.QuerySet):
 
 
 def delivery_url_problem(url: str) -> str:
-    """Firehose delivers only to https:// URLs on port 443 (spec §1.1)."""
+    """Firehose delivers only to https:// URLs on port 443."""
     parts = urlsplit(url)
     if parts.scheme != "https":
         return f"PUBLIC_BASE_URL is {url}: Firehose delivers only to https:// URLs on port 443."
