@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "axes",
     "console",
     "pools",
+    "pools.aws",
     "views_mv",
     "console.api",
 ]
@@ -249,8 +250,6 @@ CELERY_TASK_ROUTES = {
     "views_mv.tasks.replica_scan": {"queue": "default"},
     "views_mv.tasks.*": {"queue": "warehouse"},
 }
-# Task modules autodiscovery does not find (it imports only <app>.tasks).
-CELERY_IMPORTS = ["pools.aws.tasks"]
 # A load that was running when its worker died is delivered again (and is idempotent).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
