@@ -35,13 +35,13 @@ def create_pipeline(pool, connection: AwsConnection, *, user=None, start: bool =
         )
         _ensure_steps(pipeline, Phase.PROVISION)
         if start:
-            keys = list(registry.keys(Phase.PROVISION))
+            keys = list(registry.pipeline_keys(pipeline, Phase.PROVISION))
             _enqueue_on_commit(pipeline.pk, Phase.PROVISION, keys)
     return pipeline
 
 
 def _ensure_steps(pipeline: Pipeline, phase: str) -> None:
-    for position, key in enumerate(registry.keys(phase)):
+    for position, key in enumerate(registry.pipeline_keys(pipeline, phase)):
         PipelineStep.objects.get_or_create(
             pipeline=pipeline, phase=phase, key=key, defaults={"position": position}
         )
