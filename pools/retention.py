@@ -16,17 +16,20 @@ from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
-from pools.models import DataPool, Delivery
+from pools.models import DataPool, Delivery, LoadBatch
 
 BATCH = 2000
 
 
+def cutoff(now=None):
+    return (now or timezone.now()) - timedelta(days=settings.DELIVERY_RETENTION_DAYS)
+
+
 def prunable(now=None):
     """Deliveries past retention that hold nothing a user still needs."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.DELIVERY_RETENTION_DAYS)
     return Delivery.objects.filter(
         status=Delivery.Status.LOADED,
-        loaded_at__lt=cutoff,
+        loaded_at__lt=cutoff(now),
         quarantined_count=0,
         view_failures__isnull=True,
     )
@@ -40,6 +43,8 @@ def prune_deliveries(now=None, batch: int = BATCH) -> int:
     while True:
         ids = list(prunable(now).order_by("id").values_list("id", flat=True)[:batch])
         if not ids:
+            # Group-commit batches left without members (theirs were loaded, then pruned).
+            LoadBatch.objects.filter(deliveries__isnull=True, created_at__lt=cutoff(now)).delete()
             return removed
         with transaction.atomic():
             doomed = Delivery.objects.filter(id__in=ids, status=Delivery.Status.LOADED)

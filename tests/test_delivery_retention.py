@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from pools import retention
-from pools.models import DataPool, Delivery, QuarantinedRecord
+from pools.models import DataPool, Delivery, LoadBatch, QuarantinedRecord
 from tests.test_operator_view import TOKEN, scrape
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,9 @@ def pool():
 
 def test_only_loaded_deliveries_past_retention_with_nothing_left_to_fix_are_pruned(pool, settings):
     settings.DELIVERY_RETENTION_DAYS = 30
-    old = delivery(pool, "old", age_days=31)
+    spent, current = LoadBatch.objects.create(pool=pool), LoadBatch.objects.create(pool=pool)
+    LoadBatch.objects.filter(pk=spent.pk).update(created_at=timezone.now() - timedelta(days=31))
+    old = delivery(pool, "old", age_days=31, batch=spent)
     recent = delivery(pool, "recent", age_days=29)
     waiting = delivery(pool, "waiting", age_days=40, status=Delivery.Status.LANDED)
     failed = delivery(pool, "failed", age_days=40, status=Delivery.Status.FAILED)
@@ -47,6 +49,7 @@ def test_only_loaded_deliveries_past_retention_with_nothing_left_to_fix_are_prun
     left = set(Delivery.objects.values_list("request_id", flat=True))
     assert left == {"recent", "waiting", "failed", "quarantined"}
     assert not Delivery.objects.filter(pk=old.pk).exists()
+    assert list(LoadBatch.objects.all()) == [current]  # the batch of the pruned delivery went too
     pool.refresh_from_db()
     assert (pool.pruned_deliveries, pool.pruned_records, pool.pruned_bytes, pool.pruned_loaded) == (
         1,
