@@ -10,6 +10,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from pools.models import DataPool
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("aws", "0001_initial")]
@@ -30,7 +32,7 @@ def _seed(old) -> dict[str, int]:
         "emulated": {"destination_emulated": True},
         "plain": {},
     }.items():
-        pool = old.get_model("pools", "DataPool").objects.create(name=f"{name}_cdc")
+        pool = DataPool.objects.create(name=f"{name}_cdc")  # the pools app is not migrated here
         ids[name] = (
             old.get_model("aws", "Pipeline")
             .objects.create(
