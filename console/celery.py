@@ -27,11 +27,11 @@ class Task(DjangoTask):
 
     def enqueue_on_commit(self, *args, **options) -> None:
         """Queue this task with `args` once the transaction in progress commits (at once outside
-        one), fire-and-forget: see `enqueue`."""
+        one), fire-and-forget: see the module's `enqueue`."""
         enqueue_on_commit(self.signature(args), **options)
 
     def enqueue(self, *args, **options) -> bool:
-        """Queue this task with `args` now, fire-and-forget: see `enqueue`."""
+        """Queue this task with `args` now, fire-and-forget: see the module's `enqueue`."""
         return enqueue(self.signature(args), **options)
 
 

@@ -7,7 +7,6 @@ this process instead, for tests and commands.
 from __future__ import annotations
 
 import functools
-import logging
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,8 +19,6 @@ from pools.aws.provisioning import registry
 from pools.aws.provisioning.base import Timing
 from pools.aws.runner import execute_step, finish
 from pools.aws.tasks import phase_chain
-
-log = logging.getLogger(__name__)
 
 Phase = PipelineStep.Phase
 State = PipelineStep.State
