@@ -12,6 +12,7 @@ def to_sandbox_relay(apps, schema_editor) -> None:
         if emulated or checkpoint
     )
 
+
 def to_pipeline(apps, schema_editor) -> None:
     Pipeline = apps.get_model("aws", "Pipeline")
     SandboxRelay = apps.get_model("aws", "SandboxRelay")
