@@ -222,11 +222,23 @@ class Wizard:
     def render(
         self, run: Run, step: Step, form: forms.Form | None = None, extra: dict | None = None, *, moved=False
     ) -> HttpResponse:
+        partial = is_partial(run.request)
+        template = "_wizard_step.html" if partial else "_wizard.html"
+        response = render(run.request, template, self.context(run, step, form, extra))
+        patch_vary_headers(response, ("HX-Request",))
+        if partial and moved:
+            # The step replaces the step region whatever element asked for it.
+            response = reswap(retarget(response, REGION), "innerHTML")
+        return response
+
+    def context(
+        self, run: Run, step: Step, form: forms.Form | None = None, extra: dict | None = None
+    ) -> dict:
+        """What the page, the step region and the step's template see."""
         if form is None and step.form is not None:
             form = step.form(run, None)
-        partial = is_partial(run.request)
         exit_label, exit_url = self.exit(run)
-        context = {
+        return {
             "wizard": self,
             "step": step,
             "form": form,
@@ -236,18 +248,11 @@ class Wizard:
             "exit_label": exit_label,
             "exit_url": exit_url,
             "stepper": self.stepper(run, step),
-            "partial": partial,
+            "partial": is_partial(run.request),
             **self.page_context(run),
             **step.context(run, form),
             **(extra or {}),
         }
-        template = "_wizard_step.html" if partial else "_wizard.html"
-        response = render(run.request, template, context)
-        patch_vary_headers(response, ("HX-Request",))
-        if partial and moved:
-            # The step replaces the step region whatever element asked for it.
-            response = reswap(retarget(response, REGION), "innerHTML")
-        return response
 
     def back_url(self, run: Run, step: Step) -> str | None:
         position = self.order.index(step.name)
