@@ -227,8 +227,8 @@ class Wizard:
         response = render(run.request, template, self.context(run, step, form, extra))
         patch_vary_headers(response, ("HX-Request",))
         if partial and moved:
-            # The step replaces the step region whatever element asked for it.
-            response = reswap(retarget(response, REGION), "innerHTML")
+            # The step replaces the step region whatever element asked for it, seen from its top.
+            response = reswap(retarget(response, REGION), "innerHTML show:window:top")
         return response
 
     def context(

@@ -64,7 +64,7 @@ def test_a_step_whose_earlier_steps_are_unanswered_sends_to_the_first_one(maria,
     assert maria.get(later)["Location"] == first
     swapped = maria.get(later, **HTMX)
     assert swapped.status_code == 200 and swapped["HX-Push-Url"] == first
-    assert swapped["HX-Retarget"] == "#wizard-step" and swapped["HX-Reswap"] == "innerHTML"
+    assert swapped["HX-Retarget"] == "#wizard-step" and swapped["HX-Reswap"] == "innerHTML show:window:top"
 
 
 @pytest.mark.parametrize("kind", WIZARDS)
