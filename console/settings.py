@@ -117,7 +117,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # Outermost: whatever happens under the ingest URL, Firehose gets its JSON reply.
-    "pools.ingest.FirehoseRepliesMiddleware",
+    "pools.ingest.endpoint.FirehoseRepliesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "console.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

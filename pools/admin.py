@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from pools import loader, quarantine
-from pools.ingest import enqueue_load
+from pools.ingest.landing import enqueue_load
 from pools.models import DataPool, Delivery, QuarantinedRecord
 
 

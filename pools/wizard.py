@@ -22,10 +22,9 @@ from console import wizard
 from console.htmx import HtmxHttpRequest
 from console.roles import EDITOR, requires
 from console.wizard import Run, Step
-from pools import forms, table_settings
+from pools import forms, sources, table_settings
 from pools.models import DataPool
 from pools.services import create_pool
-from pools.tables import CHANGE_EVENT_COLUMNS
 
 # The destination settings of Step 3 of the guide, shown on the done page.
 FIREHOSE_SETTINGS = (
@@ -67,6 +66,10 @@ def _token(run: Run) -> str:
         run.state["token"] = secrets.token_urlsafe(16)
         run.save()
     return run.state["token"]
+
+
+def _source_type(run: Run) -> sources.SourceType:
+    return sources.get(run.state.get("source", sources.DEFAULT))
 
 
 def _remember(run: Run, **answers) -> None:
@@ -231,7 +234,7 @@ class PoolWizard(wizard.Wizard):
             label="Schema",
             # The defaults: the change events as they are.
             save=lambda run, form: _remember(run, schema=True),
-            context=lambda run, form: {"columns": CHANGE_EVENT_COLUMNS},
+            context=lambda run, form: {"columns": _source_type(run).columns},
             done=lambda run: run.state.get("schema") is True,
         ),
         Step(
