@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "axes",
     "console",
     "pools",
+    "pools.aws",
     "views_mv",
     "console.api",
 ]
@@ -249,8 +250,6 @@ CELERY_TASK_ROUTES = {
     "views_mv.tasks.replica_scan": {"queue": "default"},
     "views_mv.tasks.*": {"queue": "warehouse"},
 }
-# Task modules autodiscovery does not find (it imports only <app>.tasks).
-CELERY_IMPORTS = ["pools.aws.tasks"]
 # A load that was running when its worker died is delivered again (and is idempotent).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -278,7 +277,11 @@ CELERY_BEAT_SCHEDULE = {
     "resume-backfills": {"task": "views_mv.tasks.warehouse_sweep_backfills", "schedule": 30.0},
     # Resources' status and failed deliveries (with Firehose's reasons), without "Check now".
     "aws-status-and-snapshots": {"task": "pools.aws.tasks.sweep_aws", "schedule": AWS_MONITOR_INTERVAL},
+    "prune-deliveries": {"task": "pools.tasks.prune_deliveries", "schedule": 3600.0},
 }
+# Loaded deliveries' metadata is pruned after this many days (0 keeps it forever). A delivery row
+# is what makes Firehose's retry of a request a no-op: keep it well past Firehose's retry window.
+DELIVERY_RETENTION_DAYS = env_int("DELIVERY_RETENTION_DAYS", 30, minimum=0)
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- Operator view (console/metrics.py) ---------------------------------------------------------

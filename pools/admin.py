@@ -90,6 +90,3 @@ class QuarantinedRecordAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-
-
-import pools.aws.admin  # noqa: E402,F401  (registers AWS connections and pipelines)

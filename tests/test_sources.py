@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pools import sources, table_settings, tables
-from pools.aws.models import PROVISION_STEPS
+from pools.aws.provisioning import registry
 from pools.models import DataPool
 from pools.sources import dynamodb_stream
 from pools.wizard import STEPS
@@ -20,7 +20,7 @@ def test_each_source_type_is_a_pool_kind_with_steps_that_exist():
     for source in sources.all_types():
         assert source.key in kinds
         assert set(source.wizard_steps) <= set(STEPS), source.key
-        assert set(source.aws_steps) <= set(PROVISION_STEPS), source.key
+        assert set(source.aws_steps) <= set(registry.STEPS), source.key
         names = [name for name, _, _ in source.columns]
         assert set(source.preview_columns) <= set(names)
 

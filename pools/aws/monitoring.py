@@ -21,13 +21,10 @@ from django.utils import timezone
 from pools.aws import errors
 from pools.aws.clients import Aws
 from pools.aws.models import Pipeline
-from pools.aws.provisioning import (
-    describe_firehose,
-    emulator_lacks,
-    find_destination,
-    get_role,
-    stream_summary,
-)
+from pools.aws.provisioning.destination import emulator_lacks, find_destination
+from pools.aws.provisioning.firehose import describe_firehose
+from pools.aws.provisioning.role import get_role
+from pools.aws.provisioning.stream import stream_summary
 from pools.ingest.landing import land_records
 
 log = logging.getLogger(__name__)
