@@ -17,6 +17,8 @@ A POST is answered so:
   retargeted to the step region, with HX-Push-Url.
 
 A step whose earlier steps are not `done` is not shown: the wizard goes to the first of those.
+A wizard whose path depends on an answer (the Create Data Pool wizard follows the chosen source
+type's steps) says which of its steps a run goes through with `steps_for`.
 """
 
 from __future__ import annotations
@@ -128,7 +130,6 @@ class Wizard:
 
     def __init__(self) -> None:
         self.by_name = {step.name: step for step in self.steps}
-        self.order = [step.name for step in self.steps]
 
     # --- what subclasses say --------------------------------------------------------------------
 
@@ -146,8 +147,14 @@ class Wizard:
         """What the page around the steps shows (an intro, the notice's values)."""
         return {}
 
+    def steps_for(self, run: Run) -> tuple[Step, ...]:
+        """The steps this run goes through, in order (a subset of `steps`, chosen by an answer)."""
+        return self.steps
+
     def redirect_for(self, run: Run, step: str) -> str | None:
         """The step to show instead of `step`, if any: the first earlier one not done."""
+        if step not in self.order(run):
+            return self.first_incomplete(run) or self.order(run)[-1]
         return self.first_incomplete(run, before=step)
 
     # --- views ------------------------------------------------------------------------------------
@@ -159,7 +166,7 @@ class Wizard:
             return self.cancel(run)
         if "restart" in request.GET:
             run.reset()
-        return self.go(run, self.first_incomplete(run) or self.order[-1])
+        return self.go(run, self.first_incomplete(run) or self.order(run)[-1])
 
     def dispatch(self, request: HtmxHttpRequest, step: str, **kwargs) -> HttpResponse:
         run = Run(self, request, kwargs)
@@ -185,12 +192,17 @@ class Wizard:
 
     # --- the mechanism ----------------------------------------------------------------------------
 
-    def first_incomplete(self, run: Run, before: str | None = None) -> str | None:
-        end = self.order.index(before) if before in self.by_name else len(self.order)
-        return next((s.name for s in self.steps[:end] if not s.done(run)), None)
+    def order(self, run: Run) -> list[str]:
+        return [step.name for step in self.steps_for(run)]
 
-    def following(self, step: Step) -> str:
-        return step.next or self.order[self.order.index(step.name) + 1]
+    def first_incomplete(self, run: Run, before: str | None = None) -> str | None:
+        steps = self.steps_for(run)
+        end = self.order(run).index(before) if before in self.order(run) else len(steps)
+        return next((s.name for s in steps[:end] if not s.done(run)), None)
+
+    def following(self, run: Run, step: Step) -> str:
+        order = self.order(run)
+        return step.next or order[order.index(step.name) + 1]
 
     def post(self, run: Run, step: Step) -> HttpResponse:
         form = step.form(run, run.request.POST) if step.form else None
@@ -204,7 +216,7 @@ class Wizard:
             return self.go(run, outcome)
         if isinstance(outcome, dict) or (form is not None and form.errors):
             return self.render(run, step, form, outcome or {})
-        return self.go(run, self.following(step))
+        return self.go(run, self.following(run, step))
 
     def go(self, run: Run, step: str) -> HttpResponse:
         """Move to a step: render it for htmx (pushing its URL), redirect otherwise."""
@@ -255,22 +267,24 @@ class Wizard:
         }
 
     def back_url(self, run: Run, step: Step) -> str | None:
-        position = self.order.index(step.name)
+        order = self.order(run)
+        position = order.index(step.name)
         if step.final or position == 0:
             return None
-        return run.url(self.order[position - 1])
+        return run.url(order[position - 1])
 
     def stepper(self, run: Run, current: Step) -> list[StepperItem]:
-        position = self.order.index(current.name)
+        order = self.order(run)
+        position = order.index(current.name)
         groups: list[list[Step]] = []
-        for step in self.steps:
+        for step in self.steps_for(run):
             if groups and groups[-1][0].label == step.label:
                 groups[-1].append(step)
             else:
                 groups.append([step])
         items = []
         for number, group in enumerate(groups, start=1):
-            first = self.order.index(group[0].name)
+            first = order.index(group[0].name)
             if current in group:
                 state, url = "current", None
             elif first > position:

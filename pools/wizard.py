@@ -69,7 +69,8 @@ def _token(run: Run) -> str:
 
 
 def _source_type(run: Run) -> sources.SourceType:
-    return sources.get(run.state.get("source", sources.DEFAULT))
+    """The chosen source type (the default until one is chosen)."""
+    return sources.SOURCE_TYPES.get(run.state.get("source"), sources.get(sources.DEFAULT))
 
 
 def _remember(run: Run, **answers) -> None:
@@ -225,7 +226,7 @@ class PoolWizard(wizard.Wizard):
             form=_source_form,
             save=lambda run, form: _remember(run, source=form.cleaned_data["source"]),
             context=_source_context,
-            done=lambda run: run.state.get("source") == "dynamodb",
+            done=lambda run: run.state.get("source") in sources.SOURCE_TYPES,
         ),
         Step(
             "schema",
@@ -301,6 +302,11 @@ class PoolWizard(wizard.Wizard):
         if request.method == "GET" and "created" in run.state:
             run.reset()  # the last run has finished: start afresh
         return super().start(request, **kwargs)
+
+    def steps_for(self, run: Run) -> tuple[Step, ...]:
+        """The steps the chosen source type goes through (pools/sources/), then the done page."""
+        names = (*_source_type(run).wizard_steps, "done")
+        return tuple(self.by_name[name] for name in names)
 
     def redirect_for(self, run: Run, step: str) -> str | None:
         created = run.state.get("created")
