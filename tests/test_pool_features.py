@@ -185,3 +185,24 @@ def test_a_never_rotated_key_and_an_empty_chart_say_so(admin_client, pool):
     land_direct(pool, [change_record("o1")])
     page = admin_client.get(reverse("pools:detail", args=[pool.name])).content.decode()
     assert "peak 1 record per interval" in page
+
+
+@pytest.mark.django_db
+def test_the_https_warning_is_not_shown_for_a_pipeline_the_sandbox_relay_delivers(
+    admin_client, pool, settings
+):
+    from types import SimpleNamespace
+
+    from pools.aws.models import SandboxRelay
+    from tests.aws_helpers import make_connection, make_pipeline
+
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+    url = reverse("pools:detail", args=[pool.name])
+    assert "Firehose needs https:443" in admin_client.get(url).content.decode()
+
+    connection = make_connection("http://127.0.0.1:5", name="sandbox")
+    pipeline = make_pipeline(pool, SimpleNamespace(connection=connection), "orders")
+    assert "Firehose needs https:443" not in admin_client.get(url).content.decode()  # the relay delivers
+
+    SandboxRelay.objects.filter(pipeline=pipeline).update(emulated=False)  # a real Firehose
+    assert "Firehose needs https:443" in admin_client.get(url).content.decode()
