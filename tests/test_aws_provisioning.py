@@ -18,10 +18,7 @@ from botocore.stub import Stubber
 from pools.aws import pipelines, provisioning
 from pools.aws.errors import AwsError
 from pools.aws.models import Pipeline
-from tests.aws_helpers import ACCOUNT, fast_timing, make_connection, record_calls
-
-# The moto server, AWS connection and `default` worker fixtures.
-pytest_plugins = ["tests.aws_fixtures"]
+from tests.helpers.aws import ACCOUNT, fast_timing, make_connection, record_calls
 
 STREAM_ARN = f"arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/orders-cdc"
 

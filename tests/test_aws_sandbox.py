@@ -16,10 +16,7 @@ from pools.aws import sandbox
 from pools.aws.clients import connect
 from pools.aws.models import AwsConnection, Pipeline
 from pools.models import DataPool, Delivery
-from tests.conftest import wait_for
-
-# The moto server, AWS connection and `default` worker fixtures.
-pytest_plugins = ["tests.aws_fixtures"]
+from tests.helpers.waiting import wait_for
 
 
 def _stream_records(aws, table="orders") -> list[dict]:

@@ -13,7 +13,7 @@ from console.env import warehouse_from_url
 from console.warehouse import WarehouseError
 from pools import tables
 from pools.models import DataPool
-from tests.conftest import change_record, firehose_body
+from tests.helpers.firehose import change_record, firehose_body
 
 URL = os.environ.get("SHOAL_TEST_CLICKHOUSE_URL", "")
 pytestmark = [

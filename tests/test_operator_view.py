@@ -7,16 +7,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pools.models import DataPool, Delivery
-from tests.conftest import (
-    change_record,
-    endpoint,
-    firehose_body,
-    firehose_headers,
-    free_port,
-    http,
-    land_direct,
-    wait_for,
-)
+from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
+from tests.helpers.pools import land_direct
+from tests.helpers.servers import free_port, http
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN = "metrics-token-0123456789"
