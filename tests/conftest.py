@@ -31,12 +31,38 @@ def pytest_configure(config):
     markers.install()
 
 
+RUN_CLAIM_KEY = "shoal:test-run"
+
+
+def _claim_redis_database(client: redis.Redis) -> None:
+    """Refuse to share a Redis database with another live test run: its workers would take this
+    run's tasks and look for this run's pools in their own database (a load that never comes)."""
+    holder = client.get(RUN_CLAIM_KEY)
+    if holder:
+        pid, _, folder = holder.decode().partition(":")
+        alive = Path(f"/proc/{pid}").exists() and int(pid) != os.getpid()
+        if alive:
+            pytest.exit(
+                f"Redis database {settings.REDIS_URL} is in use by the test run of process {pid} "
+                f"(data folder {folder}); give this run another REDIS_URL and SHOAL_DATA_DIR",
+                returncode=3,
+            )
+    client.flushdb()
+    client.set(RUN_CLAIM_KEY, f"{os.getpid()}:{settings.DATA_DIR}")
+
+
 def pytest_sessionstart(session):
     # A clean warehouse and Redis database for every run.
     shutil.rmtree(Path(settings.DATA_DIR) / "warehouse", ignore_errors=True)
     shutil.rmtree(Path(settings.DATA_DIR) / "spool", ignore_errors=True)
     shutil.rmtree(Path(settings.DATA_DIR) / "landing", ignore_errors=True)
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    _claim_redis_database(redis.Redis.from_url(settings.REDIS_URL))
+
+
+def pytest_sessionfinish(session):
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    if client.get(RUN_CLAIM_KEY) == f"{os.getpid()}:{settings.DATA_DIR}".encode():
+        client.delete(RUN_CLAIM_KEY)
 
 
 def pytest_collection_modifyitems(config, items):
