@@ -7,6 +7,7 @@ fixture that starts something slow is marked for it (tests/helpers/markers.py), 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -26,11 +27,6 @@ from tests.helpers.servers import free_port, redis_pings, start_web_server, stop
 from tests.helpers.waiting import wait_for
 from tests.helpers.workers import DefaultWorker, WorkerProcess, processes
 
-
-def pytest_configure(config):
-    markers.install()
-
-
 RUN_CLAIM_KEY = "shoal:test-run"
 
 
@@ -49,6 +45,10 @@ def _claim_redis_database(client: redis.Redis) -> None:
             )
     client.flushdb()
     client.set(RUN_CLAIM_KEY, f"{os.getpid()}:{settings.DATA_DIR}")
+
+
+def pytest_configure(config):
+    markers.install()
 
 
 def pytest_sessionstart(session):
