@@ -48,6 +48,11 @@ def test_an_unmarked_test_cannot_start_a_process(argv, marker):
         subprocess.Popen(argv)
 
 
+def test_a_quick_program_is_allowed(tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert subprocess.run(["cat", str(tmp_path / "f")], capture_output=True, check=True).stdout == b"x"
+
+
 @pytest.mark.slow
 def test_a_marked_test_can():
     assert subprocess.run([sys.executable, "-c", "pass"], check=False).returncode == 0

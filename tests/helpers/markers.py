@@ -49,6 +49,9 @@ class _Running:
 
 _current = _Running()
 
+# Programs quick enough for a fast test (they start no Python, no server).
+QUICK_PROGRAMS = {"cat"}
+
 
 def mark_from_fixtures(items) -> None:
     for item in items:
@@ -103,12 +106,13 @@ def install() -> None:
     original_popen_init = subprocess.Popen.__init__
 
     def popen_init(self, args, *rest, **kwargs):
-        words = " ".join(map(str, args)) if isinstance(args, list | tuple) else str(args)
+        argv = [str(arg) for arg in args] if isinstance(args, list | tuple) else str(args).split()
+        words = " ".join(argv)
         marker = next((marker for word, marker in COMMAND_MARKERS if word in words), None)
         if marker:
             needs(marker, f"starts `{words[:80]}`")
-        else:  # any other process: a fast test starts none
-            needs("slow", f"starts `{words[:80]}`", or_any_slow=True)
+        elif not argv or argv[0].rsplit("/", 1)[-1] not in QUICK_PROGRAMS:
+            needs("slow", f"starts `{words[:80]}`", or_any_slow=True)  # a fast test starts none
         return original_popen_init(self, args, *rest, **kwargs)
 
     subprocess.Popen.__init__ = popen_init
