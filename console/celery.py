@@ -3,15 +3,45 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
 from celery import Celery
 from celery.app import trace
+from celery.contrib.django.task import DjangoTask
+from django.db import transaction
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
-app = Celery("shoal")
+log = logging.getLogger(__name__)
+
+
+class Task(DjangoTask):
+    """Every Shoal task: Celery's Django task (`delay_on_commit`, `apply_async_on_commit`) with
+    the one way Shoal queues work that a transaction has just recorded."""
+
+    def enqueue_on_commit(self, *args, **options) -> None:
+        """Queue this task with `args` once the transaction in progress commits (at once outside
+        one), fire-and-forget: see `enqueue`."""
+        transaction.on_commit(functools.partial(self.enqueue, *args, **options))
+
+    def enqueue(self, *args, **options) -> bool:
+        """Queue this task without retrying the publish; False, logged, if the broker cannot take it.
+
+        What is committed is not undone when Redis is down: the work is found again (beat's sweep
+        re-queues loads and deletions; a pipeline offers Retry), so a broker outage must neither
+        fail the request that recorded it nor hold it while the publish is retried.
+        """
+        try:
+            self.apply_async(args, retry=False, **options)
+        except Exception as exc:
+            log.warning("could not enqueue %s%r: %s", self.name, args, exc)
+            return False
+        return True
+
+
+app = Celery("shoal", task_cls=Task)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -12,6 +12,9 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from console import warehouse_client
+from pools import landing
+
 
 @dataclass(frozen=True)
 class Check:
@@ -42,18 +45,14 @@ def check_redis() -> Check:
 
 
 def check_warehouse_worker() -> Check:
-    from console.warehouse_client import HEARTBEAT_KEY
-
     try:
-        beating = bool(_redis().exists(HEARTBEAT_KEY))
+        beating = bool(_redis().exists(warehouse_client.HEARTBEAT_KEY))
     except redis.RedisError as exc:
         return Check("warehouse_worker", False, f"Redis: {exc}")
     return Check("warehouse_worker", beating, "" if beating else "no heartbeat: no warehouse worker runs")
 
 
 def check_disk() -> Check:
-    from pools import landing
-
     try:
         free = landing.free_bytes()
     except OSError as exc:

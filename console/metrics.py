@@ -16,10 +16,17 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
+import redis
+from django.conf import settings
 from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from console import health
+from pools import landing
+from pools.models import DataPool, Delivery
+from views_mv.models import Backfill, MaterializedView
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +89,6 @@ def _le(bound: float) -> str:
 
 
 def _redis():
-    import redis
-    from django.conf import settings
-
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
 
 
@@ -101,8 +105,6 @@ class ShoalCollector:
         yield from self._health()
 
     def _pools(self) -> Iterator:
-        from pools.models import DataPool, Delivery
-
         names = dict(DataPool.objects.values_list("pk", "name"))
         waiting = [Delivery.Status.LANDED, Delivery.Status.LOADING]
         rows = (
@@ -174,8 +176,6 @@ class ShoalCollector:
         yield from (received, received_bytes, loaded, quarantined, backlog, oldest, errors, failed)
 
     def _views(self) -> Iterator:
-        from views_mv.models import Backfill, MaterializedView
-
         failing = GaugeMetricFamily(
             "shoal_view_errors",
             "1 when a Materialized View failed, or its backfill did.",
@@ -218,20 +218,15 @@ class ShoalCollector:
         yield family
 
     def _health(self) -> Iterator:
-        from console import health
-
         up = GaugeMetricFamily("shoal_up", "1 when the dependency is ready (see /readyz).", labels=["check"])
         for check in health.readiness():
             up.add_metric([check.name], int(check.ok))
         yield up
         try:
-            from pools import landing
-
-            yield GaugeMetricFamily(
-                "shoal_disk_free_bytes", "Free bytes in the data folder.", value=landing.free_bytes()
-            )
+            free = landing.free_bytes()
         except OSError:
-            pass
+            return
+        yield GaugeMetricFamily("shoal_disk_free_bytes", "Free bytes in the data folder.", value=free)
 
 
 def render() -> bytes:

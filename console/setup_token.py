@@ -12,6 +12,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
+from django.urls import reverse
 
 SALT = "shoal.setup-token"
 MAX_AGE = 24 * 3600
@@ -34,8 +35,6 @@ def check_token(token: str) -> bool:
 
 
 def setup_url(token: str | None = None) -> str:
-    from django.urls import reverse
-
     return settings.PUBLIC_BASE_URL + reverse("setup", args=[token or make_token()])
 
 

@@ -29,6 +29,8 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from django.conf import settings
+
 from console.warehouse import Warehouse, WarehouseError
 from console.warehouse.base import quote_string
 
@@ -123,8 +125,6 @@ def check(
 def _explain(warehouse: Warehouse, sql: str, params: dict[str, str] | None) -> list[str]:
     if not params:
         return [row[0] for row in warehouse.query("EXPLAIN AST " + sql, readonly=True).rows]
-    from django.conf import settings
-
     raw = warehouse.query_format(
         "EXPLAIN AST " + sql, "JSONCompact", max_rows=settings.SQL_MAX_RESULT_ROWS, params=params
     )

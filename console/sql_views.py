@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from console import sql_guard, warehouse_client
+from console.htmx import HtmxHttpRequest
 from console.models import QueryRun
 from console.roles import VIEWER, requires
 from console.tasks import run_sql
@@ -46,7 +47,7 @@ def sql_console(request: HttpRequest) -> HttpResponse:
 
 @requires(VIEWER)
 @require_POST
-def sql_run(request: HttpRequest) -> HttpResponse:
+def sql_run(request: HtmxHttpRequest) -> HttpResponse:
     # Browsers send a textarea's line breaks as CRLF; ClickHouse's error positions must match
     # the text in the editor.
     sql = request.POST.get("sql", "").replace("\r\n", "\n")
@@ -66,7 +67,7 @@ def sql_run(request: HttpRequest) -> HttpResponse:
 
 
 @requires(VIEWER)
-def sql_result(request: HttpRequest, pk: int) -> HttpResponse:
+def sql_result(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(QueryRun, pk=pk, user=request.user)
     wait = POLL_WAIT_SECONDS if request.htmx else 0
     return _answer(request, {"sql": run.sql, **_outcome(run, wait=wait)})
@@ -147,7 +148,7 @@ def error_excerpt(sql: str, position: int) -> dict:
     }
 
 
-def _answer(request: HttpRequest, context: dict) -> HttpResponse:
+def _answer(request: HtmxHttpRequest, context: dict) -> HttpResponse:
     if request.htmx:
         context["history"] = _history(request)
         return render(request, "console/sql_result.html", {**context, "oob_history": True})

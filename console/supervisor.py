@@ -25,7 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from console import sandbox
+import redis
+from django.conf import settings
+
+from console import folder_lock, sandbox
 
 COLOURS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m"]
 RESET = "\033[0m"
@@ -58,8 +61,6 @@ PR_SET_PDEATHSIG = 1
 
 def require_redis(url: str, err=sys.stderr) -> None:
     """Stop with one clear line if Redis, which every process needs, is not reachable."""
-    import redis
-
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
@@ -206,11 +207,7 @@ def run(
 
     held = None
     if data_dir is not None:
-        from console import folder_lock
-
         try:
-            from django.conf import settings
-
             held = folder_lock.acquire(Path(data_dir) / "shoal.lock")
             if settings.WAREHOUSE.backend == "chdb":
                 folder_lock.check_free(folder_lock.warehouse_lock(settings.WAREHOUSE.path))

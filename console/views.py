@@ -10,8 +10,10 @@ from django.contrib.auth.password_validation import validate_password
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from console import roles, setup_token
+from console import health, roles, setup_token
+from console import metrics as shoal_metrics
 
 
 class FirstAdminForm(forms.Form):
@@ -64,8 +66,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: web, database, Redis, a warehouse worker's heartbeat, free disk. 503 if any fails."""
-    from console import health
-
     checks = health.readiness()
     ready = all(c.ok for c in checks)
     doc = {
@@ -79,10 +79,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics, with `Authorization: Bearer <METRICS_TOKEN>`; off without a token."""
-    from prometheus_client import CONTENT_TYPE_LATEST
-
-    from console import metrics as shoal_metrics
-
     token = settings.METRICS_TOKEN
     if not token:
         raise Http404("set METRICS_TOKEN to turn /metrics on")

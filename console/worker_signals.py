@@ -7,6 +7,11 @@ import logging
 import threading
 
 from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+
+from console import folder_lock, warehouse_client
+from console.warehouse import get_warehouse
+from views_mv.tasks import detach_triggers
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
@@ -25,9 +30,6 @@ def _consumes_warehouse(sender) -> bool:
 def start_heartbeat(sender=None, **_):
     if not _consumes_warehouse(sender):
         return
-    from console.warehouse import get_warehouse
-    from console.warehouse_client import HEARTBEAT_KEY, HEARTBEAT_TTL, redis_client
-
     try:
         _lock_warehouse_folder()
         warehouse = get_warehouse()  # fail loudly now if the warehouse cannot be opened
@@ -35,20 +37,18 @@ def start_heartbeat(sender=None, **_):
         log.critical("cannot open the warehouse: %s", exc)
         raise SystemExit(1) from exc  # not an Exception: Celery lets it stop the worker
     try:
-        from views_mv.tasks import detach_triggers
-
         detach_triggers(warehouse)
     except Exception as exc:  # the worker still loads; the next start tries again
         log.error("could not detach the triggers of older Materialized Views: %s", exc)
-    client = redis_client()
+    client = warehouse_client.redis_client()
 
     def beat() -> None:
         while not _stop.is_set():
             try:
-                client.set(HEARTBEAT_KEY, sender.hostname, ex=HEARTBEAT_TTL)
+                client.set(warehouse_client.HEARTBEAT_KEY, sender.hostname, ex=warehouse_client.HEARTBEAT_TTL)
             except Exception as exc:  # Redis restarts: keep trying
                 log.warning("heartbeat: %s", exc)
-            _stop.wait(HEARTBEAT_TTL / 3)
+            _stop.wait(warehouse_client.HEARTBEAT_TTL / 3)
 
     threading.Thread(target=beat, name="warehouse-heartbeat", daemon=True).start()
 
@@ -56,10 +56,6 @@ def start_heartbeat(sender=None, **_):
 def _lock_warehouse_folder() -> None:
     """One process opens a chDB folder: say clearly who else has it (chDB's own refusal reads
     "Error initializing EmbeddedServer")."""
-    from django.conf import settings
-
-    from console import folder_lock
-
     if settings.WAREHOUSE.backend == "chdb" and not _held:
         _held.append(folder_lock.acquire(folder_lock.warehouse_lock(settings.WAREHOUSE.path)))
 

@@ -8,6 +8,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.validators import RegexValidator
 from django.db import models
@@ -122,8 +123,6 @@ class DataPool(models.Model):
         return reverse("pools:ingest", args=[self.public_id])
 
     def endpoint_url(self) -> str:
-        from django.conf import settings
-
         return settings.PUBLIC_BASE_URL + self.endpoint_path()
 
     def set_basic_auth(self, user: str, password: str) -> None:

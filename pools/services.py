@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import logging
+import time
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from pools.models import DataPool
-
-log = logging.getLogger(__name__)
+from pools import tasks
+from pools.firehose_client import FirehoseSender
+from pools.models import DataPool, name_validator
+from pools.samples import make_records
 
 # Names that would shadow something in SQL or in the warehouse.
 RESERVED_NAMES = {"system", "default", "information_schema", "select", "from", "where", "table", "new"}
 
 
 def validate_pool_name(name: str) -> None:
-    from pools.models import name_validator
-
     name_validator(name)
     if name.lower() in RESERVED_NAMES:
         raise ValidationError(f"{name!r} is reserved; choose another name.")
@@ -43,17 +42,9 @@ def create_pool(
     pool.full_clean()
     with transaction.atomic():
         pool.save()
-        transaction.on_commit(lambda: _enqueue_create_table(pool.pk))
+        # If Redis cannot take it now, the loader creates the table on first delivery.
+        tasks.warehouse_create_table.enqueue_on_commit(pool.pk)
     return pool
-
-
-def _enqueue_create_table(pool_id: int) -> None:
-    from pools.tasks import warehouse_create_table
-
-    try:
-        warehouse_create_table.apply_async((pool_id,), retry=False)
-    except Exception as exc:  # the loader creates the table on first delivery anyway
-        log.warning("could not enqueue table creation for pool %s: %s", pool_id, exc)
 
 
 def pool_as_dict(pool: DataPool, *, reveal_key: bool = True) -> dict:
@@ -80,30 +71,7 @@ def delete_pool(pool: DataPool, confirm_name: str) -> None:
     """Start deleting a pool (its table and all its data). The name must be typed to confirm."""
     if confirm_name != pool.name:
         raise ValidationError("Type the pool's name exactly to confirm.")
-    views = sorted({mv.name for mv in pool.feeds.all()} | {mv.name for mv in pool.fed_by.all()})
-    if views:
-        raise ValidationError(
-            f"{pool.name} is used by the Materialized View{'s' if len(views) > 1 else ''} "
-            f"{', '.join(views)}; delete {'them' if len(views) > 1 else 'it'} first."
-        )
-    DataPool.objects.filter(pk=pool.pk).update(status=DataPool.Status.DELETING)
-    pool.status = DataPool.Status.DELETING
-    from pools.tasks import warehouse_delete_pool
-
-    try:
-        warehouse_delete_pool.apply_async((pool.pk,), retry=False)
-    except Exception as exc:  # beat's sweep picks deleting pools up again
-        log.warning("could not enqueue deletion of pool %s: %s", pool.pk, exc)
-
-
-def forget_pool(pool: DataPool) -> None:
-    """Remove a pool's rows and journal files (its table is already dropped)."""
-    import shutil
-
-    from pools import landing
-
-    pool.delete()
-    shutil.rmtree(landing.folder() / pool.public_id, ignore_errors=True)
+    tasks.start_deleting(pool)
 
 
 def send_test_events(pool: DataPool, base_url: str, count: int = 12) -> dict:
@@ -111,11 +79,6 @@ def send_test_events(pool: DataPool, base_url: str, count: int = 12) -> dict:
 
     `base_url` is where this server can reach itself (the address the user's browser used).
     """
-    import time
-
-    from pools.firehose_client import FirehoseSender
-    from pools.samples import make_records
-
     records = make_records(count, seed=int(time.time()))
     sender = FirehoseSender(
         base_url.rstrip("/") + pool.endpoint_path(),

@@ -6,12 +6,14 @@ Tasks named warehouse_* run on the `warehouse` queue (see CELERY_TASK_ROUTES); t
 from __future__ import annotations
 
 import logging
+import shutil
 
 from celery import shared_task
+from django.core.exceptions import ValidationError
 
-from console import sql_guard
+from console import sql_guard, user_queries
 from console.warehouse import WarehouseError, get_warehouse
-from pools import loader, services, tables
+from pools import landing, loader, stats, tables
 from pools.models import DataPool
 
 log = logging.getLogger(__name__)
@@ -53,8 +55,6 @@ def warehouse_drop_table(pool_id: int, name: str) -> None:
 @shared_task(bind=True)
 def warehouse_preview(self, pool_id: int, limit: int = 50, user: str = "") -> dict:
     """Preview Data: a user's query, run on the users' pool (console/user_queries.py)."""
-    from console import user_queries
-
     return user_queries.hand_off(self, _preview, pool_id, limit, user=user)
 
 
@@ -81,14 +81,26 @@ def warehouse_delete_pool(pool_id: int) -> None:
         return
     get_warehouse().execute(tables.drop_table(pool.name))
     loader.forget_table(pool_id)
-    services.forget_pool(pool)
+    pool.delete()
+    shutil.rmtree(landing.folder() / pool.public_id, ignore_errors=True)
+
+
+def start_deleting(pool: DataPool) -> None:
+    """Mark a pool deleting and queue its deletion; refused while a Materialized View uses it."""
+    views = sorted({mv.name for mv in pool.feeds.all()} | {mv.name for mv in pool.fed_by.all()})
+    if views:
+        raise ValidationError(
+            f"{pool.name} is used by the Materialized View{'s' if len(views) > 1 else ''} "
+            f"{', '.join(views)}; delete {'them' if len(views) > 1 else 'it'} first."
+        )
+    DataPool.objects.filter(pk=pool.pk).update(status=DataPool.Status.DELETING)
+    pool.status = DataPool.Status.DELETING
+    warehouse_delete_pool.enqueue(pool.pk)  # not queued: beat's sweep picks deleting pools up again
 
 
 @shared_task
 def warehouse_pool_stats(pool_ids: list[int] | None = None) -> int:
     """Periodic (beat), and for one pool from its page: statistics from the warehouse (pools/stats.py)."""
-    from pools import stats
-
     return stats.refresh(get_warehouse(), pool_ids)
 
 

@@ -8,10 +8,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from console import warehouse_client
+from console.htmx import HtmxHttpRequest
 from console.roles import ADMIN, EDITOR, VIEWER, requires
 from pools import charts, services, stats, tables
 from pools.models import DataPool
-from pools.tasks import warehouse_preview
+from pools.tasks import warehouse_pool_stats, warehouse_preview
 
 PREVIEW_LIMITS = (10, 50, 100, 500)
 
@@ -22,7 +23,7 @@ def pool_list(request: HttpRequest) -> HttpResponse:
 
 
 @requires(VIEWER)
-def pool_detail(request: HttpRequest, name: str) -> HttpResponse:
+def pool_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     pool = get_object_or_404(DataPool, name=name)
     live = _live(pool)
     if request.htmx and request.GET.get("part") == "live":
@@ -42,8 +43,6 @@ def pool_detail(request: HttpRequest, name: str) -> HttpResponse:
 def _live(pool: DataPool) -> dict:
     """Statistics and recent deliveries; asks the warehouse for fresh statistics when a load
     finished after they were taken, and says whether the region should poll again."""
-    from pools.tasks import warehouse_pool_stats
-
     stale = stats.stale(pool)
     if stale:
         try:
@@ -90,7 +89,7 @@ def delete_pool(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @requires(VIEWER)
-def preview(request: HttpRequest, name: str) -> HttpResponse:
+def preview(request: HtmxHttpRequest, name: str) -> HttpResponse:
     """Start a Preview Data task and answer with a panel that polls for its result."""
     pool = get_object_or_404(DataPool, name=name)
     limit = _limit(request)
@@ -104,7 +103,7 @@ def preview(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @requires(VIEWER)
-def preview_result(request: HttpRequest, name: str, task_id: str) -> HttpResponse:
+def preview_result(request: HtmxHttpRequest, name: str, task_id: str) -> HttpResponse:
     pool = get_object_or_404(DataPool, name=name)
     result = AsyncResult(task_id)
     context = {"pool": pool, "task_id": task_id, "limit": _limit(request), "limits": PREVIEW_LIMITS}

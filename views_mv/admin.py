@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from views_mv import tasks
 from views_mv.models import Backfill, MaterializedView, ViewFailure
 
 
@@ -46,10 +47,8 @@ class ViewFailureAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run the view again over these rows")
     def retry(self, request, queryset):
-        from views_mv.tasks import warehouse_retry_view_failures
-
         for mv_id in set(queryset.values_list("mv_id", flat=True)):
-            warehouse_retry_view_failures.delay(mv_id)
+            tasks.warehouse_retry_view_failures.delay(mv_id)
         self.message_user(
             request, "Retrying; rows the view still cannot transform stay listed.", messages.SUCCESS
         )

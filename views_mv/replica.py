@@ -10,6 +10,7 @@ worker reads the pool and compares.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -58,8 +59,6 @@ def normalise(value):
     if isinstance(value, list):
         return [normalise(v) for v in value]
     if isinstance(value, bytes | bytearray):
-        import base64
-
         return base64.b64encode(value).decode()
     return value
 

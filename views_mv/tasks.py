@@ -11,13 +11,15 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from console import json_paths, sql_guard
+from console import json_paths, sql_guard, user_queries
 from console.warehouse import WarehouseError, get_warehouse
 from console.warehouse.base import quote_string
 from pools import loader
+from pools import tasks as pool_tasks
+from pools.aws.clients import connect
 from pools.gate import gate
-from pools.models import DataPool
-from views_mv import apply, ddl, schema
+from pools.models import DataPool, Delivery
+from views_mv import apply, ddl, replica, schema
 from views_mv.models import Backfill, MaterializedView, ReplicaCheck
 
 log = logging.getLogger(__name__)
@@ -113,8 +115,6 @@ def finished_rows(warehouse, source: DataPool) -> list[list]:
     A delivery whose rows are in the pool but which is not finished (its loader died after the
     insert) is left out: it will be loaded again, and the view runs over it then.
     """
-    from pools.models import Delivery
-
     finished = set(
         Delivery.objects.filter(pool=source, status=Delivery.Status.LOADED).values_list("id", flat=True)
     )
@@ -225,8 +225,6 @@ def detach_triggers(warehouse) -> int:
 
 @shared_task
 def warehouse_drop_mv(mv_id: int, delete_target: bool) -> None:
-    from pools import services
-
     mv = MaterializedView.objects.select_related("target_pool").filter(pk=mv_id).first()
     if mv is None:
         return
@@ -235,7 +233,7 @@ def warehouse_drop_mv(mv_id: int, delete_target: bool) -> None:
     target = mv.target_pool
     mv.delete()
     if delete_target:
-        services.delete_pool(target, target.name)
+        pool_tasks.start_deleting(target)
 
 
 @shared_task
@@ -260,9 +258,6 @@ def start_replica_check(check_id: int) -> None:
 @shared_task
 def replica_scan(check_id: int) -> dict | None:
     """Step 1 of a Replica check (`default` queue): the table's items, or None when AWS failed."""
-    from pools.aws.clients import connect
-    from views_mv import replica
-
     check = ReplicaCheck.objects.select_related("connection").get(pk=check_id)
     try:
         return replica.scan_table(connect(check.connection).client("dynamodb"), check.table_name)
@@ -275,14 +270,10 @@ def replica_scan(check_id: int) -> dict | None:
 def warehouse_replica_compare(self, scanned: dict | None, check_id: int) -> dict | None:
     """Step 2 of a Replica check (`warehouse` queue): compare the scan with the view's pool, on
     the users' pool (console/user_queries.py), so that it never holds a loading thread."""
-    from console import user_queries
-
     return user_queries.hand_off(self, _replica_compare, scanned, check_id, user="replica-check")
 
 
 def _replica_compare(scanned: dict | None, check_id: int) -> dict | None:
-    from views_mv import replica
-
     if scanned is None:
         return None
     check = ReplicaCheck.objects.select_related("mv__target_pool").get(pk=check_id)

@@ -13,10 +13,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from console.htmx import HtmxHttpRequest
 from console.roles import EDITOR, VIEWER, requires
 from pools import table_settings
 from pools.aws.models import AwsConnection
-from views_mv import forms, services
+from views_mv import forms, services, tasks
 from views_mv.models import MaterializedView, ReplicaCheck
 
 SESSION_KEY = "mv_wizard"
@@ -33,7 +34,7 @@ PARTS = {"progress": "views_mv/_progress.html", "replica": "views_mv/_replica.ht
 
 
 @requires(VIEWER)
-def mv_detail(request: HttpRequest, name: str) -> HttpResponse:
+def mv_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     mv = get_object_or_404(MaterializedView.objects.select_related("source_pool", "target_pool"), name=name)
     template = PARTS.get(request.GET.get("part", "")) if request.htmx else None
     context = {
@@ -51,10 +52,8 @@ def mv_detail(request: HttpRequest, name: str) -> HttpResponse:
 @requires(EDITOR)
 @require_POST
 def mv_retry_failures(request: HttpRequest, name: str) -> HttpResponse:
-    from views_mv.tasks import warehouse_retry_view_failures
-
     mv = get_object_or_404(MaterializedView, name=name)
-    warehouse_retry_view_failures.delay(mv.pk)
+    tasks.warehouse_retry_view_failures.delay(mv.pk)
     messages.success(request, "Running the view again over the rows it could not transform.")
     return redirect(mv)
 
@@ -76,8 +75,6 @@ def mv_edit_sql(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def mv_replica_check(request: HttpRequest, name: str) -> HttpResponse:
     """Start comparing the view's pool with the DynamoDB table it replicates."""
-    from views_mv.tasks import start_replica_check
-
     mv = get_object_or_404(MaterializedView, name=name)
     connection = AwsConnection.objects.filter(pk=request.POST.get("connection") or 0).first()
     table = request.POST.get("table", "").strip()
@@ -85,7 +82,7 @@ def mv_replica_check(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, "Choose the AWS connection and the DynamoDB table to compare with.")
         return redirect(mv)
     check = ReplicaCheck.objects.create(mv=mv, connection=connection, table_name=table)
-    start_replica_check(check.pk)
+    tasks.start_replica_check(check.pk)
     return redirect(mv)
 
 
@@ -103,10 +100,8 @@ def mv_delete(request: HttpRequest, name: str) -> HttpResponse:
 @requires(EDITOR)
 @require_POST
 def mv_retry_backfill(request: HttpRequest, name: str) -> HttpResponse:
-    from views_mv.tasks import warehouse_run_backfill
-
     mv = get_object_or_404(MaterializedView, name=name)
-    warehouse_run_backfill.delay(mv.pk)
+    tasks.warehouse_run_backfill.delay(mv.pk)
     return redirect(mv)
 
 

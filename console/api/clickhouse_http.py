@@ -28,6 +28,7 @@ from console import sql_guard, warehouse_client
 from console.api import query
 from console.api.auth import QUERY, api_key_required
 from console.warehouse.base import quote_string
+from pools.models import DataPool
 
 READONLY = sql_guard.READONLY
 UNKNOWN_FORMAT = 73
@@ -97,8 +98,6 @@ def _empty_row(structure: str) -> str:
 
 
 def _readable_pools(api_key) -> list:
-    from pools.models import DataPool
-
     pools = DataPool.objects.exclude(status=DataPool.Status.DELETING).order_by("name")
     allowed = api_key.readable_pools()
     return [p for p in pools if allowed is None or p.name in allowed]

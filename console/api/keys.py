@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from console.api.models import ApiKey
+from pools.models import DataPool
 
 KEY_PREFIX = "shoal_"
 # last_used_at is written at most this often per key, so that queries do not all write a row.
@@ -42,8 +43,6 @@ def create_key(
     role: str = "editor",
 ) -> NewKey:
     """A new key; ValidationError with the console's words for a bad name, scope or pool."""
-    from pools.models import DataPool
-
     if scope not in ApiKey.Scope.values:
         raise ValidationError({"scope": f"Choose a scope among {', '.join(ApiKey.Scope.values)}."})
     pools = sorted(set(pools or []))

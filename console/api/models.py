@@ -7,6 +7,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from console import roles
+
 key_name_validator = RegexValidator(
     r"^[A-Za-z0-9_.-]{1,64}$",
     "Use letters, digits, dots, dashes and underscores (at most 64): the name is the ClickHouse user name.",
@@ -74,8 +76,6 @@ class ApiKey(models.Model):
 
     def has_role(self, role: str) -> bool:
         """Whether the key may do what a console user of `role` may (console.roles)."""
-        from console import roles
-
         own = self.role if self.scope == self.Scope.MANAGE else roles.VIEWER
         return roles.ROLES.index(own) >= roles.ROLES.index(role)
 

@@ -8,6 +8,8 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from pools.tables import INTERNAL_COLUMNS
+
 register = template.Library()
 
 
@@ -37,6 +39,4 @@ def zip_types(columns, types):
 @register.filter
 def internal_column(name: str) -> str:
     """What a column Shoal adds of its own holds ('' for the user's columns)."""
-    from pools.tables import INTERNAL_COLUMNS
-
     return INTERNAL_COLUMNS.get(name, "")

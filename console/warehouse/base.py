@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+
 from console.env import WarehouseConfig
 
 
@@ -81,8 +83,6 @@ def readonly_settings(
     the lowest CPU priority (os_thread_priority, a nice value), so that loading keeps its share of
     the machine, and at most `max_memory` bytes, spilling GROUP BY and ORDER BY to disk past half.
     """
-    from django.conf import settings
-
     max_memory = max_memory or settings.SQL_MAX_MEMORY_BYTES
     max_threads = max_threads or settings.SQL_MAX_THREADS
     return {

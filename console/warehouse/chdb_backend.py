@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import chdb
+from django.conf import settings
 
 from console.warehouse.base import (
     SESSION_SETTINGS,
@@ -66,8 +67,6 @@ class ChdbWarehouse(Warehouse):
         sql_max_memory: int | None = None,
     ):
         super().__init__(config)
-        from django.conf import settings
-
         self.path = config.path
         Path(self.path).mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -179,8 +178,6 @@ class ChdbWarehouse(Warehouse):
     def _limited_connection(self, max_rows: int):
         """A read-only connection like the SQL Console's, with its own result-row limit (API
         exports); one per thread and limit, since the limits are fixed when it opens."""
-        from django.conf import settings
-
         connections = getattr(self._local, "limited", None)
         if connections is None:
             connections = self._local.limited = {}

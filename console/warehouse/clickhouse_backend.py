@@ -9,6 +9,8 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from clickhouse_connect.driver.external import ExternalData
+from django.conf import settings
 
 from console.warehouse.base import (
     SESSION_SETTINGS,
@@ -42,8 +44,6 @@ def _varint(n: int) -> bytes:
 class ClickHouseWarehouse(Warehouse):
     def __init__(self, config):
         super().__init__(config)
-        from django.conf import settings
-
         self._ro = readonly_settings(
             settings.SQL_MAX_EXECUTION_SECONDS,
             settings.SQL_MAX_RESULT_ROWS,
@@ -86,8 +86,6 @@ class ClickHouseWarehouse(Warehouse):
     def query_format(
         self, sql: str, fmt: str, *, max_rows: int, params: dict[str, str] | None = None
     ) -> RawResult:
-        from django.conf import settings
-
         limits = {**readonly_settings(settings.SQL_MAX_EXECUTION_SECONDS, max_rows), "max_result_bytes": 0}
         started = time.perf_counter()
         try:
@@ -116,8 +114,6 @@ class ClickHouseWarehouse(Warehouse):
 
     def query_file(self, select_sql: str, path: Path) -> Result:
         # The file travels with the query as an external table (clickhouse-connect ExternalData).
-        from clickhouse_connect.driver.external import ExternalData
-
         blob = ExternalData(
             file_name="shoal_source", data=path.read_bytes(), fmt="RawBLOB", structure="raw_blob String"
         )

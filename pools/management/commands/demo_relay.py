@@ -16,6 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from pools.aws import sandbox
 from pools.aws.clients import connect
+from pools.models import DataPool
+from pools.services import create_pool
 
 
 class Command(BaseCommand):
@@ -57,9 +59,6 @@ class Command(BaseCommand):
         relay.run_forever(stop, opts["interval"])
 
     def _seed(self, endpoint_url: str, region: str) -> None:
-        from pools.models import DataPool
-        from pools.services import create_pool
-
         sandbox.wait_for_emulator(endpoint_url)
         connection = sandbox.ensure_connection(endpoint_url, region)
         if sandbox.create_orders_table(connect(connection)):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -54,8 +55,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **opts):
-        import sys
-
         sql = sys.stdin.read() if opts["sql_file"] == "-" else Path(opts["sql_file"]).read_text()
         bad = [t for t in opts["type"] if "=" not in t]
         if bad:
