@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.stack import Stack, guide_sql  # noqa: E402
-from pools.firehose_client import FirehoseSender, batches, percentile  # noqa: E402
+from pools.firehose_client import FirehoseSender, batches  # noqa: E402
+from pools.firehose_replay import percentile  # noqa: E402
+from pools.ingest.records import firehose_body  # noqa: E402
 from pools.samples import make_records  # noqa: E402
 
 
@@ -170,6 +172,7 @@ def ceiling_from_lines(records: list[bytes], data_dir: Path) -> float:
     from console.warehouse import get_warehouse
     from pools import tables
     from pools.models import DataPool
+    from pools.sources import dynamodb_stream
 
     path = data_dir / "changes.jsonl"
     path.write_bytes(b"\n".join(records) + b"\n")
@@ -180,7 +183,7 @@ def ceiling_from_lines(records: list[bytes], data_dir: Path) -> float:
     extract = f"""SELECT s.1, s.2, s.3, s.4, s.5, s.6, {image.format("JSONExtractRaw(r, 'userIdentity')")},
         s.7.1, s.7.2, d['Keys'], {image.format("d['NewImage']")}, {image.format("d['OldImage']")},
         s.7.3, now64(3), toUInt64(0), r
-    FROM (SELECT line AS r, JSONExtract(r, '{tables._SCALARS}') AS s,
+    FROM (SELECT line AS r, JSONExtract(r, '{dynamodb_stream._SCALARS}') AS s,
             CAST(JSONExtractKeysAndValuesRaw(r, 'dynamodb'), 'Map(String, String)') AS d
           FROM file('{path}', 'LineAsString'))"""
     started = time.perf_counter()
@@ -193,24 +196,22 @@ def ceiling_from_lines(records: list[bytes], data_dir: Path) -> float:
 
 def ceiling_from_bodies(records: list[bytes], data_dir: Path) -> float:
     """The same records as 1 MiB Firehose bodies, through Shoal's load statement, in one INSERT."""
-    import base64
-
     from console.warehouse import get_warehouse
     from pools import tables
     from pools.models import DataPool
+    from pools.sources import dynamodb_stream
 
     paths = []
     for i, batch in enumerate(batches(records, 2**20)):
         path = data_dir / f"ceiling-{i}.json"
-        entries = b",".join(b'{"data":"' + base64.b64encode(r) + b'"}' for r in batch)
-        path.write_bytes(b'{"requestId":"c%d","records":[' % i + entries + b"]}")
+        path.write_bytes(firehose_body(f"c{i}", batch))
         paths.append(path)
     warehouse = get_warehouse()
     pool = DataPool(name="bench_ceiling_bodies")
     warehouse.execute(tables.create_change_event_table(pool))
     files = [(p.name, i, int(time.time() * 1000)) for i, p in enumerate(paths)]
     started = time.perf_counter()
-    written = warehouse.insert_files(tables.load_select(files), pool.table, paths)
+    written = warehouse.insert_files(dynamodb_stream.load_select(files), pool.table, paths)
     elapsed = time.perf_counter() - started
     assert written == len(records), (written, len(records))
     return len(records) / elapsed

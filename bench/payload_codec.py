@@ -2,15 +2,14 @@
 
     .venv/bin/python bench/payload_codec.py [--records 200000] [--repeat 3]
 
-Loads the same Firehose bodies with Shoal's own load statement (pools/tables.py) into tables that
-differ only in the codec of `_payload`, in an embedded warehouse of its own (a temporary folder),
-and reports the best of `--repeat` runs per codec and the column's compressed size.
+Loads the same Firehose bodies with Shoal's own load statement (pools/sources/dynamodb_stream.py)
+into tables that differ only in the codec of `_payload`, in an embedded warehouse of its own (a
+temporary folder), and reports the best of `--repeat` runs per codec and the column's compressed size.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import sys
@@ -35,20 +34,20 @@ def main() -> None:
 
     django.setup()
     from console.warehouse import get_warehouse
-    from pools import tables
     from pools.firehose_client import batches
+    from pools.ingest.records import firehose_body
     from pools.loader import ONE_BLOCK
     from pools.samples import make_records
+    from pools.sources import dynamodb_stream
 
     records = make_records(args.records, seed=7)
     bodies = []
     for i, batch in enumerate(batches(records, 2**20)):
         path = folder / f"body-{i}.json"
-        entries = ",".join('{"data":"' + base64.b64encode(r).decode() + '"}' for r in batch)
-        path.write_text(f'{{"requestId":"r{i}","records":[{entries}]}}')
+        path.write_bytes(firehose_body(f"r{i}", batch))
         bodies.append(path)
     warehouse = get_warehouse()
-    columns = [(n, t) for n, t, _ in tables.CHANGE_EVENT_COLUMNS]
+    columns = [(n, t) for n, t, _ in dynamodb_stream.CHANGE_EVENT_COLUMNS]
     files = [(p.name, i, int(time.time() * 1000)) for i, p in enumerate(bodies)]
     # Rounds interleave the codecs, so that a busy moment of the machine does not favour one.
     best: dict[str, float] = {}
@@ -61,8 +60,8 @@ def main() -> None:
             warehouse.execute(f"DROP TABLE IF EXISTS {name}")
             warehouse.execute(f"CREATE TABLE {name} ({ddl}) ENGINE = MergeTree ORDER BY _received_at")
             started = time.perf_counter()
-            # As the loader inserts: one reading thread, one block (pools/loader.py).
-            warehouse.insert_files(tables.load_select(files), name, bodies, settings=ONE_BLOCK)
+            # As the loader inserts: one reading thread, one block (pools/loader/batch.py).
+            warehouse.insert_files(dynamodb_stream.load_select(files), name, bodies, settings=ONE_BLOCK)
             elapsed = time.perf_counter() - started
             best[codec] = min(best.get(codec, elapsed), elapsed)
             print(attempt, codec, round(args.records / elapsed), file=sys.stderr)

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.stack import Stack  # noqa: E402
-from pools.firehose_client import FirehoseSender, batches, percentile  # noqa: E402
+from pools.firehose_client import FirehoseSender, batches  # noqa: E402
+from pools.firehose_replay import percentile  # noqa: E402
 from pools.samples import make_records  # noqa: E402
 
 QUERIES = {

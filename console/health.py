@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from console import warehouse_client
-from pools import landing
+from pools.ingest import journal
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def check_warehouse_worker() -> Check:
 
 def check_disk() -> Check:
     try:
-        free = landing.free_bytes()
+        free = journal.free_bytes()
     except OSError as exc:
         return Check("disk", False, str(exc))
     minimum = settings.INGEST_MIN_FREE_BYTES

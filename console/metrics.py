@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from console import health
-from pools import landing
+from pools.ingest import journal
 from pools.models import DataPool, Delivery
 from views_mv.models import Backfill, MaterializedView
 
@@ -223,7 +223,7 @@ class ShoalCollector:
             up.add_metric([check.name], int(check.ok))
         yield up
         try:
-            free = landing.free_bytes()
+            free = journal.free_bytes()
         except OSError:
             return
         yield GaugeMetricFamily("shoal_disk_free_bytes", "Free bytes in the data folder.", value=free)

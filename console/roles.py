@@ -28,6 +28,8 @@ DESCRIPTIONS = {
 }
 # The permission (app_label.codename) that stands for each role; a role has its own and those below.
 PERMISSIONS = {VIEWER: "console.view_console", EDITOR: "console.edit_data", ADMIN: "console.administer"}
+# The apps whose models admins manage in the Django admin.
+ADMIN_APPS = ["auth", "console", "pools", "aws", "views_mv", "sessions", "api"]
 
 
 def has_role(user, role: str) -> bool:
@@ -71,11 +73,7 @@ def ensure_groups() -> dict[str, Group]:
         wanted = [own[r] for r in ROLES[: index + 1]]
         if role == ADMIN:
             # The Django admin: every model of Shoal and the users and groups.
-            wanted += list(
-                Permission.objects.filter(
-                    content_type__app_label__in=["auth", "console", "pools", "views_mv", "sessions", "api"]
-                )
-            )
+            wanted += list(Permission.objects.filter(content_type__app_label__in=ADMIN_APPS))
         group.permissions.set(wanted)
         groups[role] = group
     return groups

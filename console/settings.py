@@ -111,13 +111,14 @@ INSTALLED_APPS = [
     "axes",
     "console",
     "pools",
+    "pools.aws",
     "views_mv",
     "console.api",
 ]
 
 MIDDLEWARE = [
     # Outermost: whatever happens under the ingest URL, Firehose gets its JSON reply.
-    "pools.ingest.FirehoseRepliesMiddleware",
+    "pools.ingest.endpoint.FirehoseRepliesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "console.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -249,8 +250,6 @@ CELERY_TASK_ROUTES = {
     "views_mv.tasks.replica_scan": {"queue": "default"},
     "views_mv.tasks.*": {"queue": "warehouse"},
 }
-# Task modules autodiscovery does not find (it imports only <app>.tasks).
-CELERY_IMPORTS = ["pools.aws.tasks"]
 # A load that was running when its worker died is delivered again (and is idempotent).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from pools import loader, quarantine
-from pools.ingest import enqueue_load
+from pools.ingest.landing import enqueue_load
 from pools.models import DataPool, Delivery, QuarantinedRecord
 
 
@@ -90,6 +90,3 @@ class QuarantinedRecordAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-
-
-import pools.aws.admin  # noqa: E402,F401  (registers AWS connections and pipelines)

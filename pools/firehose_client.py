@@ -1,29 +1,29 @@
 """A Firehose HTTP endpoint *sender*: delivers records the way Amazon Data Firehose does.
 
 Used to replay files of DynamoDB change records into a Shoal endpoint, to benchmark ingest and to
-test the endpoint against the real protocol (spec/firehose-http-endpoint.md §1): same headers, same
-body, same backoff, same request id on every retry, 413 permanent, anything but a well-formed 200
+test the endpoint against the real protocol: same headers, same body (pools/ingest/records.py),
+same backoff, same request id on every retry, 413 permanent, anything but a well-formed 200
 retried, except that 400, 401 and 404 stop a replay at once (the endpoint, key or body is wrong,
 and retrying for the whole retry duration would only hide it). Standard library only, so it runs
-on any machine with a checkout, without Django or a database.
+on any machine with a checkout, without Django or a database. Whole files are replayed
+concurrently by pools/firehose_replay.py.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import gzip
 import http.client
 import json
-import math
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from pools.ingest.records import firehose_body
 
 MAX_RECORDS_PER_REQUEST = 10_000
 PROTOCOL_VERSION = "1.0"
@@ -39,7 +39,6 @@ MAX_RESPONSE_BYTES = 1 << 20
 # stops at the first one instead of retrying for hours.
 STOP_STATUSES = frozenset({400, 401, 404})
 PERMANENT_STATUSES = STOP_STATUSES | {413}
-_MiB = 1 << 20
 
 
 def batches(lines: Iterable[bytes], buffer_bytes: int) -> Iterator[list[bytes]]:
@@ -70,24 +69,7 @@ def build_request(
     source_arn: str = DEFAULT_SOURCE_ARN,
 ) -> tuple[bytes, dict[str, str]]:
     """Body and headers of one Firehose delivery (without the access key, which the sender adds)."""
-    # base64 output is plain ASCII, so the body is assembled directly rather than via json.dumps
-    # of a list of dicts: a 1 MiB batch is thousands of records.
-    if records:
-        data = b'"},{"data":"'.join(map(base64.b64encode, records))
-        records_json = b'[{"data":"' + data + b'"}]'
-    else:
-        records_json = b"[]"
-    body = b"".join(
-        (
-            b'{"requestId":',
-            json.dumps(request_id).encode(),
-            b',"timestamp":',
-            str(int(time.time() * 1000)).encode(),
-            b',"records":',
-            records_json,
-            b"}",
-        )
-    )
+    body = firehose_body(request_id, records)
     headers = {
         "Content-Type": "application/json",
         "X-Amz-Firehose-Protocol-Version": PROTOCOL_VERSION,
@@ -304,130 +286,3 @@ def _judge(response: http.client.HTTPResponse, data: bytes, request_id: str) -> 
     elif not isinstance(doc.get("timestamp"), int) or isinstance(doc.get("timestamp"), bool):
         problem = "timestamp is not an integer"
     return f"malformed 200 response (counts as 500): {problem}" if problem else ""
-
-
-@dataclass
-class ReplaySummary:
-    """Totals of a replay; rates count delivered records only."""
-
-    batches: int
-    records: int
-    raw_bytes: int
-    failed_batches: int
-    failed_records: int
-    elapsed_s: float
-    records_per_s: float
-    mib_per_s: float
-    ack_p50_ms: float | None
-    ack_p99_ms: float | None
-    started_at: float
-    results: list[SendResult] = field(default_factory=list, repr=False)
-    # Set when the replay stopped early on an answer in STOP_STATUSES: "HTTP 404: <errorMessage>".
-    stopped: str = ""
-
-    def to_dict(self, *, with_results: bool = False) -> dict:
-        doc = asdict(self)
-        if not with_results:
-            del doc["results"]
-        return doc
-
-
-def percentile(values: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile (an observed value, not an interpolation)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def replay(
-    lines: Iterable[bytes],
-    *,
-    endpoint: str,
-    access_key: str,
-    buffer_bytes: int,
-    gzip_body: bool,
-    concurrency: int,
-    progress: Callable[[int, int], None] | None = None,
-    retry_seconds: float = DEFAULT_RETRY_SECONDS,
-    timeout: float = RESPONSE_TIMEOUT_S,
-    initial_backoff: float = INITIAL_BACKOFF_S,
-    source_arn: str = DEFAULT_SOURCE_ARN,
-) -> ReplaySummary:
-    """Send every record once (plus Firehose-style retries) with `concurrency` deliveries in flight.
-
-    Records are read lazily and at most 2 x concurrency batches wait in memory. `progress` is
-    called from the calling thread after each batch with the records and raw bytes done so far.
-    Results are in completion order.
-    """
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
-    results: list[SendResult] = []
-    done = {"records": 0, "bytes": 0}
-    stopped: list[str] = []
-
-    def collect(futures: Iterable[Future[SendResult]]) -> None:
-        for future in futures:
-            result = future.result()
-            results.append(result)
-            if result.status in STOP_STATUSES and not stopped:
-                stopped.append(f"HTTP {result.status}: {result.error}")
-                sender.abort()  # batches waiting to retry give up at once
-            done["records"] += result.records
-            done["bytes"] += result.raw_bytes
-            if progress is not None:
-                progress(done["records"], done["bytes"])
-
-    started_at = time.time()
-    started = time.monotonic()
-    sender = FirehoseSender(
-        endpoint,
-        access_key,
-        gzip_body=gzip_body,
-        timeout=timeout,
-        retry_seconds=retry_seconds,
-        initial_backoff=initial_backoff,
-        source_arn=source_arn,
-    )
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="firehose")
-    try:
-        pending: set[Future[SendResult]] = set()
-        for batch in batches(lines, buffer_bytes):
-            if len(pending) >= 2 * concurrency:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                collect(finished)
-            if stopped:
-                break
-            pending.add(pool.submit(sender.send, batch))
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            collect(finished)
-    except BaseException:
-        # Ctrl-C or a failing progress callback: do not sit out hours of retries on the way out.
-        sender.abort()
-        pool.shutdown(cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown()
-        sender.close()
-    elapsed = time.monotonic() - started
-
-    delivered = [r for r in results if r.ok]
-    delivered_records = sum(r.records for r in delivered)
-    delivered_bytes = sum(r.raw_bytes for r in delivered)
-    latencies = [r.latency_s * 1000 for r in delivered if r.latency_s is not None]
-    return ReplaySummary(
-        batches=len(results),
-        records=done["records"],
-        raw_bytes=done["bytes"],
-        failed_batches=len(results) - len(delivered),
-        failed_records=done["records"] - delivered_records,
-        elapsed_s=elapsed,
-        records_per_s=delivered_records / elapsed if elapsed > 0 else 0.0,
-        mib_per_s=delivered_bytes / _MiB / elapsed if elapsed > 0 else 0.0,
-        ack_p50_ms=percentile(latencies, 50),
-        ack_p99_ms=percentile(latencies, 99),
-        started_at=started_at,
-        results=results,
-        stopped=stopped[0] if stopped else "",
-    )

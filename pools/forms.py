@@ -6,16 +6,15 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
-from pools import table_settings
+from pools import sources, table_settings
 from pools.models import DataPool
 from pools.services import validate_pool_name
 
 PASSWORD_MIN_LENGTH = 12
 
-# What the "Select your data source" step shows; only DynamoDB can be chosen today.
-SOURCES = [
-    ("dynamodb", "DynamoDB", "Change data capture from a DynamoDB table, delivered by Amazon Data Firehose."),
-]
+# What the "Select your data source" step shows: the source types (pools/sources/), then those
+# that are announced but cannot be chosen yet.
+SOURCES = [(source.key, source.label, source.description) for source in sources.all_types()]
 SOURCES_SOON = [
     ("kafka", "Kafka", "Topics from Apache Kafka, Confluent or Redpanda."),
     ("webhook", "Webhook", "JSON events sent over HTTP."),

@@ -278,7 +278,3 @@ class QuarantinedRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery_id}#{self.position}: {self.reason}"
-
-
-# AWS connections and pipelines live in pools/aws/models.py; imported here so that Django finds them.
-from pools.aws.models import *  # noqa: E402,F401,F403

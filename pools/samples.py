@@ -1,10 +1,10 @@
 """Realistic DynamoDB change records, as "Kinesis Data Streams for DynamoDB" writes them.
 
-The taqueria orders table of the guide (spec/propel-dynamodb-guide.txt), so that its Step 4 SQL
-runs unchanged on the result: partition key `order_id` (S), sort key `timestamp` (S, ISO 8601),
+The taqueria orders table of Propel's DynamoDB guide (see README.md), so that its Step 4 SQL runs
+unchanged on the result: partition key `order_id` (S), sort key `timestamp` (S, ISO 8601),
 `taqueria`, `quantity` (N), `total_price` (S), `orderItems` (L of M) and a nested `customer` map;
 status, rating and tags come with later changes. Orders are created, modified and removed in a
-plausible sequence, with the images each event carries (spec/firehose-http-endpoint.md §2.2).
+plausible sequence, with the images each event carries (the shape: pools/ingest/records.py).
 Deterministic for a seed, so benchmarks repeat. Used by the benchmarks and by "Send test events".
 
     python bench/records.py 100000 var/orders.jsonl [--seed 1]
@@ -13,7 +13,6 @@ Deterministic for a seed, so benchmarks repeat. Used by the benchmarks and by "S
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -21,6 +20,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from pools.ingest.records import change_record, encode_record, item_size
 
 TABLE = "orders"
 REGION = "us-east-1"
@@ -102,28 +103,6 @@ def _modified(rng: random.Random, old: dict) -> dict:
     return new
 
 
-def _size(value: dict) -> int:
-    """Approximate DynamoDB size of an AttributeValue (its billing rules, roughly)."""
-    ((tag, v),) = value.items()
-    if tag == "S":
-        return len(v.encode())
-    if tag == "N":
-        return (len(v.replace(".", "").lstrip("-0")) + 1) // 2 + 1
-    if tag in {"BOOL", "NULL"}:
-        return 1
-    if tag == "SS":
-        return sum(len(s.encode()) for s in v)
-    if tag == "L":
-        return 3 + sum(1 + _size(e) for e in v)
-    if tag == "M":
-        return 3 + _item_size(v) + len(v)
-    raise ValueError(f"unexpected type {tag}")
-
-
-def _item_size(item: dict) -> int:
-    return sum(len(name.encode()) + _size(value) for name, value in item.items())
-
-
 def _event_id(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
@@ -136,7 +115,6 @@ def iter_records(n: int, seed: int = 0) -> Iterator[bytes]:
     rng = random.Random(seed)
     live: list[tuple[dict, int]] = []  # (latest image, its size): sizing is the costly part
     now = START_MS
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for seq in range(n):
         now += rng.randint(0, 40)
         roll = rng.random()
@@ -144,7 +122,7 @@ def iter_records(n: int, seed: int = 0) -> Iterator[bytes]:
         old = new = None
         if not live or roll < 0.82:
             event, new = "INSERT", _new_order(rng, seq, now)
-            entry = (new, _item_size(new))
+            entry = (new, item_size(new))
             if len(live) >= MAX_TRACKED_ORDERS:
                 live[rng.randrange(len(live))] = entry
             else:
@@ -154,7 +132,7 @@ def iter_records(n: int, seed: int = 0) -> Iterator[bytes]:
             i = rng.randrange(len(live))
             event, (old, old_size) = "MODIFY", live[i]
             new = _modified(rng, old)
-            live[i] = (new, _item_size(new))
+            live[i] = (new, item_size(new))
             size = old_size + live[i][1]
         else:
             i = rng.randrange(len(live))
@@ -165,24 +143,19 @@ def iter_records(n: int, seed: int = 0) -> Iterator[bytes]:
                 identity = TTL_SERVICE  # expired by TTL rather than deleted by the application
         item = new or old
         keys = {"order_id": item["order_id"], "timestamp": item["timestamp"]}
-        ddb: dict = {"ApproximateCreationDateTime": now, "Keys": keys}
-        if new is not None:
-            ddb["NewImage"] = new
-        if old is not None:
-            ddb["OldImage"] = old
-        ddb["SizeBytes"] = _item_size(keys) + size
-        ddb["ApproximateCreationDateTimePrecision"] = "MILLISECOND"
-        record = {
-            "awsRegion": REGION,
-            "eventID": _event_id(rng),
-            "eventName": event,
-            "userIdentity": identity,
-            "recordFormat": "application/json",
-            "tableName": TABLE,
-            "dynamodb": ddb,
-            "eventSource": "aws:dynamodb",
-        }
-        yield dumps(record).encode()
+        record = change_record(
+            event,
+            keys=keys,
+            new_image=new,
+            old_image=old,
+            event_id=_event_id(rng),
+            created=now,
+            table_name=TABLE,
+            region=REGION,
+            user_identity=identity,
+            size_bytes=item_size(keys) + size,
+        )
+        yield encode_record(record, ascii_only=False)
 
 
 def make_records(n: int, seed: int = 0) -> list[bytes]:

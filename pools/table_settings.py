@@ -2,8 +2,9 @@
 
 `derive` turns "Append-only or Mutable" plus four answers into the engine, sorting key, partition
 key and default timestamp of a ClickHouse table, the way Propel's table settings wizard does. It is
-pure (no database): the columns come from the change-event table by default, or from a mapping of
-name → ClickHouse type, so that the Materialized View wizard can reuse it with a query's columns.
+pure (no database): the columns come from the default source type's table (pools/sources/), or
+from a mapping of name → ClickHouse type, so that the Materialized View wizard can reuse it with a
+query's columns.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 from console.warehouse.base import quote_identifier
-from pools.tables import CHANGE_EVENT_COLUMNS
+from pools import sources
 
 APPEND_ONLY = "append_only"
 MUTABLE = "mutable"
@@ -21,7 +22,7 @@ MODES = {APPEND_ONLY: "Append-only data", MUTABLE: "Mutable data"}
 
 ENGINE_LABELS = {"MergeTree": "MERGE_TREE", "ReplacingMergeTree": "REPLACING_MERGE_TREE"}
 
-DEFAULT_COLUMNS: dict[str, str] = {name: type_ for name, type_, _ in CHANGE_EVENT_COLUMNS}
+DEFAULT_COLUMNS: dict[str, str] = sources.get(sources.DEFAULT).column_types()
 
 _WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
 _BARE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -13,7 +13,8 @@ from django.core.exceptions import ValidationError
 
 from console import sql_guard, user_queries
 from console.warehouse import WarehouseError, get_warehouse
-from pools import landing, loader, stats, tables
+from pools import loader, stats, tables
+from pools.ingest import journal
 from pools.models import DataPool
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def warehouse_delete_pool(pool_id: int) -> None:
     get_warehouse().execute(tables.drop_table(pool.name))
     loader.forget_table(pool_id)
     pool.delete()
-    shutil.rmtree(landing.folder() / pool.public_id, ignore_errors=True)
+    shutil.rmtree(journal.folder() / pool.public_id, ignore_errors=True)
 
 
 def start_deleting(pool: DataPool) -> None:

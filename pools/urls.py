@@ -1,11 +1,12 @@
 from django.urls import path
 
-from pools import ingest, views, wizard
+from pools import views, wizard
+from pools.ingest import endpoint
 
 app_name = "pools"
 
 urlpatterns = [
-    path("ingest/firehose/<str:public_id>", ingest.firehose_endpoint, name="ingest"),
+    path("ingest/firehose/<str:public_id>", endpoint.firehose_endpoint, name="ingest"),
     path("pools/", views.pool_list, name="list"),
     # The Create Data Pool wizard (pools/wizard.py): one URL per step.
     path("pools/new/", wizard.start, name="create"),

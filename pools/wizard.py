@@ -26,10 +26,9 @@ from django.views.decorators.cache import never_cache
 from django_htmx.http import push_url, reswap, retarget
 
 from console.roles import EDITOR, requires
-from pools import forms, table_settings
+from pools import forms, sources, table_settings
 from pools.models import DataPool
 from pools.services import create_pool
-from pools.tables import CHANGE_EVENT_COLUMNS
 
 SESSION_KEY = "pool_wizard"
 STEPS = ("source", "schema", "auth", "table", "confirm", "name")
@@ -366,7 +365,7 @@ def _source_context(wizard: Wizard, form, pool) -> dict:
 
 
 def _schema_context(wizard: Wizard, form, pool) -> dict:
-    return {"columns": CHANGE_EVENT_COLUMNS}
+    return {"columns": sources.get(wizard.state.get("source", sources.DEFAULT)).columns}
 
 
 def _auth_context(wizard: Wizard, form, pool) -> dict:

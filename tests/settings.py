@@ -26,5 +26,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 # tests/probe_tasks.py: SQL straight to the warehouse worker's engine, for the sandbox's tests.
-CELERY_IMPORTS = [*CELERY_IMPORTS, "tests.probe_tasks"]  # noqa: F405
+CELERY_IMPORTS = ["tests.probe_tasks"]
 CELERY_TASK_ROUTES = {"tests.probe_tasks.*": {"queue": "warehouse"}, **CELERY_TASK_ROUTES}  # noqa: F405

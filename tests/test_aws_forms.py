@@ -1,4 +1,4 @@
-"""The forms enforce AWS's limits themselves: botocore checks only minimums (spec §3)."""
+"""The forms enforce AWS's limits themselves: botocore checks only minimums."""
 
 from __future__ import annotations
 

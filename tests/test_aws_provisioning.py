@@ -15,9 +15,12 @@ from contextlib import contextmanager
 import pytest
 from botocore.stub import Stubber
 
-from pools.aws import pipelines, provisioning
+from pools.aws import pipelines
 from pools.aws.errors import AwsError
 from pools.aws.models import Pipeline
+from pools.aws.provisioning import registry
+from pools.aws.provisioning.bucket import create_bucket_kwargs
+from pools.aws.provisioning.role import FIREHOSE_POLICY_NAME
 from tests.helpers.aws import ACCOUNT, fast_timing, make_connection, record_calls
 
 STREAM_ARN = f"arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/orders-cdc"
@@ -122,7 +125,7 @@ def test_it_provisions_every_resource_with_the_guides_settings_and_streams_last(
     trust = role["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust["Statement"][0]["Principal"] == {"Service": "firehose.amazonaws.com"}
-    document = iam.get_role_policy(RoleName=pipeline.role_name, PolicyName=provisioning.FIREHOSE_POLICY_NAME)
+    document = iam.get_role_policy(RoleName=pipeline.role_name, PolicyName=FIREHOSE_POLICY_NAME)
     policy = document["PolicyDocument"]
     policy = json.loads(policy) if isinstance(policy, str) else policy
     resources = {sid["Sid"]: sid["Resource"] for sid in policy["Statement"]}
@@ -229,7 +232,7 @@ def test_a_failed_step_is_retried_without_duplicating_anything(pool, aws, orders
     # Every ensure_ step looks before it creates: running them all again changes nothing.
     pipeline.refresh_from_db()
     for key in ("stream", "bucket", "role", "firehose"):
-        provisioning.PROVISION[key](pipeline, aws, timing)
+        registry.STEPS[key].ensure(pipeline, aws, timing)
     assert _count(aws, pipeline) == once
     pipeline.refresh_from_db()
     assert (
@@ -259,7 +262,7 @@ def test_a_resource_of_the_same_name_that_is_not_ours_is_not_adopted(pool, aws, 
     )
     pipeline = new_pipeline(pool, aws.connection)
     with pytest.raises(AwsError) as raised:
-        provisioning.ensure_stream(pipeline, aws, fast_timing())
+        registry.STEPS["stream"].ensure(pipeline, aws, fast_timing())
     assert raised.value.kind == "conflict" and "already exists" in str(raised.value)
     pipeline.refresh_from_db()
     assert not pipeline.stream_created
@@ -271,7 +274,7 @@ def test_a_lost_response_is_recognised_by_the_tag(pool, aws, orders_table):
     kinesis = aws.client("kinesis")
     kinesis.create_stream(StreamName="orders-cdc", StreamModeDetails={"StreamMode": "ON_DEMAND"})
     kinesis.add_tags_to_stream(StreamName="orders-cdc", Tags={"shoal:pipeline": pipeline.uid})
-    assert "created by an earlier attempt" in provisioning.ensure_stream(pipeline, aws, fast_timing())
+    assert "created by an earlier attempt" in registry.STEPS["stream"].ensure(pipeline, aws, fast_timing())
     assert Pipeline.objects.get(pk=pipeline.pk).stream_created
 
 
@@ -293,7 +296,7 @@ def test_teardown_removes_only_what_shoal_created(pool, aws, orders_table):
         assert pipelines.run_inline(pipeline, "teardown", aws=aws, timing=timing) == Pipeline.Status.REMOVED
     calls = list(calls)
     steps = {s.key: s for s in Pipeline.objects.get(pk=pipeline.pk).phase_steps()}
-    assert [s.key for s in Pipeline.objects.get(pk=pipeline.pk).phase_steps()] == list(provisioning.TEARDOWN)
+    assert list(steps) == list(registry.keys("teardown"))
     assert steps["stream"].state == "skipped" and "your stream" in steps["stream"].detail
     assert all(steps[k].state == "done" for k in ("firehose", "destination", "role", "bucket"))
 
@@ -303,7 +306,7 @@ def test_teardown_removes_only_what_shoal_created(pool, aws, orders_table):
     assert not aws.client("logs").describe_log_groups(logGroupNamePrefix="/aws/kinesisfirehose/")["logGroups"]
     assert aws.client("kinesis").list_streams()["StreamNames"] == ["orders-cdc"]  # the user's: kept
     assert "DeleteStream" not in [name for name, _ in calls]
-    # spec §3.8: Firehose first, then the table's streaming, the stream, the role, the bucket.
+    # Teardown order: Firehose first, then the table's streaming, the stream, the role, the bucket.
     ops = [name for name, _ in calls]
     assert ops.index("DeleteDeliveryStream") < ops.index("DisableKinesisStreamingDestination")
     assert (
@@ -326,7 +329,7 @@ def test_teardown_can_keep_the_bucket_and_its_failed_deliveries(pool, aws, order
 
 
 def test_firehose_creation_waits_out_iam_eventual_consistency(pool, aws):
-    """A new role is not usable at once (spec §3.7): CreateDeliveryStream is retried on those
+    """A new role is not usable at once: CreateDeliveryStream is retried on those
     messages only. moto simulates no delay, so the Firehose client is stubbed for this test."""
     pipeline = new_pipeline(pool, aws.connection)
     pipeline.stream_arn = STREAM_ARN
@@ -359,7 +362,7 @@ def test_firehose_creation_waits_out_iam_eventual_consistency(pool, aws):
         },
     )
     with stubber:
-        assert "Created orders-to-shoal" in provisioning.ensure_firehose(pipeline, aws, timing)
+        assert "Created orders-to-shoal" in registry.STEPS["firehose"].ensure(pipeline, aws, timing)
     assert slept[:2] == [1, 2]
 
     # Any other InvalidArgumentException fails at once.
@@ -369,19 +372,19 @@ def test_firehose_creation_waits_out_iam_eventual_consistency(pool, aws):
     Pipeline.objects.filter(pk=pipeline.pk).update(firehose_created=False)
     pipeline.firehose_created = False
     with stubber, pytest.raises(Exception, match="Url must be https"):
-        provisioning.ensure_firehose(pipeline, aws, timing)
+        registry.STEPS["firehose"].ensure(pipeline, aws, timing)
 
 
 def test_buckets_follow_the_location_constraint_rule(pool, moto):
     from pools.aws.clients import connect
 
-    assert provisioning.create_bucket_kwargs("us-east-1") == {}
-    assert provisioning.create_bucket_kwargs("eu-west-1") == {
+    assert create_bucket_kwargs("us-east-1") == {}
+    assert create_bucket_kwargs("eu-west-1") == {
         "CreateBucketConfiguration": {"LocationConstraint": "eu-west-1"}
     }
     eu = connect(make_connection(moto.url, region="eu-west-1"))
     pipeline = new_pipeline(pool, eu.connection, bucket_name="shoal-failed-eu-test")
-    provisioning.ensure_bucket(pipeline, eu, fast_timing())
+    registry.STEPS["bucket"].ensure(pipeline, eu, fast_timing())
     assert (
         eu.client("s3").get_bucket_location(Bucket="shoal-failed-eu-test")["LocationConstraint"]
         == "eu-west-1"
@@ -403,4 +406,4 @@ def test_the_emulators_missing_call_is_skipped_in_the_sandbox_only(pool, aws, or
 
     aws.connection.endpoint_url = ""  # pretend this were AWS: the error is not excused
     with pytest.raises(Exception):  # noqa: B017 (botocore's ClientError from moto's 500)
-        provisioning.ensure_destination(pipeline, aws, fast_timing())
+        registry.STEPS["destination"].ensure(pipeline, aws, fast_timing())

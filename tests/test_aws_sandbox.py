@@ -15,6 +15,7 @@ from console.tasks import run_sql
 from pools.aws import sandbox
 from pools.aws.clients import connect
 from pools.aws.models import AwsConnection, Pipeline
+from pools.ingest.records import encode_record
 from pools.models import DataPool, Delivery
 from tests.helpers.waiting import wait_for
 
@@ -65,7 +66,7 @@ def test_a_moto_stream_record_becomes_a_kds_record(aws, orders_table):
     assert modify["dynamodb"]["NewImage"]["quantity"] == {"N": "3"}
     assert "NewImage" not in remove["dynamodb"] and remove["dynamodb"]["OldImage"]["quantity"] == {"N": "3"}
     # Binary attributes travel as base64 in the JSON, as in KDS.
-    assert json.loads(sandbox.encode(insert))["dynamodb"]["NewImage"]["blob"] == {
+    assert json.loads(encode_record(insert))["dynamodb"]["NewImage"]["blob"] == {
         "B": base64.b64encode(b"\0\1").decode()
     }
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from console import warehouse_client
 from console.tasks import run_sql
 from pools.aws import snapshot as snapshots
+from pools.aws import snapshot_pages
 from pools.aws.models import Snapshot
 from pools.models import Delivery
 from tests.helpers.aws import make_pipeline
@@ -72,7 +73,7 @@ def test_an_item_becomes_a_kds_insert_record():
         "tags": {"SS": ["a", "b"]},
         "address": {"M": {"city": {"S": "Oaxaca"}}},
     }
-    raw = snapshots.item_to_change_record(item, ["pk", "sk"], "customers", "eu-west-1")
+    raw = snapshot_pages.item_to_change_record(item, ["pk", "sk"], "customers", "eu-west-1")
     record = json.loads(raw)
     assert set(record) == {
         "awsRegion",
@@ -96,19 +97,21 @@ def test_an_item_becomes_a_kds_insert_record():
     assert "OldImage" not in dynamodb and dynamodb["SizeBytes"] > 0
     # The id depends on the key only: a re-scan (even of a changed item) repeats it.
     again = json.loads(
-        snapshots.item_to_change_record(
+        snapshot_pages.item_to_change_record(
             {**item, "tags": {"SS": ["c"]}}, ["pk", "sk"], "customers", "eu-west-1"
         )
     )
     assert again["eventID"] == record["eventID"] and record["eventID"].startswith("snapshot-")
-    other = json.loads(snapshots.item_to_change_record({**item, "sk": {"N": "3"}}, ["pk", "sk"], "c", "r"))
+    other = json.loads(
+        snapshot_pages.item_to_change_record({**item, "sk": {"N": "3"}}, ["pk", "sk"], "c", "r")
+    )
     assert other["eventID"] != record["eventID"]
 
 
 def test_the_budget_queues_pages_in_time():
     now = [100.0]
     slept: list[float] = []
-    budget = snapshots.CapacityBudget(
+    budget = snapshot_pages.CapacityBudget(
         4, clock=lambda: now[0], sleep=lambda s: (slept.append(s), now.__setitem__(0, now[0] + s))
     )
     for _ in range(4):
@@ -116,7 +119,7 @@ def test_the_budget_queues_pages_in_time():
     assert slept == [0.5, 0.5, 0.5, 0.5]
     now[0] += 10  # idle time is not saved up beyond the present
     assert budget.spend(1) == 0.25
-    assert snapshots.CapacityBudget(0).spend(1000) == 0.0
+    assert snapshot_pages.CapacityBudget(0).spend(1000) == 0.0
 
 
 def test_scan_segment_pages_through_one_segment(aws):
@@ -124,7 +127,7 @@ def test_scan_segment_pages_through_one_segment(aws):
     client = aws.client("dynamodb")
     seen, lek, pages, rcu = [], None, 0, 0.0
     while True:
-        items, lek, consumed = snapshots.scan_segment(client, TABLE, 1, 2, lek, 5)
+        items, lek, consumed = snapshot_pages.scan_segment(client, TABLE, 1, 2, lek, 5)
         seen += items
         pages += 1
         rcu += consumed
@@ -135,7 +138,7 @@ def test_scan_segment_pages_through_one_segment(aws):
     other = []
     lek = None
     while True:
-        items, lek, _ = snapshots.scan_segment(client, TABLE, 0, 2, lek, 0)
+        items, lek, _ = snapshot_pages.scan_segment(client, TABLE, 0, 2, lek, 0)
         other += items
         if lek is None:
             break
@@ -247,7 +250,7 @@ def test_binary_keys_resume_from_a_saved_position(pool, aws):
         item = {"pk": {"S": f"p{n % 7}"}, "id": {"B": bytes([n, 255 - n])}, "n": {"N": str(n)}}
         ddb.put_item(TableName="blobs", Item=item)
     key = {"id": {"B": b"\x00\xff"}}
-    assert snapshots.key_from_json(json.loads(json.dumps(snapshots.key_to_json(key)))) == key
+    assert snapshot_pages.key_from_json(json.loads(json.dumps(snapshot_pages.key_to_json(key)))) == key
 
     snapshot = snapshots.start(make_pipeline(pool, aws, "blobs"), total_segments=2, page_limit=4)
     first = snapshots.run_snapshot(snapshot.pk, stop_after_pages=2)

@@ -13,6 +13,7 @@ from console.env import warehouse_from_url
 from console.warehouse import WarehouseError
 from pools import tables
 from pools.models import DataPool
+from pools.sources import dynamodb_stream
 from tests.helpers.firehose import change_record, firehose_body
 
 URL = os.environ.get("SHOAL_TEST_CLICKHOUSE_URL", "")
@@ -41,12 +42,12 @@ def test_it_loads_a_delivery_once_and_quarantines_bad_records(server, tmp_path: 
     path = tmp_path / "body.json"
     path.write_bytes(body)
     token = {"insert_deduplication_token": f"test/{pool.name}"}
-    select = tables.load_select([(path.name, 1, 1)])
+    select = dynamodb_stream.load_select([(path.name, 1, 1)])
     assert server.insert_files(select, pool.table, [path], settings=token) == 2
     server.insert_files(select, pool.table, [path], settings=token)  # a retry
     rows = server.query(f"SELECT keys.order_id.S FROM {pool.name} ORDER BY 1").rows
     assert rows == [["o1"], ["o2"]]
-    rejected = server.query_file(tables.rejected_select(), path).rows
+    rejected = server.query_file(dynamodb_stream.rejected_select(), path).rows
     assert [(r[0], r[2]) for r in rejected] == [(1, "record is not JSON")]
     server.execute(tables.drop_table(pool.name))
 

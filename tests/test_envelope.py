@@ -7,7 +7,7 @@ import gzip
 
 import pytest
 
-from pools import envelope
+from pools.ingest import envelope
 
 
 def test_it_parses_a_firehose_body():

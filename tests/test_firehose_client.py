@@ -20,8 +20,8 @@ from pools.firehose_client import (
     FirehoseSender,
     batches,
     build_request,
-    replay,
 )
+from pools.firehose_replay import replay
 from pools.samples import make_records
 
 ACCESS_KEY = "test-access-key"

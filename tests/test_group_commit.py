@@ -10,6 +10,7 @@ import pytest
 from console import warehouse_client
 from console.tasks import run_sql
 from pools import loader
+from pools.loader import batch as loader_batch
 from pools.models import Delivery, LoadBatch, QuarantinedRecord
 from tests.helpers.firehose import change_record, colliding_record
 from tests.helpers.pools import land_direct
@@ -78,12 +79,12 @@ def test_a_batch_interrupted_after_its_insert_is_taken_again_whole_and_stored_on
             records[4] = colliding_record("poison")  # one refused record: the batch is split too
         land_direct(pool, records)
     calls = count_inserts(monkeypatch, local_warehouse)
-    real_finish = loader._finish_batch
+    real_finish = loader_batch._finish_batch
 
     def killed(*args, **kwargs):
         raise RuntimeError("worker killed after the insert")
 
-    monkeypatch.setattr(loader, "_finish_batch", killed)
+    monkeypatch.setattr(loader_batch, "_finish_batch", killed)
     assert loader.load_pool(local_warehouse, pool.pk).failed == 8
     first_run = list(calls)
     assert {d.status for d in Delivery.objects.all()} == {"landed"}
@@ -91,7 +92,7 @@ def test_a_batch_interrupted_after_its_insert_is_taken_again_whole_and_stored_on
     for b in range(8, 12):
         land_direct(pool, [change_record(f"o{b}-{i}") for i in range(10)])
 
-    monkeypatch.setattr(loader, "_finish_batch", real_finish)
+    monkeypatch.setattr(loader_batch, "_finish_batch", real_finish)
     Delivery.objects.update(retry_at=None)  # the back-off passes
     calls.clear()
     outcome = loader.load_pool(local_warehouse, pool.pk)
@@ -141,7 +142,7 @@ def test_a_held_delivery_requeued_alone_does_not_hold_up_the_pool_or_double_its_
 ):
     for b in range(3):
         land_direct(pool, [change_record(f"o{b}-{i}") for i in range(5)])
-    real_account = loader._account
+    real_account = loader_batch._account
 
     def two_held(warehouse, pool_, members, refused):
         accounts, held = real_account(warehouse, pool_, members, refused)
@@ -150,7 +151,7 @@ def test_a_held_delivery_requeued_alone_does_not_hold_up_the_pool_or_double_its_
             accounts.pop(member.delivery.pk)
         return accounts, held
 
-    monkeypatch.setattr(loader, "_account", two_held)
+    monkeypatch.setattr(loader_batch, "_account", two_held)
     outcome = loader.load_pool(local_warehouse, pool.pk)
     assert (outcome.deliveries, outcome.failed) == (1, 2)
     monkeypatch.undo()
@@ -194,14 +195,14 @@ def test_a_view_run_again_after_the_sources_parts_merged_copies_nothing_twice(
 def test_a_batch_being_loaded_does_not_make_the_endpoint_push_back(pool, settings, monkeypatch, no_worker):
     # no_worker: the test plays the loader (loader.claim); a running worker would claim the
     # deliveries first, at random.
-    from pools import ingest
+    from pools.ingest import landing
 
-    monkeypatch.setattr(ingest, "_worker_alive", lambda: True)
+    monkeypatch.setattr(landing, "_worker_alive", lambda: True)
     settings.INGEST_BACKLOG_SOFT_BYTES, settings.INGEST_BACKLOG_HARD_BYTES = 10_000, 100_000
     for b in range(4):
         land_direct(pool, [change_record(f"o{b}", taqueria="x" * 3000)])
-    assert "loading this pool" in ingest.backpressure(pool)  # 4 deliveries of 4 kB wait
+    assert "loading this pool" in landing.backpressure(pool)  # 4 deliveries of 4 kB wait
     loader.claim(pool.pk)  # a loader takes them all as one batch
-    assert ingest.backpressure(pool) == ""
+    assert landing.backpressure(pool) == ""
     settings.INGEST_BACKLOG_HARD_BYTES = 10_000  # the disk is still protected
-    assert "behind" in ingest.backpressure(pool)
+    assert "behind" in landing.backpressure(pool)

@@ -10,7 +10,7 @@ import json
 import pytest
 from django.db import OperationalError
 
-from pools import landing
+from pools.ingest import journal
 from pools.models import DataPool, Delivery, QuarantinedRecord
 from tests.helpers.firehose import (
     assert_firehose_reply,
@@ -36,7 +36,7 @@ def test_it_lands_a_delivery_and_answers_200(live_server, pool, settings, landin
     assert delivery.record_count == 2
     # Durable before the 200: in the fsync'ed journal, or in the database row.
     if landing_mode == "files":
-        assert landing.path_of(delivery.body_path).read_bytes() == body
+        assert journal.path_of(delivery.body_path).read_bytes() == body
         assert bytes(delivery.body) == b""
     else:
         assert bytes(delivery.body) == body and delivery.body_path == ""
@@ -48,10 +48,10 @@ def test_it_stores_a_retried_request_once(live_server, pool):
         reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
         assert_firehose_reply(reply, request_id, 200)
     assert Delivery.objects.filter(pool=pool).count() == 1
-    if landing.uses_files():
+    if journal.uses_files():
         # The retries' journal files were discarded: at most the stored delivery's file is left
         # (the warehouse worker may have loaded it and removed that one too).
-        assert len(list((landing.folder() / pool.public_id).iterdir())) <= 1
+        assert len(list((journal.folder() / pool.public_id).iterdir())) <= 1
 
 
 @pytest.mark.parametrize("key", [None, "", "wrong-key"])
@@ -138,9 +138,9 @@ def test_it_accepts_gzip_bodies(live_server, pool, no_worker):
     # the inflated body, the database row the body as received.
     if delivery.status == Delivery.Status.LOADED:
         pass
-    elif landing.uses_files():
+    elif journal.uses_files():
         try:
-            assert landing.path_of(delivery.body_path).read_bytes() == body
+            assert journal.path_of(delivery.body_path).read_bytes() == body
         except FileNotFoundError:  # loaded in the meantime
             delivery.refresh_from_db()
             assert delivery.status == Delivery.Status.LOADED
@@ -212,9 +212,9 @@ def test_it_loads_good_records_and_quarantines_the_rest(live_server, pool, wareh
 
 @pytest.fixture
 def fresh_worker_check(monkeypatch):
-    from pools import ingest
+    from pools.ingest import landing
 
-    monkeypatch.setattr(ingest, "_worker_seen", {"at": 0.0, "alive": False})
+    monkeypatch.setattr(landing, "_worker_seen", {"at": 0.0, "alive": False})
 
 
 def test_it_pushes_back_while_the_warehouse_is_behind(
@@ -236,9 +236,9 @@ def test_it_pushes_back_while_the_warehouse_is_behind(
 
     # A worker is loading: the pool is behind, so Firehose is asked to retry.
     redis.Redis.from_url(settings.REDIS_URL).set(HEARTBEAT_KEY, "test", ex=5)
-    from pools import ingest
+    from pools.ingest import landing
 
-    ingest._worker_seen["at"] = 0.0
+    landing._worker_seen["at"] = 0.0
     third_id, third = firehose_body([change_record("o3")])
     reply = http("POST", endpoint(live_server, pool), third, firehose_headers(third_id, pool.access_key))
     assert "retry" in assert_firehose_reply(reply, third_id, 503)["errorMessage"]
@@ -246,7 +246,7 @@ def test_it_pushes_back_while_the_warehouse_is_behind(
 
     # The hard limit holds whatever the workers do.
     settings.INGEST_BACKLOG_HARD_BYTES = 2000
-    ingest._worker_seen["at"] = 0.0
+    landing._worker_seen["at"] = 0.0
     reply = http("POST", endpoint(live_server, pool), third, firehose_headers(third_id, pool.access_key))
     assert_firehose_reply(reply, third_id, 503)
     assert Delivery.objects.filter(pool=pool).count() == 2

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from pools import landing
+from pools.ingest import journal
 from pools.models import Delivery
 from tests.helpers.firehose import (
     assert_firehose_reply,
@@ -50,7 +50,7 @@ def test_a_database_error_is_shoal_s_fault(live_server, pool, no_worker):
             cursor.execute("ALTER TABLE pools_delivery_away RENAME TO pools_delivery")
     doc = assert_firehose_reply(reply, request_id, 503)
     assert "retry" in doc["errorMessage"]
-    assert not list(landing.folder().glob(f"{pool.public_id}/*"))  # the journal file was discarded
+    assert not list(journal.folder().glob(f"{pool.public_id}/*"))  # the journal file was discarded
     # Firehose retries, and the retry is stored.
     reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
     assert_firehose_reply(reply, request_id, 200)
@@ -124,7 +124,7 @@ def test_a_full_disk_is_shoal_s_fault_and_leaves_no_temp_file(live_server, pool,
     filler.unlink()
     reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
     assert_firehose_reply(reply, request_id, 200)
-    assert landing.path_of(Delivery.objects.get(pool=pool).body_path).read_bytes() == body
+    assert journal.path_of(Delivery.objects.get(pool=pool).body_path).read_bytes() == body
 
 
 def test_it_answers_503_before_the_disk_fills(live_server, pool, small_disk, settings):

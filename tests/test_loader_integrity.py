@@ -149,7 +149,7 @@ def test_an_older_trigger_that_refuses_a_record_does_not_fail_the_delivery_or_do
 
 def test_a_body_the_warehouse_reads_differently_is_held_for_investigation(pool, local_warehouse, no_worker):
     # Landed before the envelope check was strict: Python counted one record, ClickHouse none.
-    from pools import landing
+    from pools.ingest import journal
 
     body = b'{"requestId":"r-nan","records":[{"data":"e30="}],"timestamp":NaN}'
     Delivery.objects.create(
@@ -157,14 +157,14 @@ def test_a_body_the_warehouse_reads_differently_is_held_for_investigation(pool, 
         request_id="r-nan",
         record_count=1,
         body_bytes=len(body),
-        body_path=landing.write(pool.public_id, body),
+        body_path=journal.write(pool.public_id, body),
     )
     outcome = loader.load_pool(local_warehouse, pool.pk)
     assert (outcome.deliveries, outcome.failed) == (0, 1)
     delivery = Delivery.objects.get(pool=pool)
     assert delivery.status == Delivery.Status.FAILED
     assert "1 records were acknowledged, but 0 are in the pool and 0 in quarantine" in delivery.error
-    assert landing.path_of(delivery.body_path).exists()
+    assert journal.path_of(delivery.body_path).exists()
 
 
 @pytest.mark.parametrize(

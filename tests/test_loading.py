@@ -12,6 +12,7 @@ from django.conf import settings
 from console import warehouse_client
 from console.tasks import run_sql
 from pools import loader
+from pools.loader import batch as loader_batch
 from pools.models import Delivery
 from pools.tasks import sweep_deliveries
 from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
@@ -70,19 +71,19 @@ def test_a_crash_between_insert_and_bookkeeping_does_not_load_twice(
     pool, local_warehouse, no_worker, monkeypatch
 ):
     land_direct(pool, [change_record(f"o{i}") for i in range(50)])
-    real_finish = loader.finish
+    real_finish = loader_batch.finish
 
     def crash(*args, **kwargs):
         raise RuntimeError("worker killed after the insert")
 
-    monkeypatch.setattr(loader, "finish", crash)
+    monkeypatch.setattr(loader_batch, "finish", crash)
     outcome = loader.load_pool(local_warehouse, pool.pk)
     assert outcome.failed == 1
     assert count_rows(local_warehouse, pool) == 50  # inserted, but not marked loaded
     delivery = Delivery.objects.get(pool=pool)
     assert delivery.status == Delivery.Status.LANDED and "killed" in delivery.error
 
-    monkeypatch.setattr(loader, "finish", real_finish)
+    monkeypatch.setattr(loader_batch, "finish", real_finish)
     Delivery.objects.filter(pk=delivery.pk).update(retry_at=None)  # its back-off has passed
     outcome = loader.load_pool(local_warehouse, pool.pk)
     assert outcome.deliveries == 1 and outcome.records == 50
@@ -153,16 +154,16 @@ def test_a_worker_killed_mid_load_loses_nothing(pool, warehouse_worker):
 
 @pytest.mark.skipif(settings.INGEST_LANDING != "files", reason="the journal exists with INGEST_LANDING=files")
 def test_a_journal_file_whose_row_was_lost_is_landed_again_and_loaded(pool, local_warehouse, no_worker):
-    from pools import landing
+    from pools.ingest import journal
 
     request_id = land_direct(pool, [change_record("o1"), change_record("o2")])
     delivery = Delivery.objects.get(pool=pool)
-    assert landing.path_of(delivery.body_path).exists()
+    assert journal.path_of(delivery.body_path).exists()
     Delivery.objects.filter(pk=delivery.pk).delete()  # the row is lost (power cut), the file is not
     # A second copy of an already stored batch (its row survived) is discarded, not loaded twice.
     land_direct(pool, [change_record("o3")], request_id="kept")
     kept = Delivery.objects.get(request_id="kept")
-    twin = landing.path_of(landing.write(pool.public_id, landing.path_of(kept.body_path).read_bytes()))
+    twin = journal.path_of(journal.write(pool.public_id, journal.path_of(kept.body_path).read_bytes()))
 
     assert loader.recover_journal(older_than=0) == 1
     recovered = Delivery.objects.get(pool=pool, request_id=request_id)
@@ -170,7 +171,7 @@ def test_a_journal_file_whose_row_was_lost_is_landed_again_and_loaded(pool, loca
     assert not twin.exists()
     assert loader.load_pool(local_warehouse, pool.pk).records == 3
     assert count_rows(local_warehouse, pool) == 3
-    assert not landing.path_of(recovered.body_path).exists()  # discarded once loaded
+    assert not journal.path_of(recovered.body_path).exists()  # discarded once loaded
 
 
 def test_a_loaded_delivery_whose_bookkeeping_was_lost_is_recognised(pool, local_warehouse, no_worker):

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from console import warehouse_client
 from console.tasks import run_sql
-from pools import charts, landing
+from pools import charts
+from pools.ingest import journal
 from pools.models import DataPool, Delivery
 from pools.tasks import warehouse_pool_stats
 from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
@@ -96,7 +97,7 @@ def test_deleting_needs_the_name_typed_and_removes_table_and_data(
     assert reply.status in (503, 404)  # being deleted, or already gone
     wait_for(lambda: not DataPool.objects.filter(pk=pool.pk).exists(), message="pool deleted")
     assert not Delivery.objects.filter(pool_id=pool.pk).exists()
-    assert not (landing.folder() / pool.public_id).exists()
+    assert not (journal.folder() / pool.public_id).exists()
     result = warehouse_client.call(run_sql, f"EXISTS TABLE {pool.name}")
     assert result["rows"] == [[0]]
     reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))

@@ -10,7 +10,6 @@ under the same request id. Then a Materialized View with Shoal's defaults for a 
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -20,6 +19,7 @@ import pytest
 from console import warehouse_client
 from console.tasks import run_sql
 from pools.aws import sandbox
+from pools.ingest.records import encode_record, firehose_body
 from pools.models import DataPool, Delivery
 from tests.helpers.aws import make_pipeline
 from tests.helpers.firehose import endpoint, firehose_headers
@@ -116,13 +116,11 @@ def stream_records(aws, table: str) -> list[bytes]:
             if not page["Records"]:
                 break
             iterator = page.get("NextShardIterator")
-    return [sandbox.encode(sandbox.to_kds_record(r, table_name=table, region="us-east-1")) for r in records]
+    return [encode_record(sandbox.to_kds_record(r, table_name=table, region="us-east-1")) for r in records]
 
 
 def deliver_chaotically(live_server, pool, records: list[bytes], rng: random.Random) -> int:
     """Shuffled batches with duplicated records, some requests sent twice with the same id."""
-    import base64
-
     chaos = records + rng.sample(records, k=max(1, len(records) // 5))  # duplicated records
     rng.shuffle(chaos)
     sent = 0
@@ -130,13 +128,7 @@ def deliver_chaotically(live_server, pool, records: list[bytes], rng: random.Ran
         size = rng.randint(1, 15)
         batch, chaos = chaos[:size], chaos[size:]
         request_id = str(uuid.uuid4())
-        body = json.dumps(
-            {
-                "requestId": request_id,
-                "timestamp": int(time.time() * 1000),
-                "records": [{"data": base64.b64encode(r).decode()} for r in batch],
-            }
-        ).encode()
+        body = firehose_body(request_id, batch)
         for _ in range(2 if rng.random() < 0.3 else 1):  # a Firehose retry of the same request
             reply = http(
                 "POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key)

@@ -107,7 +107,7 @@ class ReplicaCheck(models.Model):
         FAILED = "failed", "Failed"
 
     mv = models.ForeignKey(MaterializedView, on_delete=models.CASCADE, related_name="replica_checks")
-    connection = models.ForeignKey("pools.AwsConnection", on_delete=models.CASCADE)
+    connection = models.ForeignKey("aws.AwsConnection", on_delete=models.CASCADE)
     table_name = models.CharField(max_length=255)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     report = models.JSONField(default=dict, blank=True)

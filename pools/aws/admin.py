@@ -1,4 +1,4 @@
-"""Admin pages of AWS connections and pipelines (registered when pools/admin.py imports this)."""
+"""Admin pages of AWS connections and pipelines."""
 
 from __future__ import annotations
 

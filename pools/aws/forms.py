@@ -1,7 +1,7 @@
-"""Forms of AWS connections and of the pipeline wizard.
+"""Forms of AWS connections, of the pipeline wizard, of teardown and of the initial snapshot.
 
-botocore checks only required fields, types and minimums, never maximums or patterns
-(spec/aws-provisioning.md §3), so every AWS limit a user can hit is enforced here.
+botocore checks only required fields, types and minimums, never maximums or patterns, so every
+AWS limit a user can hit is enforced here.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from django.core.validators import RegexValidator
 
 from pools.aws.clients import available_regions
 from pools.aws.models import AwsConnection, delivery_url_problem
+from pools.aws.snapshot import MAX_SEGMENTS
 
 STREAM_NAME = RegexValidator(
     r"^[a-zA-Z0-9_.-]{1,128}$", "1 to 128 letters, digits, underscores, periods or hyphens.", flags=re.ASCII
@@ -270,4 +271,28 @@ class FirehoseForm(forms.Form):
 class TeardownForm(forms.Form):
     keep_bucket = forms.BooleanField(
         required=False, label="Keep the S3 bucket and its objects (failed deliveries, archives)"
+    )
+
+
+class SnapshotForm(forms.Form):
+    total_segments = forms.IntegerField(
+        label="Parallel segments",
+        min_value=1,
+        max_value=MAX_SEGMENTS,
+        initial=4,
+        help_text="Scan segments read at once (1–16).",
+    )
+    max_rcu_per_second = forms.FloatField(
+        label="Read-capacity budget",
+        min_value=0,
+        max_value=1_000_000,
+        initial=100,
+        help_text="RCU per second for the whole scan; 0 for no limit.",
+    )
+    page_limit = forms.IntegerField(
+        label="Items per page",
+        min_value=1,
+        max_value=100_000,
+        required=False,
+        help_text="Scan Limit; empty: as many as fit in 1 MB.",
     )

@@ -1,5 +1,8 @@
 """AWS connections and the pipelines Shoal provisions with them (DynamoDB → Kinesis → Firehose → pool).
 
+The tables keep the names they had when these models belonged to the `pools` app (db_table), so
+that moving them into the `aws` app moved no data.
+
 A Pipeline records every resource it uses by name and ARN, and whether Shoal created it or the user
 chose an existing one: teardown removes only the former. Its steps (PipelineStep) keep the state of
 each provisioning or teardown step, with AWS's error text when one failed.
@@ -22,8 +25,8 @@ __all__ = ["AwsConnection", "Pipeline", "PipelineStep", "Snapshot"]
 region_validator = RegexValidator(
     r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$", "An AWS region code, such as us-east-1 or eu-west-1."
 )
-# DynamoDB streams changes with this timestamp precision (spec/firehose-http-endpoint.md §2.3).
-# MICROSECOND, as the issue asks: a faithful replica orders an item's changes by this time (see
+# DynamoDB streams changes with this timestamp precision (ApproximateCreationDateTimePrecision).
+# MICROSECOND: a faithful replica orders an item's changes by this time (see
 # views_mv/versioning.py), and two changes of one item within a millisecond happen; the loader keeps
 # the value as sent with its precision, and the version normalises both. Always passed explicitly,
 # since the API's default when the parameter is omitted is unconfirmed.
@@ -62,7 +65,7 @@ class AwsConnection(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        app_label = "pools"
+        db_table = "pools_awsconnection"
         ordering = ["name"]
         verbose_name = "AWS connection"
 
@@ -102,7 +105,7 @@ class PipelineQuerySet(models.QuerySet):
 
 
 def delivery_url_problem(url: str) -> str:
-    """Firehose delivers only to https:// URLs on port 443 (spec §1.1)."""
+    """Firehose delivers only to https:// URLs on port 443."""
     parts = urlsplit(url)
     if parts.scheme != "https":
         return f"PUBLIC_BASE_URL is {url}: Firehose delivers only to https:// URLs on port 443."
@@ -190,7 +193,7 @@ class Pipeline(models.Model):
     objects = PipelineQuerySet.as_manager()
 
     class Meta:
-        app_label = "pools"
+        db_table = "pools_pipeline"
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
@@ -253,7 +256,7 @@ class PipelineStep(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        app_label = "pools"
+        db_table = "pools_pipelinestep"
         ordering = ["pipeline", "phase", "position"]
         constraints = [
             models.UniqueConstraint(fields=["pipeline", "phase", "key"], name="aws_step_once"),
@@ -265,32 +268,6 @@ class PipelineStep(models.Model):
     @property
     def finished(self) -> bool:
         return self.state in (self.State.DONE, self.State.SKIPPED)
-
-    @property
-    def title(self) -> str:
-        return STEP_TITLES[self.phase].get(self.key, self.key)
-
-
-# The steps in the order they run; the order of provisioning is what loses no change: Firehose
-# reads Kinesis from LATEST, so the table starts streaming only once Firehose is ACTIVE (spec §3.6).
-PROVISION_STEPS = ("stream", "bucket", "role", "firehose", "destination")
-TEARDOWN_STEPS = ("firehose", "destination", "stream", "role", "bucket")  # spec §3.8
-STEP_TITLES = {
-    PipelineStep.Phase.PROVISION: {
-        "stream": "Kinesis data stream active",
-        "bucket": "S3 bucket for failed deliveries",
-        "role": "IAM role for Firehose (least-privilege policy)",
-        "firehose": "Firehose stream active (Kinesis → Shoal endpoint)",
-        "destination": "DynamoDB table streaming to Kinesis",
-    },
-    PipelineStep.Phase.TEARDOWN: {
-        "firehose": "Delete the Firehose stream and its log group",
-        "destination": "Stop the table's streaming to Kinesis",
-        "stream": "Delete the Kinesis data stream",
-        "role": "Delete the IAM role",
-        "bucket": "Delete the S3 bucket",
-    },
-}
 
 
 class Snapshot(models.Model):
@@ -339,7 +316,7 @@ class Snapshot(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        app_label = "pools"
+        db_table = "pools_snapshot"
         ordering = ["-id"]
 
     def __str__(self) -> str:

@@ -1,11 +1,10 @@
 """A pipeline's live status, failed deliveries in its backup bucket, and their replay.
 
 When Firehose runs out of retries (7200 s), it writes the batch to the bucket under the error prefix
-as JSON error records, one per original record, each with the record in `rawData` (base64)
-(spec/firehose-http-endpoint.md §1.7). Replay lands those records into the pool through the normal
-idempotent path, one delivery per S3 object with a request id derived from the object's bucket, key
-and ETag, so a replay that is repeated (or interrupted and run again) stores each object once; then
-the object moves to `archived/`.
+as JSON error records, one per original record, each with the record in `rawData` (base64). Replay
+lands those records into the pool through the normal idempotent path, one delivery per S3 object
+with a request id derived from the object's bucket, key and ETag, so a replay that is repeated (or
+interrupted and run again) stores each object once; then the object moves to `archived/`.
 """
 
 from __future__ import annotations
@@ -14,23 +13,19 @@ import gzip
 import hashlib
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.utils import timezone
 
-from pools import envelope
 from pools.aws import errors
 from pools.aws.clients import Aws
 from pools.aws.models import Pipeline
-from pools.aws.provisioning import (
-    describe_firehose,
-    emulator_lacks,
-    find_destination,
-    get_role,
-    stream_summary,
-)
+from pools.aws.provisioning.destination import emulator_lacks, find_destination
+from pools.aws.provisioning.firehose import describe_firehose
+from pools.aws.provisioning.role import get_role
+from pools.aws.provisioning.stream import stream_summary
+from pools.ingest.landing import land_records
 
 log = logging.getLogger(__name__)
 
@@ -183,16 +178,6 @@ def _chunks(raws: list[str]):
         yield chunk
 
 
-def _body(request_id: str, raws: list[str]) -> bytes:
-    return json.dumps(
-        {
-            "requestId": request_id,
-            "timestamp": int(time.time() * 1000),
-            "records": [{"data": r} for r in raws],
-        }
-    ).encode()
-
-
 @dataclass
 class ReplayResult:
     objects: int = 0
@@ -205,8 +190,6 @@ class ReplayResult:
 
 def replay_failed(pipeline: Pipeline, aws: Aws) -> ReplayResult:
     """Land every failed-delivery object into the pool, then archive it."""
-    from pools.ingest import land
-
     s3 = aws.client("s3")
     bucket = pipeline.bucket_name
     result = ReplayResult()
@@ -223,8 +206,7 @@ def replay_failed(pipeline: Pipeline, aws: Aws) -> ReplayResult:
         result.objects += 1
         for part, raws_part in enumerate(_chunks(raws)):
             request_id = replay_request_id(bucket, key, etag, part)
-            env = envelope.Envelope(request_id=request_id, timestamp=None, record_count=len(raws_part))
-            if land(pipeline.pool, env, _body(request_id, raws_part), "", source):
+            if land_records(pipeline.pool, request_id, raws_part, source_arn=source, encoded=True):
                 result.deliveries_stored += 1
             else:
                 result.deliveries_already_stored += 1

@@ -1,8 +1,7 @@
-"""Pipelines: creating one, starting (or resuming) a phase, and running one step with its state kept.
+"""Pipelines: creating one, starting (or resuming) a phase, and what the pipeline page shows of it.
 
-The Celery chain in tasks.py runs `execute_step` once per step; tests call it directly (with clients
-of their own). A step is claimed with a conditional UPDATE, so two workers never run it at once,
-and a redelivered task (same task id, after a worker died) may take its own step back.
+A phase runs as a Celery chain (tasks.py) of one task per step (runner.py); `run_inline` runs it in
+this process instead, for tests and commands.
 """
 
 from __future__ import annotations
@@ -10,19 +9,20 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
-from pools.aws import errors, provisioning
-from pools.aws.clients import Aws, connect
-from pools.aws.models import PROVISION_STEPS, TEARDOWN_STEPS, AwsConnection, Pipeline, PipelineStep
+from pools.aws import errors
+from pools.aws.clients import Aws
+from pools.aws.models import AwsConnection, Pipeline, PipelineStep
+from pools.aws.provisioning import registry
+from pools.aws.provisioning.base import Timing
+from pools.aws.runner import execute_step, finish
+from pools.aws.tasks import enqueue_chain
 
 log = logging.getLogger(__name__)
 
 Phase = PipelineStep.Phase
 State = PipelineStep.State
-STEPS = {Phase.PROVISION: PROVISION_STEPS, Phase.TEARDOWN: TEARDOWN_STEPS}
-BUSY = "busy"
 
 
 def create_pipeline(pool, connection: AwsConnection, *, user=None, start: bool = True, **fields) -> Pipeline:
@@ -33,21 +33,19 @@ def create_pipeline(pool, connection: AwsConnection, *, user=None, start: bool =
         )
         _ensure_steps(pipeline, Phase.PROVISION)
         if start:
-            keys = list(PROVISION_STEPS)
+            keys = list(registry.keys(Phase.PROVISION))
             transaction.on_commit(lambda: _enqueue(pipeline.pk, Phase.PROVISION, keys))
     return pipeline
 
 
 def _ensure_steps(pipeline: Pipeline, phase: str) -> None:
-    for position, key in enumerate(STEPS[phase]):
+    for position, key in enumerate(registry.keys(phase)):
         PipelineStep.objects.get_or_create(
             pipeline=pipeline, phase=phase, key=key, defaults={"position": position}
         )
 
 
 def _enqueue(pipeline_id: int, phase: str, keys: list[str]) -> None:
-    from pools.aws.tasks import enqueue_chain
-
     try:
         enqueue_chain(pipeline_id, phase, keys)
     except Exception as exc:  # no broker: the steps stay pending and the page offers "Retry"
@@ -84,66 +82,8 @@ def resume(pipeline: Pipeline, phase: str, *, enqueue: bool = True) -> list[str]
     return keys
 
 
-def execute_step(
-    pipeline_id: int,
-    phase: str,
-    key: str,
-    *,
-    aws: Aws | None = None,
-    timing: provisioning.Timing | None = None,
-    task_id: str = "",
-) -> str:
-    """Run one step and keep its outcome; returns its state (or BUSY if another run holds it)."""
-    claimable = Q(state__in=[State.PENDING, State.FAILED])
-    if task_id:
-        claimable |= Q(state=State.RUNNING, task_id=task_id)
-    claimed = (
-        PipelineStep.objects.filter(pipeline_id=pipeline_id, phase=phase, key=key)
-        .filter(claimable)
-        .update(
-            state=State.RUNNING,
-            task_id=task_id,
-            started_at=timezone.now(),
-            finished_at=None,
-            error="",
-            attempts=F("attempts") + 1,
-        )
-    )
-    step = PipelineStep.objects.get(pipeline_id=pipeline_id, phase=phase, key=key)
-    if not claimed:
-        return step.state if step.finished else BUSY
-    pipeline = Pipeline.objects.select_related("pool", "connection").get(pk=pipeline_id)
-    try:
-        aws = aws or connect(pipeline.connection)
-        detail = provisioning.FUNCTIONS[phase][key](pipeline, aws, timing or provisioning.DEFAULT_TIMING)
-        state = State.DONE
-    except provisioning.StepSkipped as exc:
-        detail, state = str(exc), State.SKIPPED
-    except Exception as exc:  # every failure is kept with AWS's words, and the chain stops
-        error = errors.describe(exc)
-        log.warning("pipeline %s %s/%s failed: %s", pipeline_id, phase, key, error)
-        PipelineStep.objects.filter(pk=step.pk).update(
-            state=State.FAILED, error=str(error), finished_at=timezone.now()
-        )
-        failed = Pipeline.Status.FAILED if phase == Phase.PROVISION else Pipeline.Status.TEARDOWN_FAILED
-        Pipeline.objects.filter(pk=pipeline_id).update(status=failed, updated_at=timezone.now())
-        return State.FAILED
-    PipelineStep.objects.filter(pk=step.pk).update(state=state, detail=detail, finished_at=timezone.now())
-    return state
-
-
-def finish(pipeline_id: int, phase: str) -> str:
-    """After the last step: the pipeline is active (or removed) when every step finished."""
-    steps = PipelineStep.objects.filter(pipeline_id=pipeline_id, phase=phase)
-    if steps.exclude(state__in=[State.DONE, State.SKIPPED]).exists():
-        return Pipeline.objects.get(pk=pipeline_id).status
-    status = Pipeline.Status.ACTIVE if phase == Phase.PROVISION else Pipeline.Status.REMOVED
-    Pipeline.objects.filter(pk=pipeline_id).update(status=status, updated_at=timezone.now())
-    return status
-
-
 def run_inline(
-    pipeline: Pipeline, phase: str, *, aws: Aws | None = None, timing: provisioning.Timing | None = None
+    pipeline: Pipeline, phase: str, *, aws: Aws | None = None, timing: Timing | None = None
 ) -> str:
     """Run a phase's unfinished steps in this process, in order, stopping at the first failure."""
     for key in resume(pipeline, phase, enqueue=False):
@@ -159,3 +99,11 @@ def progress(steps: list[PipelineStep]) -> int:
     if not steps:
         return 0
     return round(100 * sum(1 for s in steps if s.finished) / len(steps))
+
+
+def phase_steps(pipeline: Pipeline) -> list[PipelineStep]:
+    """The steps of the pipeline's current phase, in order, each with its `title` from the registry."""
+    steps = pipeline.phase_steps()
+    for step in steps:
+        step.title = registry.title(step.phase, step.key)
+    return steps

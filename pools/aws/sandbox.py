@@ -5,19 +5,19 @@ moto creates every resource the pipeline needs, but moves no data: DynamoDB neve
 (EnableKinesisStreamingDestination is not implemented) and Firehose never reads Kinesis. The relay
 does that part, clearly labelled as the sandbox's: it reads the table's DynamoDB stream
 (dynamodbstreams GetRecords), turns each record into the shape Kinesis Data Streams for DynamoDB
-writes (spec/aws-provisioning.md §4), and delivers batches to the pool's endpoint in the Firehose
+writes (pools/ingest/records.py), and delivers batches to the pool's endpoint in the Firehose
 HTTP format (pools.firehose_client.FirehoseSender: same headers, access key, retries), as the real
 Firehose stream would. Only pipelines of connections with an endpoint URL (an emulator) are relayed.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import random
 import threading
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 
 import redis
@@ -28,6 +28,7 @@ from pools.aws.clients import Aws, connect
 from pools.aws.errors import error_code
 from pools.aws.models import AwsConnection, Pipeline
 from pools.firehose_client import FirehoseSender, batches
+from pools.ingest.records import change_record, encode_record
 from pools.samples import MENU, NAMES, STATUSES, TAQUERIAS
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def _epoch(value, precision: str = "MILLISECOND") -> int | None:
 
 
 def _identity(value: dict | None) -> dict | None:
-    # Streams writes {"Type", "PrincipalId"}, KDS {"type", "principalId"} (spec §2.2).
+    # Streams writes {"Type", "PrincipalId"}, KDS {"type", "principalId"}.
     if not value:
         return None
     return {key[:1].lower() + key[1:]: v for key, v in value.items()}
@@ -168,34 +169,19 @@ def to_kds_record(record: dict, *, table_name: str, region: str, precision: str 
     SequenceNumber or StreamViewType; recordFormat, tableName, userIdentity added; the creation
     time as an integer in the precision the streaming destination was enabled with."""
     source = record["dynamodb"]
-    created = _epoch(source.get("ApproximateCreationDateTime"), precision)
-    dynamodb: dict = {"ApproximateCreationDateTime": created}
-    for name in ("Keys", "NewImage", "OldImage", "SizeBytes"):
-        if name in source:
-            dynamodb[name] = source[name]
-    dynamodb["ApproximateCreationDateTimePrecision"] = precision
-    return {
-        "awsRegion": region,
-        "eventID": record["eventID"],
-        "eventName": record["eventName"],
-        "userIdentity": _identity(record.get("userIdentity")),
-        "recordFormat": "application/json",
-        "tableName": table_name,
-        "dynamodb": dynamodb,
-        "eventSource": "aws:dynamodb",
-    }
-
-
-def _json_default(value):
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode()  # B and BS values travel as base64, as in KDS
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def encode(record: dict) -> bytes:
-    return json.dumps(record, default=_json_default, separators=(",", ":")).encode()
+    return change_record(
+        record["eventName"],
+        keys=source["Keys"],
+        new_image=source.get("NewImage"),
+        old_image=source.get("OldImage"),
+        event_id=record["eventID"],
+        created=_epoch(source.get("ApproximateCreationDateTime"), precision),
+        precision=precision,
+        table_name=table_name,
+        region=region,
+        user_identity=_identity(record.get("userIdentity")),
+        size_bytes=source.get("SizeBytes"),
+    )
 
 
 # --- The relay ----------------------------------------------------------------------------------
@@ -284,7 +270,7 @@ class Relay:
             if last is None:  # the first pass: only changes made since streaming was "enabled"
                 wanted = [r for r in wanted if (r["dynamodb"]["ApproximateCreationDateTime"] or 0) >= since]
             if wanted:
-                self._deliver(pipeline, [encode(r) for r in wanted])
+                self._deliver(pipeline, [encode_record(r) for r in wanted])
                 delivered += len(wanted)
             checkpoint[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
             # Saved after each shard, so a crash resends at most one shard's batch (which the
@@ -329,9 +315,6 @@ class Relay:
 
 def wait_for_emulator(endpoint_url: str, timeout: float = 30.0) -> None:
     """Wait until the moto server answers (it starts alongside the relay)."""
-    import urllib.error
-    import urllib.request
-
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -9,18 +9,14 @@ ApproximateCreationDateTime = 0 and every streamed change carries its real time.
 
     run_snapshot(snapshot_id)      # what the `default` worker's task does; resumes where it stopped
 
-Each page of a segment's Scan becomes one Firehose-format delivery, stored with `pools.ingest.land`
-(the one path into a pool) under a request id made of the snapshot, segment, page number and a
-digest of the page's records: a page read again after a crash with the same content is stored once,
-and a page whose content changed in between is stored too (its records carry the same event ids and
-version 0, so they collapse in the replica, and whatever changed is also on the stream).
+Each page of a segment's Scan becomes one Firehose-format delivery (snapshot_pages.py): a page read
+again after a crash with the same content is stored once, and a page whose content changed in
+between is stored too (its records carry the same event ids and version 0, so they collapse in the
+replica, and whatever changed is also on the stream).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -33,178 +29,25 @@ from django.db import close_old_connections, connections
 from django.db.models import F, Q
 from django.utils import timezone
 
-from pools import envelope
 from pools.aws import errors
 from pools.aws.clients import connect
 from pools.aws.models import Pipeline, Snapshot
+from pools.aws.snapshot_pages import (
+    CapacityBudget,
+    item_to_change_record,
+    key_from_json,
+    key_to_json,
+    land_page,
+    page_request_id,
+    scan_segment,
+)
+from pools.ingest.landing import backpressure
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_CREATION_TIME = 0  # older than every streamed change (those carry epoch milliseconds)
 MAX_SEGMENTS = 16
 STALE_AFTER = timedelta(minutes=2)  # a running snapshot without a heartbeat for this long was interrupted
 BACKPRESSURE_WAIT = 2.0  # seconds between looks while the pool's backlog is too large
-
-
-# --- Records ------------------------------------------------------------------------------------
-
-
-def canonical_key(keys: dict) -> str:
-    return json.dumps(keys, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-
-
-def event_id(keys: dict) -> str:
-    """The same item always gets the same id: a re-scan repeats records rather than adding new ones."""
-    return "snapshot-" + hashlib.sha1(canonical_key(keys).encode()).hexdigest()
-
-
-def _size_bytes(item: dict) -> int:
-    # DynamoDB's item size is roughly the attribute names plus their values; the JSON length of
-    # the values is close enough for an approximation.
-    return sum(
-        len(name.encode()) + len(json.dumps(value, separators=(",", ":"), default=_json_default))
-        for name, value in item.items()
-    )
-
-
-def _json_default(value):
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode()  # B and BS travel as base64, as in KDS
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def change_record(item: dict, key_names: list[str], table_name: str, region: str) -> dict:
-    keys = {name: item[name] for name in key_names if name in item}
-    return {
-        "awsRegion": region,
-        "eventID": event_id(keys),
-        "eventName": "INSERT",
-        "userIdentity": None,
-        "recordFormat": "application/json",
-        "tableName": table_name,
-        "dynamodb": {
-            "ApproximateCreationDateTime": SNAPSHOT_CREATION_TIME,
-            "ApproximateCreationDateTimePrecision": "MILLISECOND",
-            "Keys": keys,
-            "NewImage": item,
-            "SizeBytes": _size_bytes(item),
-        },
-        "eventSource": "aws:dynamodb",
-    }
-
-
-def item_to_change_record(item: dict, key_names: list[str], table_name: str, region: str) -> bytes:
-    """A KDS-shaped INSERT change record (spec §2.2) of an item in DynamoDB JSON, as the low-level
-    client's Scan returns it (binary values as bytes are written as base64)."""
-    record = change_record(item, key_names, table_name, region)
-    return json.dumps(record, default=_json_default, separators=(",", ":")).encode()
-
-
-def firehose_body(request_id: str, records: list[bytes], timestamp_ms: int) -> bytes:
-    """A Firehose HTTP endpoint request body (spec §1) carrying the records."""
-    doc = {
-        "requestId": request_id,
-        "timestamp": timestamp_ms,
-        "records": [{"data": base64.b64encode(r).decode()} for r in records],
-    }
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def page_request_id(snapshot_uid: str, segment: int, page: int, records: list[bytes]) -> str:
-    digest = hashlib.sha1(b"\n".join(records)).hexdigest()[:16]
-    return f"snapshot-{snapshot_uid}-{segment}-{page}-{digest}"
-
-
-def land_page(pool, request_id: str, records: list[bytes], *, source_arn: str = "") -> bool:
-    """Store one page as a delivery; False when this request id was stored before."""
-    from pools.ingest import land
-
-    now_ms = int(time.time() * 1000)
-    body = firehose_body(request_id, records, now_ms)
-    env = envelope.Envelope(request_id=request_id, timestamp=now_ms, record_count=len(records))
-    return land(pool, env, body, "", source_arn, data=body)
-
-
-# --- Scan ---------------------------------------------------------------------------------------
-
-
-def key_to_json(key: dict | None) -> dict | None:
-    """A LastEvaluatedKey as JSON for the database: binary key values (B) as base64."""
-    if key is None:
-        return None
-    return {
-        name: {"B": base64.b64encode(value["B"]).decode()} if isinstance(value.get("B"), bytes) else value
-        for name, value in key.items()
-    }
-
-
-def key_from_json(key: dict | None) -> dict | None:
-    if key is None:
-        return None
-    return {
-        name: {"B": base64.b64decode(value["B"])} if isinstance(value.get("B"), str) else value
-        for name, value in key.items()
-    }
-
-
-def scan_segment(
-    client, table: str, segment: int, total_segments: int, exclusive_start_key: dict | None, page_limit: int
-) -> tuple[list[dict], dict | None, float]:
-    """One page of one segment: (items, LastEvaluatedKey or None at its end, consumed RCU)."""
-    params: dict = {
-        "TableName": table,
-        "Segment": segment,
-        "TotalSegments": total_segments,
-        "ReturnConsumedCapacity": "TOTAL",
-        "ConsistentRead": False,
-    }
-    if exclusive_start_key:
-        params["ExclusiveStartKey"] = exclusive_start_key
-    if page_limit:
-        params["Limit"] = page_limit
-    page = client.scan(**params)
-    consumed = float((page.get("ConsumedCapacity") or {}).get("CapacityUnits") or 0.0)
-    return page.get("Items", []), page.get("LastEvaluatedKey"), consumed
-
-
-class CapacityBudget:
-    """Keeps the read capacity the segments consume together under `rcu_per_second`.
-
-    A Scan page's cost is known only after it is read, so each page is paid for afterwards: the
-    budget is a queue in time, and a page of u units takes u / rate seconds of it. The caller
-    sleeps until its page is paid for, so over any run the average stays at or under the budget.
-    0 means no limit.
-    """
-
-    def __init__(
-        self,
-        rcu_per_second: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        self.rate = float(rcu_per_second or 0)
-        self.clock = clock
-        self.sleep = sleep
-        self._paid_until = 0.0
-        self._lock = threading.Lock()
-
-    def spend(self, units: float) -> float:
-        """Account for a page's units; sleeps as long as needed and returns the seconds slept."""
-        if self.rate <= 0 or units <= 0:
-            return 0.0
-        with self._lock:
-            now = self.clock()
-            self._paid_until = max(self._paid_until, now) + units / self.rate
-            wait = self._paid_until - now
-        if wait > 0:
-            self.sleep(wait)
-        return max(wait, 0.0)
-
-
-# --- Running a snapshot -------------------------------------------------------------------------
 
 
 def streaming_ready(pipeline: Pipeline) -> bool:
@@ -430,8 +273,6 @@ def _save(run: _Run, segment: int, state: dict, *, items: int, rcu: float, store
 def _wait_for_room(run: _Run, pool) -> None:
     """Hold the page while the pool's backlog is past the ingest limits: the warehouse catches up
     first, as Firehose would be asked to wait with a 503."""
-    from pools.ingest import backpressure
-
     while not run.stop.is_set():
         busy = backpressure(pool)
         if not busy:

@@ -13,9 +13,11 @@ from celery import chain, shared_task
 from celery.exceptions import Ignore
 from django.utils import timezone
 
-from pools.aws import errors, monitoring, pipelines
+from pools.aws import errors, monitoring, runner
+from pools.aws import snapshot as snapshots
 from pools.aws.clients import connect
-from pools.aws.models import Pipeline, PipelineStep
+from pools.aws.models import Pipeline, PipelineStep, Snapshot
+from pools.aws.provisioning.firehose import ensure_firehose
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 def run_step(self, pipeline_id: int, phase: str, key: str) -> str:
     """One link of the chain. A failed (or concurrently held) step stops the chain: the rest stay
     pending until "Retry" resumes from the failed step."""
-    state = pipelines.execute_step(pipeline_id, phase, key, task_id=self.request.id or "")
+    state = runner.execute_step(pipeline_id, phase, key, task_id=self.request.id or "")
     if state not in (PipelineStep.State.DONE, PipelineStep.State.SKIPPED):
         raise Ignore()
     return state
@@ -32,7 +34,7 @@ def run_step(self, pipeline_id: int, phase: str, key: str) -> str:
 
 @shared_task
 def finish_phase(pipeline_id: int, phase: str) -> str:
-    return pipelines.finish(pipeline_id, phase)
+    return runner.finish(pipeline_id, phase)
 
 
 def enqueue_chain(pipeline_id: int, phase: str, keys: list[str]) -> None:
@@ -69,8 +71,6 @@ def replay_failed_deliveries(pipeline_id: int) -> dict:
 def push_firehose_endpoint(pipeline_id: int) -> str:
     """Send the pool's current endpoint URL and access key to the Firehose stream (after a key
     rotation, or when PUBLIC_BASE_URL changed)."""
-    from pools.aws.provisioning import ensure_firehose
-
     pipeline = Pipeline.objects.select_related("connection", "pool").get(pk=pipeline_id)
     pipeline.endpoint_url = pipeline.pool.endpoint_url()
     pipeline.save(update_fields=["endpoint_url", "updated_at"])
@@ -91,9 +91,6 @@ def run_snapshot(self, snapshot_id: int) -> str:
     (a redelivery) that finds it running with a fresh heartbeat looks again a little later, in
     case that runner dies; once a heartbeat is STALE_AFTER old, the snapshot is taken over from
     its last saved page."""
-    from pools.aws import snapshot as snapshots
-    from pools.aws.models import Snapshot
-
     result = snapshots.run_snapshot(snapshot_id, task_id=self.request.id or "")
     if result.status == Snapshot.Status.RUNNING and result.task_id != (self.request.id or ""):
         raise self.retry(countdown=snapshots.STALE_AFTER.total_seconds() + 5)
@@ -104,13 +101,8 @@ def run_snapshot(self, snapshot_id: int) -> str:
 def sweep_aws() -> dict:
     """Periodic (beat): resume snapshots whose worker stopped, and refresh active pipelines' status
     (what the pipeline page shows without anyone having to press "Check now")."""
-    from django.utils import timezone
-
-    from pools.aws.models import Pipeline, Snapshot
-    from pools.aws.snapshot import STALE_AFTER
-
     stale = Snapshot.objects.filter(
-        status=Snapshot.Status.RUNNING, heartbeat_at__lt=timezone.now() - STALE_AFTER
+        status=Snapshot.Status.RUNNING, heartbeat_at__lt=timezone.now() - snapshots.STALE_AFTER
     ).values_list("pk", flat=True)
     for snapshot_id in stale:
         run_snapshot.delay(snapshot_id)

@@ -98,7 +98,7 @@ def make_connection(
 
 
 def fast_timing():
-    from pools.aws.provisioning import Timing
+    from pools.aws.provisioning.base import Timing
 
     return Timing(
         poll_seconds=0.05,

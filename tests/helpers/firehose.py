@@ -3,12 +3,11 @@ them), request bodies and headers, the endpoint's reply, and a delivery through 
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
-import time
 import uuid
 
+from pools.ingest import records
 from tests.helpers.servers import http
 from tests.helpers.waiting import wait_for
 
@@ -32,26 +31,18 @@ def change_record(
         "total_price": {"S": "12.50"},
         "orderItems": {"L": [{"M": {"name": {"S": "al pastor"}, "qty": {"N": "2"}}}]},
     }
-    dynamodb = {
-        "ApproximateCreationDateTime": ts_ms or next(_change_clock),
-        "Keys": keys,
-        "SizeBytes": 120,
-        "ApproximateCreationDateTimePrecision": "MILLISECOND",
-    }
-    if event in ("INSERT", "MODIFY"):
-        dynamodb["NewImage"] = image
-    if event in ("MODIFY", "REMOVE"):
-        dynamodb["OldImage"] = {**image, "quantity": {"N": str(quantity - 1)}}
-    return {
-        "awsRegion": "us-east-1",
-        "eventID": str(uuid.uuid4()),
-        "eventName": event,
-        "userIdentity": None,
-        "recordFormat": "application/json",
-        "tableName": "orders",
-        "dynamodb": dynamodb,
-        "eventSource": "aws:dynamodb",
-    }
+    old = {**image, "quantity": {"N": str(quantity - 1)}}
+    return records.change_record(
+        event,
+        keys=keys,
+        new_image=image if event in ("INSERT", "MODIFY") else None,
+        old_image=old if event in ("MODIFY", "REMOVE") else None,
+        event_id=str(uuid.uuid4()),
+        created=ts_ms or next(_change_clock),
+        table_name="orders",
+        region="us-east-1",
+        size_bytes=120,
+    )
 
 
 def colliding_record(order_id: str) -> dict:
@@ -62,15 +53,11 @@ def colliding_record(order_id: str) -> dict:
     return record
 
 
-def firehose_body(records: list, request_id: str | None = None) -> tuple[str, bytes]:
+def firehose_body(change_records: list, request_id: str | None = None) -> tuple[str, bytes]:
     """A Firehose request body; records may be dicts (encoded) or raw bytes."""
     request_id = request_id or str(uuid.uuid4())
-    entries = []
-    for record in records:
-        raw = record if isinstance(record, bytes) else json.dumps(record).encode()
-        entries.append({"data": base64.b64encode(raw).decode()})
-    body = {"requestId": request_id, "timestamp": int(time.time() * 1000), "records": entries}
-    return request_id, json.dumps(body).encode()
+    raws = [r if isinstance(r, bytes) else json.dumps(r).encode() for r in change_records]
+    return request_id, records.firehose_body(request_id, raws)
 
 
 def firehose_headers(request_id: str, access_key: str | None, **extra) -> dict:

@@ -52,8 +52,8 @@ def fresh_pool(name: str, **kwargs):
 
 def land_direct(pool, records: list, request_id: str | None = None):
     """Land a delivery as the endpoint does, without HTTP (for volume)."""
-    from pools import envelope
-    from pools.ingest import land
+    from pools.ingest import envelope
+    from pools.ingest.landing import land
 
     request_id, body = firehose_body(records, request_id)
     env = envelope.parse(body, header_request_id=request_id)

@@ -67,7 +67,7 @@ def _pipeline_out(pipeline) -> dict:
                 "started_at": step.started_at,
                 "finished_at": step.finished_at,
             }
-            for step in pipeline.phase_steps()
+            for step in pipelines.phase_steps(pipeline)
         ],
     }
 

@@ -1,6 +1,6 @@
 """Replay a file of DynamoDB change records to a Firehose HTTP endpoint, exactly as Firehose would.
 
-Only sends HTTP (pools.firehose_client): no database access, so it can run from any machine with a
+Only sends HTTP (pools.firehose_replay): no database access, so it can run from any machine with a
 checkout, against any Shoal (or other Firehose-compatible) endpoint.
 """
 
@@ -14,7 +14,8 @@ from typing import BinaryIO
 
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
-from pools.firehose_client import DEFAULT_RETRY_SECONDS, RESPONSE_TIMEOUT_S, ReplaySummary, replay
+from pools.firehose_client import DEFAULT_RETRY_SECONDS, RESPONSE_TIMEOUT_S
+from pools.firehose_replay import ReplaySummary, replay
 
 _MiB = 1 << 20
 

@@ -1,6 +1,8 @@
-"""The Firehose HTTP endpoint of a Data Pool (spec/firehose-http-endpoint.md).
+"""The Firehose HTTP endpoint of a Data Pool: the thin view in front of envelope and landing.
 
-A 200 means the batch is durable in Django's database; any other status makes Firehose send it
+It checks who is sending (the pool's access key or Basic credentials), reads and validates the
+body (envelope.py), refuses when the pool or the disk cannot take more, and lands the delivery
+(landing.py). A 200 means the batch is durable in Django's database; any other status makes Firehose send it
 again. Loading into the warehouse happens afterwards, in a `warehouse` worker.
 
 Every path answers Firehose's JSON reply, faults included: 400 when the request is at fault (it
@@ -21,13 +23,14 @@ import time
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import BadRequest, SuspiciousOperation
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 
-from pools import envelope, landing
-from pools.models import DataPool, Delivery
+from console.metrics import ack_latency
+from pools.ingest import envelope, journal
+from pools.ingest.landing import backpressure, disk_short, land
+from pools.models import DataPool
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +131,6 @@ class FirehoseRepliesMiddleware:
         started = time.perf_counter()
         response = self._json(request, self.get_response(request))
         if request.method == "POST":  # the ack latency histogram of /metrics
-            from console.metrics import ack_latency
-
             ack_latency.observe(response.status_code, time.perf_counter() - started)
         return response
 
@@ -180,7 +181,7 @@ def _answer(request: HttpRequest, public_id: str, header_id: str) -> HttpRespons
         env = envelope.parse(data, header_request_id=header_id)
     except envelope.EnvelopeError as exc:
         return firehose_response(header_id, exc.status, exc.message)
-    short = disk_short(len(data) if landing.uses_files() else len(raw))
+    short = disk_short(len(data) if journal.uses_files() else len(raw))
     if short:
         return firehose_response(env.request_id, 503, short)
 
@@ -194,118 +195,3 @@ def _answer(request: HttpRequest, public_id: str, header_id: str) -> HttpRespons
     if stored:
         log.debug("ingest: landed %s (%d records) for %s", env.request_id, env.record_count, pool.name)
     return firehose_response(env.request_id)
-
-
-def land(
-    pool: DataPool,
-    env: envelope.Envelope,
-    raw: bytes,
-    encoding: str,
-    source_arn: str = "",
-    *,
-    data: bytes | None = None,
-) -> bool:
-    """Store a delivery durably; False when this request id was stored before (a retry).
-
-    `raw` is the body as received; `data` the same decompressed (when already at hand).
-    """
-    gzipped = encoding.strip().lower() == "gzip"
-    fields = {"body": raw, "content_encoding": "gzip" if gzipped else ""}
-    if landing.uses_files():
-        if data is None:
-            data = envelope.decompress(raw, encoding, max_bytes=settings.INGEST_MAX_BODY_BYTES)
-        fields = {"body_path": landing.write(pool.public_id, data)}
-    try:
-        with transaction.atomic():
-            Delivery.objects.create(
-                pool=pool,
-                request_id=env.request_id,
-                firehose_timestamp=env.timestamp,
-                source_arn=source_arn[:500],
-                record_count=env.record_count,
-                body_bytes=len(raw),
-                **fields,
-            )
-            transaction.on_commit(lambda: enqueue_load(pool.pk))
-    except IntegrityError:
-        landing.discard(fields.get("body_path", ""))
-        if Delivery.objects.filter(pool=pool, request_id=env.request_id).exists():
-            return False
-        raise
-    except BaseException:
-        landing.discard(fields.get("body_path", ""))
-        raise
-    return True
-
-
-def disk_short(needed: int) -> str:
-    """Why the data folder cannot take `needed` more bytes ('' when it can): storing them would
-    leave less than INGEST_MIN_FREE_BYTES free. Answering 503 before the disk fills leaves the data
-    with Firehose, and keeps room for the warehouse, which loads and then frees the journal."""
-    minimum = settings.INGEST_MIN_FREE_BYTES
-    if not minimum or not (
-        landing.uses_files() or settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
-    ):
-        return ""
-    free = landing.free_bytes()
-    if free - needed < minimum:
-        return (
-            f"Shoal's disk is almost full ({free // 2**20} MiB free, INGEST_MIN_FREE_BYTES is "
-            f"{minimum // 2**20} MiB); please retry later"
-        )
-    return ""
-
-
-_worker_seen = {"at": 0.0, "alive": False}
-
-
-def backpressure(pool: DataPool) -> str:
-    """Why this pool cannot take more now ('' when it can): too much is waiting for the warehouse.
-
-    Answering 503 leaves the data with Firehose (and Kinesis), which retries with back-off; the
-    soft limit keeps freshness while a worker is loading, the hard one protects the disk when none
-    is. Deliveries already landed are never refused (a retry of one is answered 200 further on).
-    The batch being loaded counts toward the hard limit only: with group commit it may be as large
-    as the soft limit, and counting it would refuse every request for as long as it loads.
-    """
-    soft, hard = settings.INGEST_BACKLOG_SOFT_BYTES, settings.INGEST_BACKLOG_HARD_BYTES
-    if not soft and not hard:
-        return ""
-    totals = Delivery.objects.filter(
-        pool=pool, status__in=[Delivery.Status.LANDED, Delivery.Status.LOADING]
-    ).aggregate(all=Sum("body_bytes"), landed=Sum("body_bytes", filter=Q(status=Delivery.Status.LANDED)))
-    behind, waiting = totals["all"] or 0, totals["landed"] or 0
-    if hard and behind > hard:
-        return f"Shoal is {behind // 2**20} MiB behind on this pool; please retry later"
-    if soft and waiting > soft and _worker_alive():
-        return f"Shoal is loading this pool ({waiting // 2**20} MiB waiting); please retry shortly"
-    return ""
-
-
-def _worker_alive() -> bool:
-    """Whether a warehouse worker is running, asked of Redis at most once a second."""
-    now = time.monotonic()
-    if now - _worker_seen["at"] > 1.0:
-        from console.warehouse_client import WarehouseUnavailable, worker_alive
-
-        try:
-            alive = worker_alive()
-        except WarehouseUnavailable:
-            alive = False
-        _worker_seen.update(at=now, alive=alive)
-    return _worker_seen["alive"]
-
-
-def enqueue_load(pool_id: int) -> None:
-    """Ask a warehouse worker to load; if Redis is down, the periodic sweep does it later.
-
-    Fire-and-forget: no result is asked for (the result backend is not touched), the publish is
-    not retried and the broker's socket timeouts are short (CELERY_BROKER_TRANSPORT_OPTIONS), so
-    an outage costs the 200 nothing but the sweep's delay.
-    """
-    from pools.tasks import warehouse_load_pool
-
-    try:
-        warehouse_load_pool.apply_async((pool_id,), retry=False, ignore_result=True)
-    except Exception as exc:  # the delivery is durable; the sweep will find it
-        log.warning("ingest: could not enqueue a load for pool %s: %s", pool_id, exc)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AwsConfig(AppConfig):
+    name = "pools.aws"
+    label = "aws"
+    verbose_name = "AWS pipelines"

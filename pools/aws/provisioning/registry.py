@@ -1,0 +1,98 @@
+"""The steps of a pipeline: which resources, in what order, under what titles, and the functions
+that ensure, describe and remove each. Adding a resource is one module and one `Step` here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pools.aws.clients import Aws
+from pools.aws.models import Pipeline, PipelineStep
+from pools.aws.provisioning import bucket, destination, firehose, role, stream
+from pools.aws.provisioning.base import Timing
+
+Phase = PipelineStep.Phase
+StepFunction = Callable[[Pipeline, Aws, Timing], str]
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    title: str  # as the pipeline page lists it while provisioning
+    teardown_title: str
+    ensure: StepFunction
+    describe: Callable[[Pipeline, Aws], dict | None]
+    remove: StepFunction
+
+
+STEPS = {
+    step.key: step
+    for step in (
+        Step(
+            "stream",
+            "Kinesis data stream active",
+            "Delete the Kinesis data stream",
+            stream.ensure_stream,
+            stream.describe,
+            stream.remove_stream,
+        ),
+        Step(
+            "bucket",
+            "S3 bucket for failed deliveries",
+            "Delete the S3 bucket",
+            bucket.ensure_bucket,
+            bucket.describe,
+            bucket.remove_bucket,
+        ),
+        Step(
+            "role",
+            "IAM role for Firehose (least-privilege policy)",
+            "Delete the IAM role",
+            role.ensure_role,
+            role.describe,
+            role.remove_role,
+        ),
+        Step(
+            "firehose",
+            "Firehose stream active (Kinesis → Shoal endpoint)",
+            "Delete the Firehose stream and its log group",
+            firehose.ensure_firehose,
+            firehose.describe,
+            firehose.remove_firehose,
+        ),
+        Step(
+            "destination",
+            "DynamoDB table streaming to Kinesis",
+            "Stop the table's streaming to Kinesis",
+            destination.ensure_destination,
+            destination.describe,
+            destination.remove_destination,
+        ),
+    )
+}
+
+# The order of provisioning is what loses no change: Firehose reads Kinesis from LATEST, so the
+# table starts streaming only once Firehose is ACTIVE. Teardown stops the delivery first, then the
+# table's streaming, then removes what they used.
+ORDER = {
+    Phase.PROVISION: ("stream", "bucket", "role", "firehose", "destination"),
+    Phase.TEARDOWN: ("firehose", "destination", "stream", "role", "bucket"),
+}
+
+
+def keys(phase: str) -> tuple[str, ...]:
+    """The steps of a phase, in the order they run."""
+    return ORDER[phase]
+
+
+def title(phase: str, key: str) -> str:
+    step = STEPS.get(key)
+    if step is None:
+        return key
+    return step.teardown_title if phase == Phase.TEARDOWN else step.title
+
+
+def function(phase: str, key: str) -> StepFunction:
+    """What running the step `key` of `phase` calls: the resource's ensure, or its remove."""
+    step = STEPS[key]
+    return step.remove if phase == Phase.TEARDOWN else step.ensure

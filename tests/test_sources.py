@@ -1,0 +1,41 @@
+"""The source seam: every source type is complete and its steps exist where they are named."""
+
+from __future__ import annotations
+
+from pools import sources, table_settings, tables
+from pools.aws.provisioning import registry
+from pools.models import DataPool
+from pools.sources import dynamodb_stream
+from pools.wizard import STEPS
+
+
+def test_it_finds_a_pools_source_type_by_its_kind():
+    assert sources.of_pool(DataPool(name="p", kind=DataPool.Kind.DYNAMODB)) is dynamodb_stream.SOURCE
+    assert sources.get(sources.DEFAULT) is dynamodb_stream.SOURCE
+    assert [s.key for s in sources.all_types()] == list(sources.SOURCE_TYPES)
+
+
+def test_each_source_type_is_a_pool_kind_with_steps_that_exist():
+    kinds = set(DataPool.Kind.values)
+    for source in sources.all_types():
+        assert source.key in kinds
+        assert set(source.wizard_steps) <= set(STEPS), source.key
+        assert set(source.aws_steps) <= set(registry.STEPS), source.key
+        names = [name for name, _, _ in source.columns]
+        assert set(source.preview_columns) <= set(names)
+
+
+def test_the_pool_table_is_made_of_its_source_columns():
+    pool = DataPool(name="orders_events")
+    ddl = tables.create_table(pool)
+    for name, type_, _ in dynamodb_stream.SOURCE.columns:
+        assert f"`{name}` {type_}" in ddl
+    assert dynamodb_stream.SOURCE.column_types() == table_settings.DEFAULT_COLUMNS
+    assert [row[0] for row in tables.schema_rows(pool)] == [
+        n for n, _, _ in dynamodb_stream.CHANGE_EVENT_COLUMNS
+    ]
+
+
+def test_its_load_select_reads_the_files_it_is_given():
+    sql = dynamodb_stream.SOURCE.load_select([("a.json", 7, 1000)], None, None)
+    assert "'a.json'" in sql and "[7]" in sql and "WHERE reason = ''" in sql
