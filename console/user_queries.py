@@ -29,6 +29,8 @@ from celery.exceptions import Ignore
 from django.conf import settings
 from django.utils import timezone
 
+from console.warehouse import loggable
+
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
@@ -94,7 +96,7 @@ def hand_off(task, work: Callable[..., Any], *args: Any, user: str = "") -> Any:
                 return
             result = work(*args)
         except Exception as exc:  # stored as the task's failure, as Celery would
-            log.warning("user query %s failed: %s", task_id, exc)
+            log.warning("user query %s failed: %s", task_id, loggable(exc))
             backend.mark_as_failure(task_id, exc)
         else:
             backend.store_result(task_id, result, states.SUCCESS)

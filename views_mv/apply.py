@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from console import sql_guard
 from console.sql_guard import CheckedSelect
-from console.warehouse import Warehouse
+from console.warehouse import Warehouse, loggable
 from pools import faults
 from pools.tables import INSERT_VERSION_COLUMN, table_ref
 from views_mv import ddl
@@ -165,7 +165,7 @@ def _event_ids(warehouse: Warehouse, mv: MaterializedView, delivery_id: int) -> 
 
 
 def _record(mv: MaterializedView, delivery_id: int, event_id: str, error: str) -> int:
-    log.warning("view %s cannot transform %s/%s: %s", mv.name, delivery_id, event_id, error)
+    log.warning("view %s cannot transform %s/%s: %s", mv.name, delivery_id, event_id, loggable(error))
     _, created = ViewFailure.objects.get_or_create(
         mv=mv, delivery_id=delivery_id, event_id=event_id[:255], defaults={"error": error}
     )

@@ -12,7 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from console import json_paths, sql_guard, user_queries
-from console.warehouse import WarehouseError, get_warehouse
+from console.warehouse import WarehouseError, get_warehouse, loggable
 from console.warehouse.base import quote_string
 from pools import loader
 from pools import tasks as pool_tasks
@@ -191,7 +191,9 @@ def warehouse_run_backfill(mv_id: int) -> str:
             apply.run_view(warehouse, mv, part, chunk_token, select=select)
         except Exception as exc:  # a fault of the moment: the sweep resumes from this chunk
             Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.PENDING, error=str(exc))
-            log.warning("backfill of %s stopped at chunk %d, to be resumed: %s", mv.name, index, exc)
+            log.warning(
+                "backfill of %s stopped at chunk %d, to be resumed: %s", mv.name, index, loggable(exc)
+            )
             return "pending"
         with transaction.atomic():
             Backfill.objects.filter(pk=backfill.pk, chunks_done=index).update(
@@ -288,7 +290,7 @@ def _replica_compare(scanned: dict | None, check_id: int) -> dict | None:
 
 
 def _replica_failed(check_id: int, exc: Exception) -> dict:
-    log.warning("replica check %s failed: %s", check_id, exc)
+    log.warning("replica check %s failed: %s", check_id, loggable(exc))
     report = {"error": str(exc)}
     ReplicaCheck.objects.filter(pk=check_id).update(
         status=ReplicaCheck.Status.FAILED, report=report, finished_at=timezone.now()

@@ -13,9 +13,9 @@ import threading
 
 from django.conf import settings
 
-from console.warehouse.base import Result, Warehouse, WarehouseError
+from console.warehouse.base import Result, Warehouse, WarehouseError, loggable
 
-__all__ = ["Result", "Warehouse", "WarehouseError", "get_warehouse", "reset_warehouse"]
+__all__ = ["Result", "Warehouse", "WarehouseError", "get_warehouse", "loggable", "reset_warehouse"]
 
 _lock = threading.Lock()
 _instance: Warehouse | None = None

@@ -4,6 +4,7 @@ in all of them."""
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,27 @@ class WarehouseError(Exception):
     def __init__(self, message: str, code: int | None = None):
         super().__init__(message)
         self.code = code
+
+
+_CODE = re.compile(r"\bCode: (\d+)\.")
+_NAME = re.compile(r"\(([A-Z][A-Z0-9_]{2,})\)")
+
+
+def loggable(error: BaseException | str) -> str:
+    """An error as a log line may say it: ClickHouse's code and name, without its message.
+
+    ClickHouse quotes the values it could not take ("Cannot parse string '…' as UInt32"), and a log
+    is no place for pool data; the message itself stays where the role-checked pages show it.
+    Errors that are not ClickHouse's (Redis, the database, the disk) are Shoal's own and kept.
+    """
+    text = str(error)
+    code = _CODE.search(text)
+    if code:
+        names = _NAME.findall(text)
+        return f"ClickHouse error {code.group(1)}" + (f" ({names[-1]})" if names else "")
+    if isinstance(error, WarehouseError):
+        return "warehouse error (details on its page)"
+    return text
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from console.warehouse import Warehouse, WarehouseError
+from console.warehouse import Warehouse, WarehouseError, loggable
 from pools import faults, sources, tables
 from pools.gate import gate
 from pools.ingest import journal
@@ -126,7 +126,9 @@ def _insert_isolating(
             if view:
                 # ClickHouse writes the pool's part before it runs a trigger: the pool has these
                 # records, and inserting parts of them again would store them twice.
-                log.warning("the Materialized View %s refused a load into %s: %s", view, pool.name, exc)
+                log.warning(
+                    "the Materialized View %s refused a load into %s: %s", view, pool.name, loggable(exc)
+                )
                 return refused, f"stored; the Materialized View {view} refused it: {exc}"
             if len(group) > 1:
                 middle = len(group) // 2

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from console.warehouse import loggable
 from pools import faults
 from pools.ingest import envelope, journal
 from pools.models import DataPool, Delivery, LoadBatch
@@ -93,7 +94,9 @@ def release(delivery_id: int, token: str, error: str, *, hold: bool = False) -> 
     delivery = Delivery.objects.filter(id=delivery_id, claim_token=token).first()
     if delivery is None:
         return
-    log.warning("load of delivery %s failed (attempt %s): %s", delivery_id, delivery.attempts, error)
+    log.warning(
+        "load of delivery %s failed (attempt %s): %s", delivery_id, delivery.attempts, loggable(error)
+    )
     Delivery.objects.filter(id=delivery_id, claim_token=token).update(
         status=Delivery.Status.FAILED if hold else Delivery.Status.LANDED,
         claim_token="",
