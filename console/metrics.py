@@ -106,6 +106,13 @@ class ShoalCollector:
 
     def _pools(self) -> Iterator:
         names = dict(DataPool.objects.values_list("pk", "name"))
+        # What pruned deliveries counted (pools/retention.py): counters never go down.
+        pruned = {
+            pk: (records, size, loaded_)
+            for pk, records, size, loaded_ in DataPool.objects.values_list(
+                "pk", "pruned_records", "pruned_bytes", "pruned_loaded"
+            )
+        }
         waiting = [Delivery.Status.LANDED, Delivery.Status.LOADING]
         rows = (
             Delivery.objects.values("pool_id")
@@ -161,17 +168,24 @@ class ShoalCollector:
             if name is None:
                 continue
             seen.add(name)
-            received.add_metric([name], row["records"] or 0)
-            received_bytes.add_metric([name], row["bytes"] or 0)
-            loaded.add_metric([name], row["loaded"] or 0)
+            earlier_records, earlier_bytes, earlier_loaded = pruned[row["pool_id"]]
+            received.add_metric([name], (row["records"] or 0) + earlier_records)
+            received_bytes.add_metric([name], (row["bytes"] or 0) + earlier_bytes)
+            loaded.add_metric([name], (row["loaded"] or 0) + earlier_loaded)
             quarantined.add_metric([name], row["quarantined"] or 0)
             backlog.add_metric([name], row["backlog"] or 0)
             age = (now - row["oldest"]).total_seconds() if row["oldest"] else 0.0
             oldest.add_metric([name], max(age, 0.0))
             errors.add_metric([name], row["errors"])
             failed.add_metric([name], row["failed"])
-        for name in set(names.values()) - seen:  # pools without deliveries yet
-            for family in (received, received_bytes, loaded, quarantined, backlog, oldest, errors, failed):
+        for pk, name in names.items():  # pools without deliveries (yet, or left after pruning)
+            if name in seen:
+                continue
+            earlier_records, earlier_bytes, earlier_loaded = pruned[pk]
+            received.add_metric([name], earlier_records)
+            received_bytes.add_metric([name], earlier_bytes)
+            loaded.add_metric([name], earlier_loaded)
+            for family in (quarantined, backlog, oldest, errors, failed):
                 family.add_metric([name], 0)
         yield from (received, received_bytes, loaded, quarantined, backlog, oldest, errors, failed)
 

@@ -277,7 +277,11 @@ CELERY_BEAT_SCHEDULE = {
     "resume-backfills": {"task": "views_mv.tasks.warehouse_sweep_backfills", "schedule": 30.0},
     # Resources' status and failed deliveries (with Firehose's reasons), without "Check now".
     "aws-status-and-snapshots": {"task": "pools.aws.tasks.sweep_aws", "schedule": AWS_MONITOR_INTERVAL},
+    "prune-deliveries": {"task": "pools.tasks.prune_deliveries", "schedule": 3600.0},
 }
+# Loaded deliveries' metadata is pruned after this many days (0 keeps it forever). A delivery row
+# is what makes Firehose's retry of a request a no-op: keep it well past Firehose's retry window.
+DELIVERY_RETENTION_DAYS = env_int("DELIVERY_RETENTION_DAYS", 30, minimum=0)
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- Operator view (console/metrics.py) ---------------------------------------------------------

@@ -86,6 +86,12 @@ class DataPool(models.Model):
     record_count = models.BigIntegerField(default=0)
     quarantined_count = models.BigIntegerField(default=0)
     last_delivery_at = models.DateTimeField(null=True, blank=True)
+    # Totals of the deliveries pruned after DELIVERY_RETENTION_DAYS (pools/retention.py), so that
+    # counters over all deliveries (/metrics) keep counting what is no longer listed.
+    pruned_deliveries = models.BigIntegerField(default=0, editable=False)
+    pruned_records = models.BigIntegerField(default=0, editable=False)
+    pruned_bytes = models.BigIntegerField(default=0, editable=False)
+    pruned_loaded = models.BigIntegerField(default=0, editable=False)
     # Refreshed by beat from the warehouse (compressed bytes on disk).
     disk_bytes = models.BigIntegerField(default=0)
     stats_at = models.DateTimeField(null=True, blank=True)

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from console import sql_guard, user_queries
 from console.warehouse import WarehouseError, get_warehouse
-from pools import loader, stats, tables
+from pools import loader, retention, stats, tables
 from pools.ingest import journal
 from pools.models import DataPool
 
@@ -115,6 +115,12 @@ def warehouse_active_parts() -> dict[str, int]:
         f"WHERE active AND database = '{warehouse.database}' GROUP BY table"
     ).rows
     return {name: int(count) for name, count in rows}
+
+
+@shared_task
+def prune_deliveries() -> int:
+    """Periodic (beat): forget loaded deliveries past DELIVERY_RETENTION_DAYS (pools/retention.py)."""
+    return retention.prune_deliveries()
 
 
 @shared_task
