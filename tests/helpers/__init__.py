@@ -6,6 +6,7 @@
 - pools.py: pools with fixed names, landing without HTTP, the guide's Step 4 SQL, views;
 - aws.py: moto server processes, AWS connections, call records, pipeline rows;
 - roles.py: users with each role;
+- metrics.py: reading Prometheus /metrics;
 - waiting.py: waiting for a condition;
 - markers.py: the markers of the slow suites, applied from the fixtures a test uses.
 """
