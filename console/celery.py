@@ -6,8 +6,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Callable
 
-from celery import Celery
+from celery import Celery, Signature
 from celery.app import trace
 from celery.contrib.django.task import DjangoTask
 from django.db import transaction
@@ -16,6 +17,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
 log = logging.getLogger(__name__)
 
+# Called with the broker's error when work could not be queued.
+Refused = Callable[[Exception], object]
+
 
 class Task(DjangoTask):
     """Every Shoal task: Celery's Django task (`delay_on_commit`, `apply_async_on_commit`) with
@@ -23,22 +27,36 @@ class Task(DjangoTask):
 
     def enqueue_on_commit(self, *args, **options) -> None:
         """Queue this task with `args` once the transaction in progress commits (at once outside
-        one), fire-and-forget: see `enqueue`."""
-        transaction.on_commit(functools.partial(self.enqueue, *args, **options))
+        one), fire-and-forget: see the module's `enqueue`."""
+        enqueue_on_commit(self.signature(args), **options)
 
     def enqueue(self, *args, **options) -> bool:
-        """Queue this task without retrying the publish; False, logged, if the broker cannot take it.
+        """Queue this task with `args` now, fire-and-forget: see the module's `enqueue`."""
+        return enqueue(self.signature(args), **options)
 
-        What is committed is not undone when Redis is down: the work is found again (beat's sweep
-        re-queues loads and deletions; a pipeline offers Retry), so a broker outage must neither
-        fail the request that recorded it nor hold it while the publish is retried.
-        """
-        try:
-            self.apply_async(args, retry=False, **options)
-        except Exception as exc:
-            log.warning("could not enqueue %s%r: %s", self.name, args, exc)
-            return False
-        return True
+
+def enqueue_on_commit(signature: Signature, *, refused: Refused | None = None, **options) -> None:
+    """Queue `signature` (a task with its arguments, or a chain of them) once the transaction in
+    progress commits (at once outside one): see `enqueue`."""
+    transaction.on_commit(functools.partial(enqueue, signature, refused=refused, **options))
+
+
+def enqueue(signature: Signature, *, refused: Refused | None = None, **options) -> bool:
+    """Queue `signature` without retrying the publish; False, logged, if the broker cannot take it,
+    after calling `refused` with the broker's error (to record that the work is not queued).
+
+    What is committed is not undone when Redis is down: the work is found again (beat's sweep
+    re-queues loads and deletions; a pipeline offers Retry), so a broker outage must neither
+    fail the request that recorded it nor hold it while the publish is retried.
+    """
+    try:
+        signature.apply_async(retry=False, **options)
+    except Exception as exc:
+        log.warning("could not enqueue %s: %s", signature, exc)
+        if refused is not None:
+            refused(exc)
+        return False
+    return True
 
 
 app = Celery("shoal", task_cls=Task)

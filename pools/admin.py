@@ -1,8 +1,8 @@
 from django.contrib import admin, messages
 
 from pools import loader, quarantine
-from pools.ingest.landing import enqueue_load
 from pools.models import DataPool, Delivery, QuarantinedRecord
+from pools.tasks import warehouse_load_pool
 
 
 @admin.register(DataPool)
@@ -64,7 +64,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     def requeue(self, request, queryset):
         count = loader.requeue(list(queryset.values_list("id", flat=True)))
         for pool_id in set(queryset.values_list("pool_id", flat=True)):
-            enqueue_load(pool_id)
+            warehouse_load_pool.enqueue(pool_id)
         self.message_user(request, f"Re-queued {count} deliveries.", messages.SUCCESS)
 
     def has_add_permission(self, request):

@@ -14,7 +14,7 @@ from console import warehouse_client
 from console.tasks import run_sql
 from pools.aws import sandbox
 from pools.aws.clients import connect
-from pools.aws.models import AwsConnection, Pipeline
+from pools.aws.models import AwsConnection, Pipeline, SandboxRelay
 from pools.ingest.records import encode_record
 from pools.models import DataPool, Delivery
 from tests.helpers.waiting import wait_for
@@ -88,9 +88,9 @@ def test_the_relay_delivers_changes_to_the_pool_like_firehose(
         firehose_arn="arn:aws:firehose:us-east-1:123456789012:deliverystream/orders-to-shoal",
         http_endpoint_name="Shoal",
         endpoint_url=pool.endpoint_url(),
-        destination_emulated=True,
         destination_enabled_at=timezone.now() + timedelta(milliseconds=5),
     )
+    SandboxRelay.objects.create(pipeline=pipeline, emulated=True)
     relay = sandbox.Relay(live_server.url, retry_seconds=0)
     assert relay.run_once() == 0
 
@@ -100,6 +100,7 @@ def test_the_relay_delivers_changes_to_the_pool_like_firehose(
     delivery = Delivery.objects.get(pool=pool)
     assert delivery.record_count == 2 and delivery.source_arn == pipeline.firehose_arn
     assert relay.run_once() == 0  # the checkpoint holds: nothing is sent twice
+    assert SandboxRelay.objects.get(pipeline=pipeline).checkpoint  # kept apart from the pipeline
     wait_for(lambda: Delivery.objects.filter(pool=pool, status="loaded").exists(), message="load")
     pool.refresh_from_db()
     assert pool.record_count == 2 and pool.quarantined_count == 0

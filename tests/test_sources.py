@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pools import sources, table_settings, tables
+from pools.aws.models import Pipeline
 from pools.aws.provisioning import registry
 from pools.models import DataPool
 from pools.sources import dynamodb_stream
@@ -39,3 +42,20 @@ def test_the_pool_table_is_made_of_its_source_columns():
 def test_its_load_select_reads_the_files_it_is_given():
     sql = dynamodb_stream.SOURCE.load_select([("a.json", 7, 1000)], None, None)
     assert "'a.json'" in sql and "[7]" in sql and "WHERE reason = ''" in sql
+
+
+def test_a_pipelines_steps_are_its_source_types_in_its_order():
+    source = dynamodb_stream.SOURCE
+    assert registry.keys("provision", source) == source.aws_steps
+    assert (
+        registry.pipeline_keys(Pipeline(pool=DataPool(name="p", kind=source.key)), "provision")
+        == source.aws_steps
+    )
+    # Teardown stops the delivery before the streaming, and removes only what provisioning made.
+    teardown = registry.keys("teardown", source)
+    assert sorted(teardown) == sorted(source.aws_steps) and teardown.index("firehose") < teardown.index(
+        "stream"
+    )
+    fewer = dataclasses.replace(source, aws_steps=("stream", "firehose"))
+    assert registry.keys("provision", fewer) == ("stream", "firehose")
+    assert registry.keys("teardown", fewer) == ("firehose", "stream")

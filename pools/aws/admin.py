@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from pools.aws.models import AwsConnection, Pipeline, PipelineStep
+from pools.aws.models import AwsConnection, Pipeline, PipelineStep, SandboxRelay
 
 
 @admin.register(AwsConnection)
@@ -14,6 +14,14 @@ class AwsConnectionAdmin(admin.ModelAdmin):
     # The secret is never shown, not even encrypted; set it on the console's connection page.
     exclude = ("secret_access_key_encrypted",)
     readonly_fields = ("account_id", "caller_arn", "tested_at", "test_error", "created_at", "updated_at")
+
+
+class SandboxRelayInline(admin.StackedInline):
+    model = SandboxRelay
+    extra = 0
+    can_delete = False
+    fields = ("emulated", "checkpoint")
+    readonly_fields = fields
 
 
 class PipelineStepInline(admin.TabularInline):
@@ -37,7 +45,7 @@ class PipelineAdmin(admin.ModelAdmin):
     )
     list_filter = ("status",)
     search_fields = ("pool__name", "table_name", "stream_name", "firehose_name", "bucket_name")
-    inlines = [PipelineStepInline]
+    inlines = [PipelineStepInline, SandboxRelayInline]
     readonly_fields = (
         "uid",
         "stream_arn",
@@ -51,9 +59,7 @@ class PipelineAdmin(admin.ModelAdmin):
         "log_group_created",
         "destination_created",
         "destination_enabled_at",
-        "destination_emulated",
         "resource_status",
         "checked_at",
         "last_replay",
-        "relay_checkpoint",
     )

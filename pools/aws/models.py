@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from pools.aws import secrets
 
-__all__ = ["AwsConnection", "Pipeline", "PipelineStep", "Snapshot"]
+__all__ = ["AwsConnection", "Pipeline", "PipelineStep", "SandboxRelay", "Snapshot"]
 
 region_validator = RegexValidator(
     r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$", "An AWS region code, such as us-east-1 or eu-west-1."
@@ -168,9 +168,6 @@ class Pipeline(models.Model):
     precision = models.CharField(max_length=12, default=STREAMING_PRECISION)
     destination_created = models.BooleanField(default=False, help_text="Shoal enabled it.")
     destination_enabled_at = models.DateTimeField(null=True, blank=True)
-    destination_emulated = models.BooleanField(
-        default=False, help_text="The emulator cannot stream; the sandbox relay stands in."
-    )
     keep_bucket = models.BooleanField(default=False, help_text="Teardown keeps the S3 bucket.")
 
     # Live status of the resources and failed deliveries, refreshed by the `check_pipeline` task.
@@ -183,8 +180,6 @@ class Pipeline(models.Model):
     # The outcome of the last action run in the background ("Update Firehose endpoint").
     notice = models.TextField(blank=True)
     notice_at = models.DateTimeField(null=True, blank=True)
-    # Sandbox relay position in the table's DynamoDB stream: {shard id: last sequence number}.
-    relay_checkpoint = models.JSONField(default=dict, blank=True)
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -225,6 +220,12 @@ class Pipeline(models.Model):
 
     def phase_steps(self) -> list[PipelineStep]:
         return list(self.steps.filter(phase=self.phase).order_by("position"))
+
+    @property
+    def destination_emulated(self) -> bool:
+        """The emulator cannot stream the table to Kinesis: the sandbox relay stands in (SandboxRelay)."""
+        relay = getattr(self, "sandbox_relay", None)
+        return bool(relay and relay.emulated)
 
     def tags(self) -> dict[str, str]:
         """Tags on everything Shoal creates: how a re-run recognises its own resources."""
@@ -337,3 +338,26 @@ class Snapshot(models.Model):
         else:
             by_items = 100 * self.segments_finished / max(self.total_segments, 1)
         return max(0, min(99, int(by_items)))
+
+
+class SandboxRelay(models.Model):
+    """Demo only: what the local sandbox relay (pools/aws/sandbox.py) keeps of a pipeline.
+
+    The emulator cannot stream a table to Kinesis, so the relay reads the table's DynamoDB stream
+    and delivers its changes to the pool as Firehose would. No row: the pipeline never met the relay.
+    """
+
+    pipeline = models.OneToOneField(
+        Pipeline, on_delete=models.CASCADE, primary_key=True, related_name="sandbox_relay"
+    )
+    emulated = models.BooleanField(
+        default=False, help_text="The emulator cannot stream; the sandbox relay stands in."
+    )
+    # Position in the table's DynamoDB stream: {stream ARN: {shard id: last sequence number}}.
+    checkpoint = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = "sandbox relay"
+
+    def __str__(self) -> str:
+        return f"sandbox relay of pipeline {self.pipeline_id}"

@@ -9,10 +9,12 @@ interrupted and run again) stores each object once; then the object moves to `ar
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,10 +23,8 @@ from django.utils import timezone
 from pools.aws import errors
 from pools.aws.clients import Aws
 from pools.aws.models import Pipeline
-from pools.aws.provisioning.destination import emulator_lacks, find_destination
-from pools.aws.provisioning.firehose import describe_firehose
-from pools.aws.provisioning.role import get_role
-from pools.aws.provisioning.stream import stream_summary
+from pools.aws.provisioning import registry
+from pools.aws.provisioning.destination import emulator_lacks
 from pools.ingest.landing import land_records
 
 log = logging.getLogger(__name__)
@@ -43,38 +43,26 @@ def _look(fn) -> str:
         return "not found" if error.kind == "not_found" else f"error: {error}"
 
 
+# What the pipeline page shows of a step's resource: its state read from what the step's `describe`
+# found, and the word for nothing found.
+SHOWN_STATES: dict[str, tuple[Callable[[dict], str], str]] = {
+    "stream": (lambda found: found["StreamStatus"], "not found"),
+    "firehose": (lambda found: found["DeliveryStreamStatus"], "not found"),
+    "role": (lambda found: "exists", "not found"),
+    "destination": (lambda found: found["DestinationStatus"], "not enabled"),
+}
+
+
 def check(pipeline: Pipeline, aws: Aws) -> dict:
     """The live status of each resource and the failed deliveries waiting in the bucket."""
     status: dict = {"checked_at": timezone.now().isoformat()}
-
-    def stream() -> str:
-        summary = stream_summary(aws, pipeline.stream_name)
-        return summary["StreamStatus"] if summary else "not found"
-
-    def firehose() -> str:
-        description = describe_firehose(aws, pipeline.firehose_name)
-        return description["DeliveryStreamStatus"] if description else "not found"
-
-    def role() -> str:
-        return "exists" if get_role(aws, pipeline.role_name) else "not found"
-
-    def destination() -> str:
-        try:
-            found = find_destination(aws, pipeline)
-        except ClientError as exc:
-            if emulator_lacks(aws, exc):
-                return "emulated by the sandbox relay"
-            raise
-        return found["DestinationStatus"] if found else "not enabled"
 
     def table() -> str:
         return aws.client("dynamodb").describe_table(TableName=pipeline.table_name)["Table"]["TableStatus"]
 
     status["table"] = _look(table)
-    status["stream"] = _look(stream)
-    status["firehose"] = _look(firehose)
-    status["role"] = _look(role)
-    status["destination"] = _look(destination)
+    for key in SHOWN_STATES:
+        status[key] = _look(functools.partial(_state, key, pipeline, aws))
     try:
         status["failed"] = asdict(failed_deliveries(pipeline, aws))
         status["bucket"] = "exists"
@@ -83,6 +71,17 @@ def check(pipeline: Pipeline, aws: Aws) -> dict:
         status["bucket"] = "not found" if error.kind == "not_found" else f"error: {error}"
         status["failed"] = None
     return status
+
+
+def _state(key: str, pipeline: Pipeline, aws: Aws) -> str:
+    shown, missing = SHOWN_STATES[key]
+    try:
+        found = registry.STEPS[key].describe(pipeline, aws)
+    except ClientError as exc:
+        if key == "destination" and emulator_lacks(aws, exc):
+            return "emulated by the sandbox relay"
+        raise
+    return shown(found) if found else missing
 
 
 @dataclass

@@ -6,20 +6,19 @@ this process instead, for tests and commands.
 
 from __future__ import annotations
 
-import logging
+import functools
 
 from django.db import transaction
 from django.utils import timezone
 
+from console import celery
 from pools.aws import errors
 from pools.aws.clients import Aws
 from pools.aws.models import AwsConnection, Pipeline, PipelineStep
 from pools.aws.provisioning import registry
 from pools.aws.provisioning.base import Timing
 from pools.aws.runner import execute_step, finish
-from pools.aws.tasks import enqueue_chain
-
-log = logging.getLogger(__name__)
+from pools.aws.tasks import phase_chain
 
 Phase = PipelineStep.Phase
 State = PipelineStep.State
@@ -33,28 +32,33 @@ def create_pipeline(pool, connection: AwsConnection, *, user=None, start: bool =
         )
         _ensure_steps(pipeline, Phase.PROVISION)
         if start:
-            keys = list(registry.keys(Phase.PROVISION))
-            transaction.on_commit(lambda: _enqueue(pipeline.pk, Phase.PROVISION, keys))
+            keys = list(registry.pipeline_keys(pipeline, Phase.PROVISION))
+            _enqueue_on_commit(pipeline.pk, Phase.PROVISION, keys)
     return pipeline
 
 
 def _ensure_steps(pipeline: Pipeline, phase: str) -> None:
-    for position, key in enumerate(registry.keys(phase)):
+    for position, key in enumerate(registry.pipeline_keys(pipeline, phase)):
         PipelineStep.objects.get_or_create(
             pipeline=pipeline, phase=phase, key=key, defaults={"position": position}
         )
 
 
-def _enqueue(pipeline_id: int, phase: str, keys: list[str]) -> None:
-    try:
-        enqueue_chain(pipeline_id, phase, keys)
-    except Exception as exc:  # no broker: the steps stay pending and the page offers "Retry"
-        log.warning("could not enqueue %s of pipeline %s: %s", phase, pipeline_id, exc)
-        PipelineStep.objects.filter(pipeline_id=pipeline_id, phase=phase, key=keys[0]).update(
-            state=State.FAILED, error=f"Could not queue the work (is Redis running?): {exc}"
-        )
-        status = Pipeline.Status.FAILED if phase == Phase.PROVISION else Pipeline.Status.TEARDOWN_FAILED
-        Pipeline.objects.filter(pk=pipeline_id).update(status=status)
+def _enqueue_on_commit(pipeline_id: int, phase: str, keys: list[str]) -> None:
+    """Start the phase's chain once the transaction commits; without a broker, its first step
+    fails with the broker's error (the steps stay pending and the page offers "Retry")."""
+    celery.enqueue_on_commit(
+        phase_chain(pipeline_id, phase, keys),
+        refused=functools.partial(_not_queued, pipeline_id, phase, keys[0]),
+    )
+
+
+def _not_queued(pipeline_id: int, phase: str, first_key: str, exc: Exception) -> None:
+    PipelineStep.objects.filter(pipeline_id=pipeline_id, phase=phase, key=first_key).update(
+        state=State.FAILED, error=f"Could not queue the work (is Redis running?): {exc}"
+    )
+    status = Pipeline.Status.FAILED if phase == Phase.PROVISION else Pipeline.Status.TEARDOWN_FAILED
+    Pipeline.objects.filter(pk=pipeline_id).update(status=status)
 
 
 def resume(pipeline: Pipeline, phase: str, *, enqueue: bool = True) -> list[str]:
@@ -76,7 +80,7 @@ def resume(pipeline: Pipeline, phase: str, *, enqueue: bool = True) -> list[str]
         Pipeline.objects.filter(pk=pipeline.pk).update(status=running, updated_at=timezone.now())
         pipeline.status = running
         if keys and enqueue:
-            transaction.on_commit(lambda: _enqueue(pipeline.pk, phase, keys))
+            _enqueue_on_commit(pipeline.pk, phase, keys)
         elif not keys:
             transaction.on_commit(lambda: finish(pipeline.pk, phase))
     return keys

@@ -26,7 +26,7 @@ from django.conf import settings
 
 from pools.aws.clients import Aws, connect
 from pools.aws.errors import error_code
-from pools.aws.models import AwsConnection, Pipeline
+from pools.aws.models import AwsConnection, Pipeline, SandboxRelay
 from pools.firehose_client import FirehoseSender, batches
 from pools.ingest.records import change_record, encode_record
 from pools.samples import MENU, NAMES, STATUSES, TAQUERIAS
@@ -249,7 +249,8 @@ class Relay:
             return 0
         streams = aws.client("dynamodbstreams")
         shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"].get("Shards", [])
-        checkpoint = dict(pipeline.relay_checkpoint.get(stream_arn, {}))
+        saved = SandboxRelay.objects.filter(pipeline=pipeline).values_list("checkpoint", flat=True).first()
+        checkpoint = dict((saved or {}).get(stream_arn, {}))
         since = _epoch(pipeline.destination_enabled_at, pipeline.precision)
         delivered = 0
         for shard in shards:
@@ -275,8 +276,9 @@ class Relay:
             checkpoint[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
             # Saved after each shard, so a crash resends at most one shard's batch (which the
             # endpoint's per-request and the pool's per-record handling tolerate).
-            pipeline.relay_checkpoint = {stream_arn: checkpoint}
-            Pipeline.objects.filter(pk=pipeline.pk).update(relay_checkpoint=pipeline.relay_checkpoint)
+            SandboxRelay.objects.update_or_create(
+                pipeline=pipeline, defaults={"checkpoint": {stream_arn: checkpoint}}
+            )
         return delivered
 
     def _read(self, streams, stream_arn: str, shard_id: str, last: str | None) -> list[dict]:

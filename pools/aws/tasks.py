@@ -37,9 +37,10 @@ def finish_phase(pipeline_id: int, phase: str) -> str:
     return runner.finish(pipeline_id, phase)
 
 
-def enqueue_chain(pipeline_id: int, phase: str, keys: list[str]) -> None:
+def phase_chain(pipeline_id: int, phase: str, keys: list[str]) -> chain:
+    """The chain that runs a phase's steps `keys` in order, then finishes the phase."""
     links = [run_step.si(pipeline_id, phase, key) for key in keys]
-    chain(*links, finish_phase.si(pipeline_id, phase)).apply_async()
+    return chain(*links, finish_phase.si(pipeline_id, phase))
 
 
 @shared_task

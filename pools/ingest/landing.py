@@ -54,7 +54,10 @@ def land(
                 body_bytes=len(raw),
                 **fields,
             )
-            transaction.on_commit(lambda: enqueue_load(pool.pk))
+            # Fire-and-forget (no result is stored, the publish is not retried, the broker's socket
+            # timeouts are short): if Redis cannot take it, an outage costs the 200 nothing but
+            # the delay of beat's sweep, which loads the durable delivery.
+            warehouse_load_pool.enqueue_on_commit(pool.pk)
     except IntegrityError:
         journal.discard(fields.get("body_path", ""))
         if Delivery.objects.filter(pool=pool, request_id=env.request_id).exists():
@@ -140,16 +143,3 @@ def _worker_alive() -> bool:
             alive = False
         _worker_seen.update(at=now, alive=alive)
     return _worker_seen["alive"]
-
-
-def enqueue_load(pool_id: int) -> None:
-    """Ask a warehouse worker to load; if Redis is down, the periodic sweep does it later.
-
-    Fire-and-forget: no result is asked for (the result backend is not touched), the publish is
-    not retried and the broker's socket timeouts are short (CELERY_BROKER_TRANSPORT_OPTIONS), so
-    an outage costs the 200 nothing but the sweep's delay.
-    """
-    try:
-        warehouse_load_pool.apply_async((pool_id,), retry=False, ignore_result=True)
-    except Exception as exc:  # the delivery is durable; the sweep will find it
-        log.warning("ingest: could not enqueue a load for pool %s: %s", pool_id, exc)

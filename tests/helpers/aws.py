@@ -130,9 +130,9 @@ def make_pipeline(pool, aws, table: str):
     provisioning anything: for tests of what happens once a table streams to a pool."""
     from django.utils import timezone
 
-    from pools.aws.models import Pipeline
+    from pools.aws.models import Pipeline, SandboxRelay
 
-    return Pipeline.objects.create(
+    pipeline = Pipeline.objects.create(
         pool=pool,
         connection=aws.connection,
         status=Pipeline.Status.ACTIVE,
@@ -144,9 +144,10 @@ def make_pipeline(pool, aws, table: str):
         firehose_name=f"{table}-to-shoal",
         http_endpoint_name="Shoal",
         endpoint_url=pool.endpoint_url(),
-        destination_emulated=True,
         destination_enabled_at=timezone.now(),
     )
+    SandboxRelay.objects.create(pipeline=pipeline, emulated=True)
+    return pipeline
 
 
 def failed_object(records: list[dict]) -> bytes:

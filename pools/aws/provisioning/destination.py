@@ -4,12 +4,13 @@ ACTIVE. The local emulator cannot stream a table; there the sandbox relay stands
 from __future__ import annotations
 
 from botocore.exceptions import ClientError
+from django.db import transaction
 from django.utils import timezone
 
 from pools.aws import errors
 from pools.aws.clients import Aws
 from pools.aws.errors import AwsError
-from pools.aws.models import Pipeline
+from pools.aws.models import Pipeline, SandboxRelay
 from pools.aws.provisioning.base import DEFAULT_TIMING, StepSkipped, Timing, save_fields, wait_until
 
 # Calls a local emulator (moto 5.2) does not implement: it answers HTTP 500.
@@ -58,7 +59,11 @@ def ensure_destination(pipeline: Pipeline, aws: Aws, timing: Timing = DEFAULT_TI
     except ClientError as exc:
         if emulator_lacks(aws, exc):
             if not pipeline.destination_emulated:
-                save_fields(pipeline, destination_emulated=True, destination_enabled_at=timezone.now())
+                with transaction.atomic():
+                    pipeline.sandbox_relay, _ = SandboxRelay.objects.update_or_create(
+                        pipeline=pipeline, defaults={"emulated": True}
+                    )
+                    save_fields(pipeline, destination_enabled_at=timezone.now())
             raise StepSkipped(EMULATOR_GAP_TEXT) from exc
         raise
     status = (current or {}).get("DestinationStatus", "")

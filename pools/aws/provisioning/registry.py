@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pools import sources
 from pools.aws.clients import Aws
 from pools.aws.models import Pipeline, PipelineStep
 from pools.aws.provisioning import bucket, destination, firehose, role, stream
 from pools.aws.provisioning.base import Timing
+from pools.sources import SourceType
 
 Phase = PipelineStep.Phase
 StepFunction = Callable[[Pipeline, Aws, Timing], str]
@@ -71,18 +73,25 @@ STEPS = {
     )
 }
 
-# The order of provisioning is what loses no change: Firehose reads Kinesis from LATEST, so the
-# table starts streaming only once Firehose is ACTIVE. Teardown stops the delivery first, then the
-# table's streaming, then removes what they used.
-ORDER = {
-    Phase.PROVISION: ("stream", "bucket", "role", "firehose", "destination"),
-    Phase.TEARDOWN: ("firehose", "destination", "stream", "role", "bucket"),
-}
+# Provisioning runs the steps a pipeline's source type lists (SourceType.aws_steps), in its order:
+# for DynamoDB, the table starts streaming only once Firehose is ACTIVE, since Firehose reads
+# Kinesis from LATEST and a change streamed before would be lost. Teardown stops the delivery
+# first, then the table's streaming, then removes what they used: this order, of the same steps.
+TEARDOWN_ORDER = ("firehose", "destination", "stream", "role", "bucket")
 
 
-def keys(phase: str) -> tuple[str, ...]:
-    """The steps of a phase, in the order they run."""
-    return ORDER[phase]
+def keys(phase: str, source: SourceType | None = None) -> tuple[str, ...]:
+    """The steps of a phase for a pipeline from `source` (the default source type when not given),
+    in the order they run."""
+    provision = (source or sources.get(sources.DEFAULT)).aws_steps
+    if phase == Phase.TEARDOWN:
+        return tuple(key for key in TEARDOWN_ORDER if key in provision)
+    return provision
+
+
+def pipeline_keys(pipeline: Pipeline, phase: str) -> tuple[str, ...]:
+    """The steps of a phase for this pipeline, from its pool's source type, in the order they run."""
+    return keys(phase, sources.of_pool(pipeline.pool))
 
 
 def title(phase: str, key: str) -> str:
