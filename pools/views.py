@@ -49,10 +49,11 @@ def _live(pool: DataPool) -> dict:
             warehouse_client.submit(warehouse_pool_stats, [pool.pk])
         except warehouse_client.WarehouseUnavailable:
             stale = False  # nothing will refresh them: show what is stored, without polling
-    return {
-        "deliveries": pool.deliveries.defer("body")[:20],
-        "refreshing": stale or stats.loading(pool),
-    }
+    refreshing = stale or stats.loading(pool)
+    # Read the figures after deciding whether to poll: cards that stop polling then show at least
+    # what the deliveries seen as loaded left, even when the load finished after the page read the pool.
+    pool.refresh_from_db()
+    return {"deliveries": pool.deliveries.defer("body")[:20], "refreshing": refreshing}
 
 
 @requires(EDITOR)

@@ -1,252 +1,164 @@
-"""The Create Data Pool wizard: Step 2 of the DynamoDB guide, one URL per step.
+"""The Create Data Pool wizard: Step 2 of the DynamoDB guide, one URL per step (console/wizard.py).
 
-Every step is a full page on a normal request and the `#wizard-step` region on an htmx request
-(history restores get the full page). The answers live in the session under one key until the
-last step creates the pool; then only the new pool's id (and the final form's one-time token)
-remains, for the done page and for a repeated submit. A POST that succeeds answers with the next
-step (htmx, with HX-Push-Url) or a redirect to it (POST/redirect/GET); an invalid one re-renders its
-step with status 200 so that htmx swaps it.
+The answers live in the session until the last step creates the pool; then only the new pool's id
+(and the final form's one-time token) remains, for the done page and for a repeated submit.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import HttpResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
-from django_htmx.http import push_url, reswap, retarget
 
+from console import wizard
+from console.htmx import HtmxHttpRequest
 from console.roles import EDITOR, requires
+from console.wizard import Run, Step
 from pools import forms, sources, table_settings
 from pools.models import DataPool
 from pools.services import create_pool
 
-SESSION_KEY = "pool_wizard"
-STEPS = ("source", "schema", "auth", "table", "confirm", "name")
-DONE = "done"
-TITLES = {
-    "source": "Select your data source",
-    "schema": "Define schema",
-    "auth": "Configure authentication",
-    "table": "Table settings",
-    "confirm": "Confirm table settings",
-    "name": "Name your Data Pool",
-    DONE: "Your Data Pool is ready",
-}
-# The progress indicator: the guide's six parts of Step 2 and the wizard steps each one covers.
-PROGRESS = (
-    ("Source", ("source",)),
-    ("Schema", ("schema",)),
-    ("Authentication", ("auth",)),
-    ("Table settings", ("table", "confirm")),
-    ("Name", ("name",)),
-    ("HTTP endpoint", (DONE,)),
-)
-TARGET = "#wizard-step"
-# Answers left alone this long are forgotten (the Basic Authentication password among them).
-IDLE_SECONDS = 6 * 3600
 # The destination settings of Step 3 of the guide, shown on the done page.
 FIREHOSE_SETTINGS = (
     ("Retry duration", "7200 seconds"),
     ("Content encoding", "Not enabled"),
     ("Buffer size", "1 MiB"),
 )
+MODES = [
+    (
+        table_settings.APPEND_ONLY,
+        "Append-only data",
+        "Records are only added, never changed. Fastest to write and to query.",
+    ),
+    (
+        table_settings.MUTABLE,
+        "Mutable data",
+        "Records are updated or deleted: a newer row replaces the one with the same key.",
+    ),
+]
 
 
-class Wizard:
-    """The wizard's answers, kept in the session as one dict."""
-
-    def __init__(self, request: HttpRequest):
-        self.request = request
-        self.state: dict = dict(request.session.get(SESSION_KEY) or {})
-        if self.state and time.time() - self.state.get("saved_at", 0) > IDLE_SECONDS:
-            self.reset()
-
-    def save(self) -> None:
-        self.state["saved_at"] = int(time.time())
-        self.request.session[SESSION_KEY] = self.state
-
-    def reset(self, **state) -> None:
-        self.state = state
-        if state:
-            self.save()
-        else:
-            self.request.session.pop(SESSION_KEY, None)
-
-    @property
-    def auth(self) -> dict:
-        return self.state.get("auth") or {}
-
-    def settings(self) -> table_settings.TableSettings | None:
-        answers = self.state.get("table")
-        if not answers:
-            return None
-        try:
-            return table_settings.derive(**answers)
-        except (TypeError, ValueError):  # answers saved by an older version of the wizard
-            return None
-
-    def complete(self, step: str) -> bool:
-        if step == "source":
-            return self.state.get("source") == "dynamodb"
-        if step == "schema":
-            return self.state.get("schema") is True
-        if step == "auth":
-            return bool(self.auth.get("user") and self.auth.get("password"))
-        if step == "table":
-            return self.settings() is not None
-        if step == "confirm":
-            return self.state.get("confirmed") is True
-        return False  # "name" completes by creating the pool
-
-    def first_incomplete(self, before: str = DONE) -> str | None:
-        end = STEPS.index(before) if before in STEPS else len(STEPS)
-        return next((s for s in STEPS[:end] if not self.complete(s)), None)
-
-    def token(self) -> str:
-        """The final form's token, one per run: a final form left over from another run is refused."""
-        if not self.state.get("token"):
-            self.state["token"] = secrets.token_urlsafe(16)
-            self.save()
-        return self.state["token"]
+def _auth(run: Run) -> dict:
+    return run.state.get("auth") or {}
 
 
-@requires(EDITOR)
-@never_cache
-def start(request: HttpRequest) -> HttpResponse:
-    """GET: resume the wizard where it was left, or start afresh; POST: cancel it."""
-    wizard = Wizard(request)
-    if request.method == "POST":
-        wizard.reset()
-        return redirect("pools:list")
-    if "created" in wizard.state:
-        wizard.reset()
-    return _go(request, wizard, wizard.first_incomplete() or "name")
-
-
-@requires(EDITOR)
-@never_cache
-def step(request: HttpRequest, step: str) -> HttpResponse:
-    if step not in STEPS and step != DONE:
-        raise Http404
-    wizard = Wizard(request)
-    if step == DONE:
-        return _done(request, wizard)
-    if "created" in wizard.state:
-        # This run of the wizard has finished: a repeated final submit lands on its done page.
-        return _go(request, wizard, DONE)
-    missing = wizard.first_incomplete(before=step)
-    if missing:
-        return _go(request, wizard, missing)
-    if request.method == "POST":
-        return POST_HANDLERS[step](request, wizard)
-    if step == "name" and request.htmx and request.htmx.trigger_name == "name":
-        return _name_message(request, request.GET.get("name", "").strip())
-    return _render(request, wizard, step)
-
-
-# --- POST handlers: validate, remember, move on ------------------------------------------------
-
-
-def _post_source(request: HttpRequest, wizard: Wizard) -> HttpResponse:
-    form = forms.SourceForm(request.POST)
-    if not form.is_valid():
-        return _render(request, wizard, "source", form=form)
-    wizard.state["source"] = form.cleaned_data["source"]
-    wizard.save()
-    return _go(request, wizard, "schema")
-
-
-def _post_schema(request: HttpRequest, wizard: Wizard) -> HttpResponse:
-    wizard.state["schema"] = True  # the defaults: the change events as they are
-    wizard.save()
-    return _go(request, wizard, "auth")
-
-
-def _post_auth(request: HttpRequest, wizard: Wizard) -> HttpResponse:
-    form = forms.AuthForm(request.POST, has_password=bool(wizard.auth.get("password")))
-    if not form.is_valid():
-        return _render(request, wizard, "auth", form=form)
-    password = form.cleaned_data["password"] or wizard.auth["password"]
-    # The password waits here, in clear, until the pool is created (it is hashed there).
-    wizard.state["auth"] = {"user": form.cleaned_data["user"], "password": password}
-    wizard.save()
-    return _go(request, wizard, "table")
-
-
-def _post_table(request: HttpRequest, wizard: Wizard) -> HttpResponse:
-    form = forms.TableForm(request.POST)
-    if not form.is_valid():
-        return _render(request, wizard, "table", form=form)
-    wizard.state["table"] = form.answers()
-    wizard.state["confirmed"] = False  # changed settings are confirmed again
-    wizard.save()
-    return _go(request, wizard, "confirm")
-
-
-def _post_confirm(request: HttpRequest, wizard: Wizard) -> HttpResponse:
-    wizard.state["confirmed"] = True
-    wizard.save()
-    return _go(request, wizard, "name")
-
-
-def _post_name(request: HttpRequest, wizard: Wizard) -> HttpResponse:
-    """Create the pool: the only step that writes anything but the session."""
-    form = forms.NameForm(request.POST)
-    name = request.POST.get("name", "").strip()
-    if not form.is_valid():
-        # A second submit that raced the first finds the name taken by the pool the first made.
-        pool = _created_by_this_run(wizard, name)
-        if pool:
-            return _finish(request, wizard, pool)
-        return _render(request, wizard, "name", form=form)
-    if request.POST.get("token") != wizard.token():
-        form.add_error(None, "This form was out of date; check the values and create the Data Pool again.")
-        return _render(request, wizard, "name", form=form)
-    settings = wizard.settings()
+def _settings(run: Run) -> table_settings.TableSettings | None:
+    answers = run.state.get("table")
+    if not answers:
+        return None
     try:
-        pool = create_pool(
-            form.cleaned_data["name"],
-            description=form.cleaned_data["description"],
-            basic_auth_user=wizard.auth["user"],
-            basic_auth_password=wizard.auth["password"],
-            **settings.pool_fields(),
-        )
-    except (ValidationError, IntegrityError) as exc:
-        pool = _created_by_this_run(wizard, form.cleaned_data["name"])
-        if pool:
-            return _finish(request, wizard, pool)
-        if isinstance(exc, IntegrityError):
-            exc = ValidationError(f"A Data Pool named {form.cleaned_data['name']!r} already exists.")
-        errors = exc.message_dict if hasattr(exc, "error_dict") else {"name": exc.messages}
-        for field, messages in errors.items():
-            form.add_error(field if field in form.fields else None, messages)
-        return _render(request, wizard, "name", form=form)
-    return _finish(request, wizard, pool)
+        return table_settings.derive(**answers)
+    except (TypeError, ValueError):  # answers saved by an older version of the wizard
+        return None
 
 
-POST_HANDLERS = {
-    "source": _post_source,
-    "schema": _post_schema,
-    "auth": _post_auth,
-    "table": _post_table,
-    "confirm": _post_confirm,
-    "name": _post_name,
-}
+def _token(run: Run) -> str:
+    """The final form's token, one per run: a final form left over from another run is refused."""
+    if not run.state.get("token"):
+        run.state["token"] = secrets.token_urlsafe(16)
+        run.save()
+    return run.state["token"]
 
 
-def _created_by_this_run(wizard: Wizard, name: str) -> DataPool | None:
+def _source_type(run: Run) -> sources.SourceType:
+    """The chosen source type (the default until one is chosen)."""
+    return sources.SOURCE_TYPES.get(run.state.get("source"), sources.get(sources.DEFAULT))
+
+
+def _remember(run: Run, **answers) -> None:
+    run.state.update(answers)
+    run.save()
+
+
+# --- Source ---------------------------------------------------------------------------------------
+
+
+def _source_form(run: Run, data) -> forms.SourceForm:
+    return forms.SourceForm(data, initial={"source": run.state.get("source", "dynamodb")})
+
+
+def _source_context(run: Run, form) -> dict:
+    chosen = form.data.get("source") if form.is_bound else None
+    return {
+        "sources": forms.SOURCES,
+        "sources_soon": forms.SOURCES_SOON,
+        "selected": chosen or run.state.get("source", "dynamodb"),
+    }
+
+
+# --- Authentication -------------------------------------------------------------------------------
+
+
+def _auth_form(run: Run, data) -> forms.AuthForm:
+    has_password = bool(_auth(run).get("password"))
+    return forms.AuthForm(data, initial={"user": _auth(run).get("user", "")}, has_password=has_password)
+
+
+def _save_auth(run: Run, form) -> None:
+    password = form.cleaned_data["password"] or _auth(run)["password"]
+    # The password waits here, in clear, until the pool is created (it is hashed there).
+    _remember(run, auth={"user": form.cleaned_data["user"], "password": password})
+
+
+# --- Table settings -------------------------------------------------------------------------------
+
+
+def _table_form(run: Run, data) -> forms.TableForm:
+    answers = run.state.get("table")
+    initial = None
+    if answers:
+        initial = {
+            "mode": answers["mode"],
+            "unique": answers["unique"] or ["event_id"],
+            "time_column": answers["time_column"] or "",
+            "filters": answers["filters"],
+            "version": answers["version"] or "",
+        }
+    return forms.TableForm(data, initial=initial)
+
+
+def _table_context(run: Run, form) -> dict:
+    return {"modes": MODES, "mode": form["mode"].value() or table_settings.APPEND_ONLY}
+
+
+def _confirm_context(run: Run, form) -> dict:
+    mode = run.state["table"]["mode"]
+    return {
+        "settings": _settings(run),
+        "mutable": mode == table_settings.MUTABLE,
+        "mode_label": table_settings.MODES[mode],
+    }
+
+
+# --- Name: the only step that writes anything but the session --------------------------------------
+
+
+def _name_context(run: Run, form) -> dict:
+    return {"token": _token(run), "settings": _settings(run), "auth_user": _auth(run).get("user")}
+
+
+def _name_message(run: Run) -> HttpResponse | None:
+    """Live validation of the name field as it is typed: just its message."""
+    if run.request.htmx.trigger_name != "name":
+        return None
+    name = run.request.GET.get("name", "").strip()
+    context = {"name": name, "errors": forms.check_name(name), "checked": True}
+    response = render(run.request, "pools/wizard/_name_message.html", context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _created_by_this_run(run: Run, name: str) -> DataPool | None:
     """The pool named `name` if this run of the wizard made it (same, fresh Basic credentials)."""
-    auth = wizard.auth
+    auth = _auth(run)
     if not name or not auth.get("password"):
         return None
     recent = timezone.now() - timedelta(hours=1)
@@ -256,192 +168,169 @@ def _created_by_this_run(wizard: Wizard, name: str) -> DataPool | None:
     return None
 
 
-def _finish(request: HttpRequest, wizard: Wizard, pool: DataPool) -> HttpResponse:
+def _finish(run: Run, pool: DataPool) -> str:
     # Forget the answers (the password above all); keep what the done page and a repeat need.
-    wizard.reset(created=pool.pk, token=wizard.state.get("token"))
-    return _go(request, wizard, DONE)
+    run.reset(created=pool.pk, token=run.state.get("token"))
+    return "done"
 
 
-def _done(request: HttpRequest, wizard: Wizard) -> HttpResponse:
-    pool = DataPool.objects.filter(pk=wizard.state.get("created")).first()
-    if pool is None:
-        if "created" in wizard.state:  # deleted since
-            wizard.reset()
-        return _go(request, wizard, wizard.first_incomplete() or "name")
-    return _render(request, wizard, DONE, pool=pool)
+def _name_taken_by_us(run: Run, form) -> str | None:
+    # A second submit that raced the first finds the name taken by the pool the first made.
+    pool = _created_by_this_run(run, run.request.POST.get("name", "").strip())
+    return _finish(run, pool) if pool else None
 
 
-# --- Rendering --------------------------------------------------------------------------------
-
-
-def _partial(request: HttpRequest) -> bool:
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def _url(step: str) -> str:
-    return reverse("pools:create_step", args=[step])
-
-
-def _go(request: HttpRequest, wizard: Wizard, step: str) -> HttpResponse:
-    """Move to a step: render it for htmx (pushing its URL), redirect otherwise."""
-    if _partial(request):
-        return push_url(_render(request, wizard, step, as_get=True), _url(step))
-    return redirect(_url(step))
-
-
-def _render(
-    request: HttpRequest,
-    wizard: Wizard,
-    step: str,
-    *,
-    form=None,
-    pool: DataPool | None = None,
-    as_get: bool = False,
-) -> HttpResponse:
-    context = {
-        "step": step,
-        "title": TITLES[step],
-        "step_url": _url(step),
-        "back_url": _back_url(step),
-        "progress": _progress(wizard, step),
-        "step_template": f"pools/wizard/{step}.html",
-        "partial": _partial(request),
-        # Pages with secrets stay out of htmx's history cache (localStorage).
-        "sensitive": step in ("auth", DONE),
-    }
-    context.update(STEP_CONTEXT[step](wizard, form, pool))
-    template = "pools/wizard/_step.html" if _partial(request) else "pools/wizard/page.html"
-    response = render(request, template, context)
-    patch_vary_headers(response, ("HX-Request",))
-    if _partial(request) and as_get:
-        # The step replaces the wizard region whatever element asked for it.
-        response = reswap(retarget(response, TARGET), "innerHTML")
-    return response
-
-
-def _back_url(step: str) -> str | None:
-    if step == "source":
-        return reverse("pools:list")
-    if step == DONE:
+def _create(run: Run, form) -> str | None:
+    if run.request.POST.get("token") != _token(run):
+        form.add_error(None, "This form was out of date; check the values and create the Data Pool again.")
         return None
-    return _url(STEPS[STEPS.index(step) - 1])
+    auth, name = _auth(run), form.cleaned_data["name"]
+    try:
+        pool = create_pool(
+            name,
+            description=form.cleaned_data["description"],
+            basic_auth_user=auth["user"],
+            basic_auth_password=auth["password"],
+            **_settings(run).pool_fields(),
+        )
+    except (ValidationError, IntegrityError) as exc:
+        pool = _created_by_this_run(run, name)
+        if pool:
+            return _finish(run, pool)
+        if isinstance(exc, IntegrityError):
+            exc = ValidationError(f"A Data Pool named {name!r} already exists.")
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"name": exc.messages}
+        for field, messages in errors.items():
+            form.add_error(field if field in form.fields else None, messages)
+        return None
+    return _finish(run, pool)
 
 
-@dataclass
-class ProgressItem:
-    number: int
-    label: str
-    state: str  # done, current or todo
-    url: str | None
+def _done_context(run: Run, form) -> dict:
+    return {"pool": DataPool.objects.get(pk=run.state["created"]), "firehose": FIREHOSE_SETTINGS}
 
 
-def _progress(wizard: Wizard, current: str) -> list[ProgressItem]:
-    finished = current == DONE
-    position = len(STEPS) if finished else STEPS.index(current)
-    items = []
-    for number, (label, steps) in enumerate(PROGRESS, start=1):
-        first = steps[0]
-        if current in steps:
-            state, url = "current", None
-        elif first == DONE or STEPS.index(first) > position:
-            state, url = "todo", None
-        else:
-            # Finished steps can be revisited until the pool exists.
-            state, url = "done", None if finished else _url(first)
-        items.append(ProgressItem(number, label, state, url))
-    return items
+# --- The wizard -------------------------------------------------------------------------------------
 
 
-# --- Per-step context ---------------------------------------------------------------------------
+class PoolWizard(wizard.Wizard):
+    name = "pool"
+    heading = "Create Data Pool"
+    nav = "pools"
+    steps = (
+        Step(
+            "source",
+            "Select your data source",
+            "pools/wizard/source.html",
+            label="Source",
+            form=_source_form,
+            save=lambda run, form: _remember(run, source=form.cleaned_data["source"]),
+            context=_source_context,
+            done=lambda run: run.state.get("source") in sources.SOURCE_TYPES,
+        ),
+        Step(
+            "schema",
+            "Define schema",
+            "pools/wizard/schema.html",
+            label="Schema",
+            # The defaults: the change events as they are.
+            save=lambda run, form: _remember(run, schema=True),
+            context=lambda run, form: {"columns": _source_type(run).columns},
+            done=lambda run: run.state.get("schema") is True,
+        ),
+        Step(
+            "auth",
+            "Configure authentication",
+            "pools/wizard/auth.html",
+            label="Authentication",
+            form=_auth_form,
+            save=_save_auth,
+            context=lambda run, form: {"has_password": bool(_auth(run).get("password"))},
+            done=lambda run: bool(_auth(run).get("user") and _auth(run).get("password")),
+            sensitive=True,
+        ),
+        Step(
+            "table",
+            "Table settings",
+            "pools/wizard/table.html",
+            label="Table settings",
+            form=_table_form,
+            # Changed settings are confirmed again.
+            save=lambda run, form: _remember(run, table=form.answers(), confirmed=False),
+            context=_table_context,
+            done=lambda run: _settings(run) is not None,
+        ),
+        Step(
+            "confirm",
+            "Confirm table settings",
+            "pools/wizard/confirm.html",
+            label="Table settings",
+            save=lambda run, form: _remember(run, confirmed=True),
+            context=_confirm_context,
+            done=lambda run: run.state.get("confirmed") is True,
+        ),
+        Step(
+            "name",
+            "Name your Data Pool",
+            "pools/wizard/name.html",
+            label="Name",
+            form=lambda run, data: forms.NameForm(data),
+            save=_create,
+            invalid=_name_taken_by_us,
+            context=_name_context,
+            fragment=_name_message,
+        ),
+        Step(
+            "done",
+            "Your Data Pool is ready",
+            "pools/wizard/done.html",
+            label="HTTP endpoint",
+            context=_done_context,
+            final=True,
+            sensitive=True,
+        ),
+    )
+
+    def url(self, run: Run, step: str) -> str:
+        return reverse("pools:create_step", args=[step])
+
+    def exit(self, run: Run) -> tuple[str, str]:
+        return "Data Pools", reverse("pools:list")
+
+    def start(self, request: HtmxHttpRequest, **kwargs) -> HttpResponse:
+        run = Run(self, request, kwargs)
+        if request.method == "GET" and "created" in run.state:
+            run.reset()  # the last run has finished: start afresh
+        return super().start(request, **kwargs)
+
+    def steps_for(self, run: Run) -> tuple[Step, ...]:
+        """The steps the chosen source type goes through (pools/sources/), then the done page."""
+        names = (*_source_type(run).wizard_steps, "done")
+        return tuple(self.by_name[name] for name in names)
+
+    def redirect_for(self, run: Run, step: str) -> str | None:
+        created = run.state.get("created")
+        if created is not None:
+            # This run has finished: every step (a repeated final submit too) shows its done page.
+            if step != "done":
+                return "done"
+            if DataPool.objects.filter(pk=created).exists():
+                return None
+            run.reset()  # deleted since
+        return super().redirect_for(run, step)
 
 
-def _source_context(wizard: Wizard, form, pool) -> dict:
-    return {
-        "form": form or forms.SourceForm(initial={"source": wizard.state.get("source", "dynamodb")}),
-        "sources": forms.SOURCES,
-        "sources_soon": forms.SOURCES_SOON,
-        "selected": (form.data.get("source") if form else None) or wizard.state.get("source", "dynamodb"),
-    }
+WIZARD = PoolWizard()
 
 
-def _schema_context(wizard: Wizard, form, pool) -> dict:
-    return {"columns": sources.get(wizard.state.get("source", sources.DEFAULT)).columns}
+@requires(EDITOR)
+@never_cache
+def start(request: HtmxHttpRequest) -> HttpResponse:
+    """GET: resume the wizard where it was left, or start afresh; POST: cancel it."""
+    return WIZARD.start(request)
 
 
-def _auth_context(wizard: Wizard, form, pool) -> dict:
-    has_password = bool(wizard.auth.get("password"))
-    form = form or forms.AuthForm(initial={"user": wizard.auth.get("user", "")}, has_password=has_password)
-    return {"form": form, "has_password": has_password}
-
-
-def _table_context(wizard: Wizard, form, pool) -> dict:
-    if form is None:
-        answers = wizard.state.get("table")
-        initial = None
-        if answers:
-            initial = {
-                "mode": answers["mode"],
-                "unique": answers["unique"] or ["event_id"],
-                "time_column": answers["time_column"] or "",
-                "filters": answers["filters"],
-                "version": answers["version"] or "",
-            }
-        form = forms.TableForm(initial=initial)
-    return {
-        "form": form,
-        "modes": [
-            (
-                table_settings.APPEND_ONLY,
-                "Append-only data",
-                "Records are only added, never changed. Fastest to write and to query.",
-            ),
-            (
-                table_settings.MUTABLE,
-                "Mutable data",
-                "Records are updated or deleted: a newer row replaces the one with the same key.",
-            ),
-        ],
-        "mode": form["mode"].value() or table_settings.APPEND_ONLY,
-    }
-
-
-def _confirm_context(wizard: Wizard, form, pool) -> dict:
-    settings = wizard.settings()
-    return {
-        "settings": settings,
-        "mutable": wizard.state["table"]["mode"] == table_settings.MUTABLE,
-        "mode_label": table_settings.MODES[wizard.state["table"]["mode"]],
-    }
-
-
-def _name_context(wizard: Wizard, form, pool) -> dict:
-    return {
-        "form": form or forms.NameForm(),
-        "token": wizard.token(),
-        "settings": wizard.settings(),
-        "auth_user": wizard.auth.get("user"),
-    }
-
-
-def _done_context(wizard: Wizard, form, pool) -> dict:
-    pool = pool or DataPool.objects.get(pk=wizard.state["created"])
-    return {"pool": pool, "firehose": FIREHOSE_SETTINGS}
-
-
-STEP_CONTEXT = {
-    "source": _source_context,
-    "schema": _schema_context,
-    "auth": _auth_context,
-    "table": _table_context,
-    "confirm": _confirm_context,
-    "name": _name_context,
-    DONE: _done_context,
-}
-
-
-def _name_message(request: HttpRequest, name: str) -> HttpResponse:
-    """Live validation of the name field: just its message."""
-    context = {"name": name, "errors": forms.check_name(name), "checked": True}
-    response = render(request, "pools/wizard/_name_message.html", context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+@requires(EDITOR)
+@never_cache
+def step(request: HtmxHttpRequest, step: str) -> HttpResponse:
+    return WIZARD.dispatch(request, step)

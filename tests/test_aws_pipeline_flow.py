@@ -33,7 +33,7 @@ def test_the_wizard_creates_a_pipeline_that_the_chain_provisions(
     part = maria.get(
         f"/aws/pools/{pool.name}/connect/?connection={aws.connection.pk}", HTTP_HX_REQUEST="true"
     )
-    assert part.content.lstrip().startswith(b'<section class="card" id="wizard-source"')
+    assert part.content.lstrip().startswith(b'<div id="wizard-source">')
     assert b"order_id (S)" in part.content
 
     step = maria.post(

@@ -11,6 +11,7 @@ from django.utils import timezone
 from console import warehouse_client
 from console.tasks import run_sql
 from pools import charts
+from pools import views as pool_views
 from pools.ingest import journal
 from pools.models import DataPool, Delivery
 from pools.tasks import warehouse_pool_stats
@@ -117,6 +118,7 @@ def test_after_send_test_events_the_cards_refresh_with_the_deliveries(
     page = admin_client.post(
         reverse("pools:send_test_events", args=[pool.name]), HTTP_HOST=host, follow=True
     ).content.decode()
+    assert "Sending test events failed" not in page
     # Whatever the load's progress at the first render, the cards poll until it is reflected.
     loaded_already = Delivery.objects.filter(pool=pool, status="loaded").exists()
     assert 'id="pool-stats" hx-get' in page or loaded_already
@@ -132,6 +134,31 @@ def test_after_send_test_events_the_cards_refresh_with_the_deliveries(
     assert 'hx-swap-oob="true"' in part and "Loaded" in part
     pool.refresh_from_db()
     assert pool.disk_bytes > 0 and pool.stats_at >= pool.deliveries.get().loaded_at
+
+
+@pytest.mark.django_db
+def test_cards_that_stop_refreshing_show_what_the_deliveries_left(monkeypatch):
+    """The page read the pool, then its load finished, then no warehouse worker could refresh the
+    statistics: the cards stop polling, so they must show the counts the finished load left."""
+    pool = DataPool.objects.create(name="cards_after_load")
+    read_before = DataPool.objects.get(pk=pool.pk)
+    Delivery.objects.create(
+        pool=pool,
+        request_id="r1",
+        status="loaded",
+        record_count=12,
+        loaded_count=12,
+        loaded_at=timezone.now(),
+    )
+    DataPool.objects.filter(pk=pool.pk).update(record_count=12, last_delivery_at=timezone.now())
+
+    def unavailable(*args):
+        raise warehouse_client.WarehouseUnavailable("no worker")
+
+    monkeypatch.setattr(warehouse_client, "submit", unavailable)
+    live = pool_views._live(read_before)
+    assert not live["refreshing"]
+    assert read_before.record_count == 12
 
 
 def test_a_never_rotated_key_and_an_empty_chart_say_so(admin_client, pool):

@@ -9,7 +9,7 @@ from pools.aws.models import Pipeline
 from pools.aws.provisioning import registry
 from pools.models import DataPool
 from pools.sources import dynamodb_stream
-from pools.wizard import STEPS
+from pools.wizard import WIZARD
 
 
 def test_it_finds_a_pools_source_type_by_its_kind():
@@ -22,7 +22,7 @@ def test_each_source_type_is_a_pool_kind_with_steps_that_exist():
     kinds = set(DataPool.Kind.values)
     for source in sources.all_types():
         assert source.key in kinds
-        assert set(source.wizard_steps) <= set(STEPS), source.key
+        assert set(source.wizard_steps) <= set(WIZARD.by_name), source.key
         assert set(source.aws_steps) <= set(registry.STEPS), source.key
         names = [name for name, _, _ in source.columns]
         assert set(source.preview_columns) <= set(names)

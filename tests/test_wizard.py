@@ -511,3 +511,19 @@ def test_the_done_page_shows_the_key_to_admins_only(role, shown, transactional_d
     html = render_to_string("pools/wizard/done.html", {"pool": pool}, request=request)
     assert (pool.access_key in html) is shown
     assert ("Only an admin can reveal the key" in html) is not shown
+
+
+def test_the_wizard_follows_the_steps_of_the_chosen_source_type(maria, monkeypatch):
+    # A source type without a schema step (pools/sources/): its runs go from source to auth.
+    import dataclasses
+
+    from pools import sources
+
+    default = sources.get(sources.DEFAULT)
+    lean = dataclasses.replace(default, wizard_steps=tuple(s for s in STEPS if s != "schema"))
+    monkeypatch.setitem(sources.SOURCE_TYPES, default.key, lean)
+    reply = maria.post(url("source"), {"source": default.key})
+    assert reply["Location"] == url("auth")
+    assert maria.get(url("schema"))["Location"] == url("auth")  # not a step of this run
+    html = maria.get(url("auth"), **HTMX).content.decode()
+    assert html.count("<li class=") == 5 and f'href="{url("source")}" hx-get' in html

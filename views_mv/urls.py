@@ -1,13 +1,13 @@
 from django.urls import path
 
-from views_mv import views
+from views_mv import views, wizard
 
 app_name = "views_mv"
 
 urlpatterns = [
     path("", views.mv_list, name="list"),
-    path("new/", views.create, name="create"),
-    path("new/<str:step>/", views.create_step, name="create_step"),
+    path("new/", wizard.create, name="create"),
+    path("new/<str:step>/", wizard.create_step, name="create_step"),
     path("<str:name>/", views.mv_detail, name="detail"),
     path("<str:name>/delete/", views.mv_delete, name="delete"),
     path("<str:name>/backfill/retry/", views.mv_retry_backfill, name="retry_backfill"),

@@ -1,5 +1,5 @@
-"""The "Connect DynamoDB" wizard of a pool: choose the table, the Kinesis stream, the Firehose
-stream and its bucket and role, review, then create the pipeline.
+"""The "Connect DynamoDB" wizard of a pool (console/wizard.py's mechanism): choose the table, the
+Kinesis stream, the Firehose stream and its bucket and role, review, then create the pipeline.
 
 Look-ups the user waits for (list tables, streams and buckets) run here with the short timeouts of
 clients.py; creating runs in the `default` worker.
@@ -9,145 +9,124 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 
+from console import wizard
+from console.htmx import HtmxHttpRequest
 from console.roles import ADMIN, requires
+from console.wizard import Run, Step
 from pools.aws import discovery, errors, forms, pipelines
 from pools.aws.clients import connect
 from pools.aws.models import STREAMING_PRECISION, AwsConnection, delivery_url_problem
 from pools.models import DataPool
 
-WIZARD_STEPS = [
-    ("source", "Table"),
-    ("stream", "Kinesis stream"),
-    ("firehose", "Firehose"),
-    ("review", "Review"),
-]
 
+def _lookup(run: Run, what: str, find) -> tuple[list, errors.AwsError | None]:
+    """A list the user waits for (streams, buckets) with the state's connection, or the error."""
 
-def _wizard_key(pool: DataPool) -> str:
-    return f"aws-wizard-{pool.pk}"
+    def compute():
+        try:
+            return find(connect(_connection(run.state))), None
+        except Exception as exc:  # shown on the page: bad credentials, no network, access denied
+            return [], errors.describe(exc)
 
-
-def _wizard_context(request, pool: DataPool, step: str, **extra) -> dict:
-    names = [s for s, _ in WIZARD_STEPS]
-    return {
-        "pool": pool,
-        "step": step,
-        "steps": WIZARD_STEPS,
-        "step_index": names.index(step),
-        "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL),
-        "precision": STREAMING_PRECISION,
-        **extra,
-    }
-
-
-@requires(ADMIN)
-def connect_wizard(request: HttpRequest, name: str, step: str = "source") -> HttpResponse:
-    pool = get_object_or_404(DataPool, name=name)
-    if not getattr(pool, "receives_firehose", True):
-        messages.error(request, "This pool is filled by a Materialized View, not by Firehose.")
-        return redirect(pool)
-    current = pool.aws_pipelines.current()
-    if current is not None:
-        messages.info(request, "This pool already has an AWS pipeline.")
-        return redirect(current)
-    if step not in dict(WIZARD_STEPS):
-        return redirect("aws:connect", name=pool.name)
-    state = request.session.get(_wizard_key(pool), {})
-    if step != "source" and "table" not in state:
-        return redirect("aws:connect", name=pool.name)
-    if step in ("firehose", "review") and "stream_name" not in state:
-        return redirect("aws:connect_step", name=pool.name, step="stream")
-    if step == "review" and "firehose_name" not in state:
-        return redirect("aws:connect_step", name=pool.name, step="firehose")
-    handler = {
-        "source": _step_source,
-        "stream": _step_stream,
-        "firehose": _step_firehose,
-        "review": _step_review,
-    }
-    return handler[step](request, pool, state)
-
-
-def _save_state(request, pool: DataPool, state: dict, next_step: str) -> HttpResponse:
-    request.session[_wizard_key(pool)] = state
-    return redirect("aws:connect_step", name=pool.name, step=next_step)
-
-
-def _step_source(request, pool: DataPool, state: dict) -> HttpResponse:
-    all_connections = list(AwsConnection.objects.all())
-    if not all_connections:
-        return render(
-            request, "aws/wizard.html", _wizard_context(request, pool, "source", no_connections=True)
-        )
-    chosen_id = request.POST.get("connection") or request.GET.get("connection") or state.get("connection_id")
-    connection = next((c for c in all_connections if str(c.pk) == str(chosen_id)), all_connections[0])
-    tables, error = None, None
-    try:
-        tables = discovery.list_tables(connect(connection))
-    except Exception as exc:  # shown on the page: bad credentials, no network, access denied
-        error = errors.describe(exc)
-    form = forms.SourceForm(
-        request.POST or None,
-        initial={"connection": connection.pk, "table": state.get("table")},
-        tables=[t.name for t in tables] if tables is not None else None,
-    )
-    if request.method == "POST" and tables is not None and form.is_valid():
-        table = next(t for t in tables if t.name == form.cleaned_data["table"])
-        if state.get("table") != table.name or state.get("connection_id") != connection.pk:
-            state = {}  # a different source: the later choices no longer apply
-        state.update(
-            connection_id=connection.pk,
-            table=table.name,
-            table_arn=table.arn,
-            key_schema=table.key_schema,
-        )
-        return _save_state(request, pool, state, "stream")
-    context = _wizard_context(
-        request,
-        pool,
-        "source",
-        form=form,
-        connections=all_connections,
-        connection=connection,
-        tables=tables,
-        error=error,
-        selected=form["table"].value() or state.get("table"),
-    )
-    template = "aws/_wizard_source.html" if request.htmx and request.method == "GET" else "aws/wizard.html"
-    return render(request, template, context)
+    return run.cached(what, compute)
 
 
 def _connection(state: dict) -> AwsConnection:
     return get_object_or_404(AwsConnection, pk=state["connection_id"])
 
 
-def _step_stream(request, pool: DataPool, state: dict) -> HttpResponse:
-    connection = _connection(state)
-    streams, error = [], None
-    try:
-        streams = discovery.list_streams(connect(connection))
-    except Exception as exc:
-        error = errors.describe(exc)
-    initial = {
-        "mode": "new" if state.get("stream_new", True) else "existing",
-        "new_name": state.get("stream_name") if state.get("stream_new", True) else None,
-        "existing_name": None if state.get("stream_new", True) else state.get("stream_name"),
-    }
-    if not initial["new_name"]:
-        initial["new_name"] = forms.clean_name(f"{state['table']}-cdc", limit=128)
-    form = forms.StreamForm(request.POST or None, initial=initial, streams=[s.name for s in streams])
-    if request.method == "POST" and error is None and form.is_valid():
-        state.update(
-            stream_name=form.cleaned_data["stream_name"], stream_new=form.cleaned_data["mode"] == "new"
+def _source(run: Run) -> dict:
+    """The connections, the one chosen and its tables (None when they could not be listed)."""
+
+    def compute():
+        all_connections = list(AwsConnection.objects.all())
+        if not all_connections:
+            return {"no_connections": True}
+        request = run.request
+        chosen = (
+            request.POST.get("connection") or request.GET.get("connection") or run.state.get("connection_id")
         )
-        return _save_state(request, pool, state, "firehose")
-    context = _wizard_context(
-        request, pool, "stream", form=form, streams=streams, error=error, connection=connection, state=state
+        connection = next((c for c in all_connections if str(c.pk) == str(chosen)), all_connections[0])
+        tables, error = None, None
+        try:
+            tables = discovery.list_tables(connect(connection))
+        except Exception as exc:  # shown on the page: bad credentials, no network, access denied
+            error = errors.describe(exc)
+        return {"connections": all_connections, "connection": connection, "tables": tables, "error": error}
+
+    return run.cached("source", compute)
+
+
+def _source_form(run: Run, data) -> forms.SourceForm | None:
+    found = _source(run)
+    if "connection" not in found:
+        return None
+    tables = found["tables"]
+    return forms.SourceForm(
+        data,
+        initial={"connection": found["connection"].pk, "table": run.state.get("table")},
+        tables=[t.name for t in tables] if tables is not None else None,
     )
-    return render(request, "aws/wizard.html", context)
+
+
+def _source_context(run: Run, form) -> dict:
+    selected = (form["table"].value() if form else None) or run.state.get("table")
+    return {**_source(run), "selected": selected}
+
+
+def _source_tables(run: Run) -> HttpResponse | None:
+    """Another connection chosen (htmx): its tables alone."""
+    if "connection" not in run.request.GET:
+        return None
+    step = run.wizard.by_name["source"]
+    return render(run.request, "aws/wizard/_source.html", run.wizard.context(run, step))
+
+
+def _save_source(run: Run, form) -> dict | None:
+    found = _source(run)
+    if form is None or found["tables"] is None:
+        return {}
+    table = next(t for t in found["tables"] if t.name == form.cleaned_data["table"])
+    connection = found["connection"]
+    if run.state.get("table") != table.name or run.state.get("connection_id") != connection.pk:
+        run.state = {}  # a different source: the later choices no longer apply
+    run.state.update(
+        connection_id=connection.pk, table=table.name, table_arn=table.arn, key_schema=table.key_schema
+    )
+    run.save()
+    return None
+
+
+def _stream_form(run: Run, data) -> forms.StreamForm:
+    state = run.state
+    new = state.get("stream_new", True)
+    initial = {
+        "mode": "new" if new else "existing",
+        "new_name": (state.get("stream_name") if new else None)
+        or forms.clean_name(f"{state['table']}-cdc", limit=128),
+        "existing_name": None if new else state.get("stream_name"),
+    }
+    streams, _ = _lookup(run, "streams", discovery.list_streams)
+    return forms.StreamForm(data, initial=initial, streams=[s.name for s in streams])
+
+
+def _stream_context(run: Run, form) -> dict:
+    streams, error = _lookup(run, "streams", discovery.list_streams)
+    return {"streams": streams, "error": error, "connection": _connection(run.state), "state": run.state}
+
+
+def _save_stream(run: Run, form) -> dict | None:
+    if _lookup(run, "streams", discovery.list_streams)[1] is not None:
+        return {}
+    run.state.update(
+        stream_name=form.cleaned_data["stream_name"], stream_new=form.cleaned_data["mode"] == "new"
+    )
+    run.save()
+    return None
 
 
 def _firehose_initial(pool: DataPool, state: dict) -> dict:
@@ -169,66 +148,142 @@ def _firehose_initial(pool: DataPool, state: dict) -> dict:
     }
 
 
-def _step_firehose(request, pool: DataPool, state: dict) -> HttpResponse:
-    connection = _connection(state)
-    buckets, error = [], None
-    try:
-        buckets = discovery.list_buckets(connect(connection))
-    except Exception as exc:
-        error = errors.describe(exc)
-    form = forms.FirehoseForm(
-        request.POST or None,
-        initial=_firehose_initial(pool, state),
-        emulator=connection.is_emulator,
-        buckets=buckets,
+def _firehose_form(run: Run, data) -> forms.FirehoseForm:
+    return forms.FirehoseForm(
+        data,
+        initial=_firehose_initial(run.kwargs["pool"], run.state),
+        emulator=_connection(run.state).is_emulator,
+        buckets=_lookup(run, "buckets", discovery.list_buckets)[0],
     )
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        state.update(
-            {k: data[k] for k in form.fields if k not in ("bucket_mode", "new_bucket", "existing_bucket")},
-            bucket_name=data["bucket_name"],
-            bucket_new=data["bucket_mode"] == "new",
-        )
-        return _save_state(request, pool, state, "review")
-    context = _wizard_context(
-        request, pool, "firehose", form=form, buckets=buckets, error=error, connection=connection, state=state
-    )
-    return render(request, "aws/wizard.html", context)
 
 
-def _step_review(request, pool: DataPool, state: dict) -> HttpResponse:
-    connection = _connection(state)
-    if request.method == "POST":
-        fields = {
-            k: state[k]
-            for k in (
-                "stream_name",
-                "stream_new",
-                "bucket_name",
-                "bucket_new",
-                "role_name",
-                "firehose_name",
-                "http_endpoint_name",
-                "endpoint_url",
-                "buffer_size_mib",
-                "buffer_interval_s",
-                "retry_duration_s",
-                "content_encoding",
-            )
+def _firehose_context(run: Run, form) -> dict:
+    buckets, error = _lookup(run, "buckets", discovery.list_buckets)
+    return {"buckets": buckets, "error": error, "connection": _connection(run.state), "state": run.state}
+
+
+def _save_firehose(run: Run, form) -> None:
+    data = form.cleaned_data
+    run.state.update(
+        {k: data[k] for k in form.fields if k not in ("bucket_mode", "new_bucket", "existing_bucket")},
+        bucket_name=data["bucket_name"],
+        bucket_new=data["bucket_mode"] == "new",
+    )
+    run.save()
+
+
+PIPELINE_FIELDS = (
+    "stream_name",
+    "stream_new",
+    "bucket_name",
+    "bucket_new",
+    "role_name",
+    "firehose_name",
+    "http_endpoint_name",
+    "endpoint_url",
+    "buffer_size_mib",
+    "buffer_interval_s",
+    "retry_duration_s",
+    "content_encoding",
+)
+
+
+def _create(run: Run, form) -> HttpResponse:
+    state = run.state
+    pipeline = pipelines.create_pipeline(
+        run.kwargs["pool"],
+        _connection(state),
+        user=run.request.user,
+        table_name=state["table"],
+        table_arn=state.get("table_arn", ""),
+        **{k: state[k] for k in PIPELINE_FIELDS},
+    )
+    run.reset()
+    messages.success(run.request, "Creating the pipeline. Each step appears below as it completes.")
+    return run.wizard.leave(run, pipeline.get_absolute_url())
+
+
+class ConnectWizard(wizard.Wizard):
+    name = "aws"
+    heading = "Connect DynamoDB"
+    nav = "pools"
+    notice_template = "aws/wizard/_notice.html"
+    steps = (
+        Step(
+            "source",
+            "Choose the DynamoDB table",
+            "aws/wizard/source.html",
+            label="Table",
+            form=_source_form,
+            save=_save_source,
+            context=_source_context,
+            done=lambda run: "table" in run.state,
+            fragment=_source_tables,
+        ),
+        Step(
+            "stream",
+            "Kinesis data stream",
+            "aws/wizard/stream.html",
+            label="Kinesis stream",
+            form=_stream_form,
+            save=_save_stream,
+            context=_stream_context,
+            done=lambda run: "stream_name" in run.state,
+        ),
+        Step(
+            "firehose",
+            "Firehose stream to this pool",
+            "aws/wizard/firehose.html",
+            label="Firehose",
+            form=_firehose_form,
+            save=_save_firehose,
+            context=_firehose_context,
+            done=lambda run: "firehose_name" in run.state,
+        ),
+        Step(
+            "review",
+            "Review and create",
+            "aws/wizard/review.html",
+            label="Review",
+            save=_create,
+            context=lambda run, form: {"state": run.state, "connection": _connection(run.state)},
+        ),
+    )
+
+    def session_key(self, run: Run) -> str:
+        return f"aws-wizard-{run.kwargs['pool'].pk}"
+
+    def url(self, run: Run, step: str) -> str:
+        name = run.kwargs["pool"].name
+        if step == "source":
+            return reverse("aws:connect", args=[name])
+        return reverse("aws:connect_step", args=[name, step])
+
+    def exit(self, run: Run) -> tuple[str, str]:
+        pool = run.kwargs["pool"]
+        return pool.name, pool.get_absolute_url()
+
+    def page_context(self, run: Run) -> dict:
+        return {
+            "pool": run.kwargs["pool"],
+            "intro": "Shoal does Steps 1 and 3 of the guide for you: the table streams into Kinesis, "
+            "and a Firehose stream delivers to this pool.",
+            "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL),
+            "precision": STREAMING_PRECISION,
         }
-        pipeline = pipelines.create_pipeline(
-            pool,
-            connection,
-            user=request.user,
-            table_name=state["table"],
-            table_arn=state.get("table_arn", ""),
-            **fields,
-        )
-        request.session.pop(_wizard_key(pool), None)
-        messages.success(request, "Creating the pipeline. Each step appears below as it completes.")
-        return redirect(pipeline)
-    return render(
-        request,
-        "aws/wizard.html",
-        _wizard_context(request, pool, "review", state=state, connection=connection),
-    )
+
+
+WIZARD = ConnectWizard()
+
+
+@requires(ADMIN)
+def connect_wizard(request: HtmxHttpRequest, name: str, step: str = "source") -> HttpResponse:
+    pool = get_object_or_404(DataPool, name=name)
+    if not getattr(pool, "receives_firehose", True):
+        messages.error(request, "This pool is filled by a Materialized View, not by Firehose.")
+        return redirect(pool)
+    current = pool.aws_pipelines.current()
+    if current is not None:
+        messages.info(request, "This pool already has an AWS pipeline.")
+        return redirect(current)
+    return WIZARD.dispatch(request, step, pool=pool)
