@@ -1,10 +1,11 @@
-# Shoal: `make run` starts everything, `make test` runs the whole suite.
+# Shoal: `make run` starts everything, `make test` runs the whole suite, `make test-fast` its
+# fast subset.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench demo clean
+.PHONY: run test test-fast lint format bench demo clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +19,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast subset (seconds): no worker, moto, live server, browser, ClickHouse server or other process.
+FAST := not worker and not aws and not live and not browser and not clickhouse and not slow
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "$(FAST)" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

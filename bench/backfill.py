@@ -25,17 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-GUIDE_SQL = """SELECT
-  keys.order_id.S AS order_id,
-  parseDateTimeBestEffort(keys.timestamp.S) AS timestamp,
-  if(event_name = 'REMOVE', true, false) AS deleted,
-  toString(new_image.taqueria.S) AS taqueria,
-  toInt32OrNull(new_image.quantity.N) AS quantity,
-  toFloat64OrNull(new_image.total_price.S) AS total_price,
-  new_image.orderItems AS order_items,
-  new_image,
-  old_image{extra}
-FROM bench_orders_change_events"""
+from bench.stack import guide_sql  # noqa: E402
 
 # Change events made by the warehouse: 1 in 3 orders is modified, 1 in 10 removed.
 FILL = """INSERT INTO {table}
@@ -117,7 +107,7 @@ def main() -> None:
     for label, (extra, version) in variants.items():
         # As the wizard's inspection does: the guide's text, and what runs (order_items read as
         # the attribute's JSON, console.json_paths), checked by the guard.
-        written = GUIDE_SQL.format(extra=extra)
+        written = guide_sql("bench_orders_change_events", extra)
         sql = sql_guard.checked_select(warehouse, json_paths.effective_sql(warehouse, written))
         columns = schema.concrete_types(warehouse, sql, schema.output_columns(warehouse, sql))
         plan = services.Plan(

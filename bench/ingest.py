@@ -35,23 +35,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.stack import Stack  # noqa: E402
+from bench.stack import Stack, guide_sql  # noqa: E402
 from pools.firehose_client import FirehoseSender, batches  # noqa: E402
 from pools.firehose_replay import percentile  # noqa: E402
 from pools.ingest.records import firehose_body  # noqa: E402
 from pools.samples import make_records  # noqa: E402
-
-GUIDE_STEP_4 = """SELECT
-  keys.order_id.S AS order_id,
-  parseDateTimeBestEffort(keys.timestamp.S) AS timestamp,
-  if(event_name = 'REMOVE', true, false) AS deleted,
-  toString(new_image.taqueria.S) AS taqueria,
-  toInt32OrNull(new_image.quantity.N) AS quantity,
-  toFloat64OrNull(new_image.total_price.S) AS total_price,
-  new_image.orderItems AS order_items,
-  new_image,
-  old_image
-FROM {pool}"""
 
 
 def main() -> None:
@@ -82,7 +70,7 @@ def main() -> None:
         viewed = json.loads(stack.manage("create_pool", "bench_orders_mv", "--json"))
         time.sleep(1.0)  # let the warehouse create the tables
         sql_file = data_dir / "step4.sql"
-        sql_file.write_text(GUIDE_STEP_4.format(pool="bench_orders_mv"))
+        sql_file.write_text(guide_sql("bench_orders_mv"))
         stack.manage(
             "create_mv", "bench_flattened", "--sql-file", str(sql_file), "--target-pool", "bench_entities",
             "--mutable", "--unique", "order_id", "--time", "timestamp",

@@ -16,6 +16,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The guide's Step 4 SELECT (comments left out), over a source pool; `extra` adds columns.
+GUIDE_SQL = """SELECT
+  keys.order_id.S AS order_id,
+  parseDateTimeBestEffort(keys.timestamp.S) AS timestamp,
+  if(event_name = 'REMOVE', true, false) AS deleted,
+  toString(new_image.taqueria.S) AS taqueria,
+  toInt32OrNull(new_image.quantity.N) AS quantity,
+  toFloat64OrNull(new_image.total_price.S) AS total_price,
+  new_image.orderItems AS order_items,
+  new_image,
+  old_image{extra}
+FROM {source}"""
+
+
+def guide_sql(source: str, extra: str = "") -> str:
+    return GUIDE_SQL.format(source=source, extra=extra)
+
 
 def free_port() -> int:
     with socket.socket() as s:

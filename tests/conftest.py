@@ -1,26 +1,31 @@
-"""Fixtures: a real warehouse worker process (Celery + chDB), real Redis, real HTTP."""
+"""Fixtures: a real warehouse worker process (Celery + chDB), real Redis, real HTTP, moto servers.
+
+Helpers live in tests/helpers/ (import them from there, not from this file). A test that uses a
+fixture that starts something slow is marked for it (tests/helpers/markers.py), so that
+`make test-fast` leaves it out (docs/contributing.md).
+"""
 
 from __future__ import annotations
 
-import itertools
-import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 import redis
+from botocore.config import Config
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
-from pools.ingest import records
-
-ROOT = Path(__file__).resolve().parent.parent
-
+from tests.helpers import markers
+from tests.helpers.aws import AuthMoto, MotoServer, make_connection
+from tests.helpers.servers import free_port, redis_pings, start_web_server, stop_web_server
+from tests.helpers.waiting import wait_for
+from tests.helpers.workers import DefaultWorker, WorkerProcess, processes
 
 RUN_CLAIM_KEY = "shoal:test-run"
 
@@ -42,6 +47,10 @@ def _claim_redis_database(client: redis.Redis) -> None:
     client.set(RUN_CLAIM_KEY, f"{os.getpid()}:{settings.DATA_DIR}")
 
 
+def pytest_configure(config):
+    markers.install()
+
+
 def pytest_sessionstart(session):
     # A clean warehouse and Redis database for every run.
     shutil.rmtree(Path(settings.DATA_DIR) / "warehouse", ignore_errors=True)
@@ -54,6 +63,23 @@ def pytest_sessionfinish(session):
     client = redis.Redis.from_url(settings.REDIS_URL)
     if client.get(RUN_CLAIM_KEY) == f"{os.getpid()}:{settings.DATA_DIR}".encode():
         client.delete(RUN_CLAIM_KEY)
+
+
+def pytest_collection_modifyitems(config, items):
+    markers.mark_from_fixtures(items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    with markers.guard(item):
+        return (yield)
+
+
+@pytest.fixture(autouse=True)
+def _slow_suites_checked():
+    """A refusal in another thread (a view the live server runs) fails the test too."""
+    yield
+    markers.check_other_threads()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,110 +107,7 @@ def _flush_waits_out_deadlocks():
     TransactionTestCase._fixture_teardown = original
 
 
-def database_url() -> str:
-    from django.db import connection
-
-    conf = connection.settings_dict
-    if conf["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{Path(conf['NAME']).resolve()}"
-    auth = f"{conf['USER']}:{conf['PASSWORD']}@" if conf["USER"] else ""
-    return f"postgres://{auth}{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}/{conf['NAME']}"
-
-
-class WorkerProcess:
-    """A Celery worker on one queue in its own process, as `make run` starts it."""
-
-    def __init__(
-        self, queues: str = "warehouse", env: dict | None = None, heartbeat_redis: str | None = None
-    ):
-        self.queues = queues
-        self.env = env or {}
-        self.redis_url = heartbeat_redis or settings.REDIS_URL
-        self.name = f"test-{queues}-{uuid.uuid4().hex[:6]}@localhost"
-        self.proc: subprocess.Popen | None = None
-        self.log = Path(settings.DATA_DIR) / f"worker-{queues}.log"
-
-    def start(self) -> None:
-        from console import sandbox
-        from console.warehouse_client import HEARTBEAT_KEY
-
-        client = redis.Redis.from_url(self.redis_url)
-        if self.queues == "warehouse":
-            client.delete(HEARTBEAT_KEY)
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": database_url(),
-            "PYTHONUNBUFFERED": "1",
-            **self.env,
-        }
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "console",
-            "worker",
-            "-Q",
-            self.queues,
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            "-n",
-            self.name,
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        ]
-        if self.queues == "warehouse":  # confined as `make run` starts it (console/sandbox.py)
-            argv = sandbox.command(argv, mode=env.get("WAREHOUSE_SANDBOX") or settings.WAREHOUSE_SANDBOX)
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while not self._ready(client):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.queues} worker exited: see {self.log}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.queues} worker did not start in 60 s: see {self.log}")
-            time.sleep(0.1)
-
-    def _ready(self, client) -> bool:
-        if self.queues == "warehouse":  # it beats once the warehouse is open
-            from console.warehouse_client import HEARTBEAT_KEY
-
-            return bool(client.exists(HEARTBEAT_KEY))
-        from console.celery import app
-
-        return bool(app.control.ping(destination=[self.name], timeout=0.5))
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash or the OOM killer would."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        if self.queues == "warehouse":
-            from console.warehouse_client import HEARTBEAT_KEY
-
-            redis.Redis.from_url(self.redis_url).delete(HEARTBEAT_KEY)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def alive(self) -> bool:
-        return bool(self.proc and self.proc.poll() is None)
+# --- the warehouse worker ----------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -215,15 +138,22 @@ def no_worker(_worker_process, transactional_db):
     _worker_process.start()
 
 
-def fresh_pool(name: str, **kwargs):
-    """A pool with a fixed name (for pages and screenshots), its warehouse table dropped first:
-    warehouse tables outlive Django's per-test flush."""
-    from console import warehouse_client
-    from pools.services import create_pool
-    from pools.tasks import warehouse_drop_table
+@pytest.fixture(scope="session")
+def local_warehouse():
+    """A chDB warehouse opened by the test process itself, in a folder of its own (the worker
+    process holds the main one), for calling the loader's functions directly."""
+    from console.env import WarehouseConfig
+    from console.warehouse.chdb_backend import ChdbWarehouse
 
-    warehouse_client.call(warehouse_drop_table, 0, name)
-    return create_pool(name, **kwargs)
+    path = Path(settings.DATA_DIR) / "warehouse-local"
+    shutil.rmtree(path, ignore_errors=True)
+    warehouse = ChdbWarehouse(WarehouseConfig(backend="chdb", path=str(path), database="shoal"))
+    warehouse.bootstrap()
+    yield warehouse
+    warehouse.close()
+
+
+# --- pools -------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -240,174 +170,15 @@ def pool(transactional_db, pool_name):
     )
 
 
-# --- DynamoDB change records, as Kinesis Data Streams for DynamoDB writes them ------------------
+@pytest.fixture
+def admin_client(client):
+    """A superuser signed in (in place of pytest-django's, with a password of Shoal's length)."""
+    user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-for-tests-123")
+    client.force_login(user)
+    return client
 
 
-# Each record a test makes is a millisecond later than the one before, as real changes are.
-_change_clock = itertools.count(1719347890250)
-
-
-def change_record(
-    order_id: str,
-    event: str = "INSERT",
-    *,
-    quantity: int = 2,
-    ts_ms: int | None = None,
-    taqueria: str = "La Paloma",
-) -> dict:
-    keys = {"order_id": {"S": order_id}, "timestamp": {"S": "2024-05-08T13:20:37Z"}}
-    image = {
-        **keys,
-        "taqueria": {"S": taqueria},
-        "quantity": {"N": str(quantity)},
-        "total_price": {"S": "12.50"},
-        "orderItems": {"L": [{"M": {"name": {"S": "al pastor"}, "qty": {"N": "2"}}}]},
-    }
-    old = {**image, "quantity": {"N": str(quantity - 1)}}
-    return records.change_record(
-        event,
-        keys=keys,
-        new_image=image if event in ("INSERT", "MODIFY") else None,
-        old_image=old if event in ("MODIFY", "REMOVE") else None,
-        event_id=str(uuid.uuid4()),
-        created=ts_ms or next(_change_clock),
-        table_name="orders",
-        region="us-east-1",
-        size_bytes=120,
-    )
-
-
-def firehose_body(change_records: list, request_id: str | None = None) -> tuple[str, bytes]:
-    """A Firehose request body; records may be dicts (encoded) or raw bytes."""
-    request_id = request_id or str(uuid.uuid4())
-    raws = [r if isinstance(r, bytes) else json.dumps(r).encode() for r in change_records]
-    return request_id, records.firehose_body(request_id, raws)
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-
-
-class Reply:
-    def __init__(self, status: int, headers, body: bytes):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-
-def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None) -> Reply:
-    """A real HTTP request, as Firehose would make it; errors are returned, not raised."""
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return Reply(resp.status, resp.headers, resp.read())
-    except urllib.error.HTTPError as exc:
-        return Reply(exc.code, exc.headers, exc.read())
-
-
-def firehose_headers(request_id: str, access_key: str | None, **extra) -> dict:
-    headers = {
-        "Content-Type": "application/json",
-        "X-Amz-Firehose-Protocol-Version": "1.0",
-        "X-Amz-Firehose-Request-Id": request_id,
-        "X-Amz-Firehose-Source-Arn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/orders",
-    }
-    if access_key is not None:
-        headers["X-Amz-Firehose-Access-Key"] = access_key
-    headers.update(extra)
-    return headers
-
-
-def endpoint(live_server, pool) -> str:
-    return live_server.url + pool.endpoint_path()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"the server exited with status {proc.returncode}") from None
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def child_env(**extra: str) -> dict:
-    """The environment of a process a test starts: this run's settings, data folder and database."""
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(),
-        "PYTHONUNBUFFERED": "1",
-        **extra,
-    }
-
-
-def processes(kind: str) -> int:
-    """How many web processes (WEB) or default workers (DEFAULT_WORKERS) the tests start: 1, or
-    what SHOAL_TEST_<kind> says (CI's multi-host run uses 2)."""
-    return int(os.environ.get(f"SHOAL_TEST_{kind}", "1"))
-
-
-def start_web_server(**env: str) -> tuple[subprocess.Popen, str]:
-    """The web process as `make run` starts it (gunicorn with Shoal's settings), on a free port;
-    SHOAL_TEST_WEB web processes (gunicorn workers) answer on it."""
-    from console import supervisor
-
-    port = free_port()
-    log = Path(settings.DATA_DIR) / "web-server.log"
-    proc = subprocess.Popen(
-        supervisor.gunicorn_argv(port, sys.executable, workers=str(processes("WEB")), threads="4"),
-        cwd=ROOT,
-        env=child_env(**env),
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
-    except BaseException:
-        stop_web_server(proc)
-        raise
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def stop_web_server(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+# --- servers -----------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -438,34 +209,75 @@ def second_redis():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def redis_pings(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
+# --- AWS: moto server processes on loopback, a connection to them, a `default` worker ----------
 
 
 @pytest.fixture(scope="session")
-def local_warehouse():
-    """A chDB warehouse opened by the test process itself, in a folder of its own (the worker
-    process holds the main one), for calling the loader's functions directly."""
-    from console.env import WarehouseConfig
-    from console.warehouse.chdb_backend import ChdbWarehouse
-
-    path = Path(settings.DATA_DIR) / "warehouse-local"
-    shutil.rmtree(path, ignore_errors=True)
-    warehouse = ChdbWarehouse(WarehouseConfig(backend="chdb", path=str(path), database="shoal"))
-    warehouse.bootstrap()
-    yield warehouse
-    warehouse.close()
+def moto_server():
+    server = MotoServer("main")
+    yield server
+    server.stop()
 
 
-def land_direct(pool, records: list, request_id: str | None = None):
-    """Land a delivery as the endpoint does, without HTTP (for volume)."""
-    from pools.ingest import envelope
-    from pools.ingest.landing import land
+@pytest.fixture
+def moto(moto_server):
+    """The shared moto server, emptied for this test."""
+    moto_server.reset()
+    return moto_server
 
-    request_id, body = firehose_body(records, request_id)
-    env = envelope.parse(body, header_request_id=request_id)
-    land(pool, env, body, "")
-    return request_id
+
+@pytest.fixture(scope="session")
+def auth_moto():
+    """A moto server that checks credentials and IAM permissions (INITIAL_NO_AUTH_ACTION_COUNT):
+    the first two calls create a user without permissions and its access key."""
+    server = MotoServer("auth", {"INITIAL_NO_AUTH_ACTION_COUNT": "2"})
+    iam = boto3.client(
+        "iam",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    iam.create_user(UserName="nobody")
+    key = iam.create_access_key(UserName="nobody")["AccessKey"]
+    yield AuthMoto(server.url, key["AccessKeyId"], key["SecretAccessKey"])
+    server.stop()
+
+
+@pytest.fixture
+def aws_connection(db, moto):
+    return make_connection(moto.url, name="Local moto")
+
+
+@pytest.fixture
+def aws(aws_connection):
+    from pools.aws.clients import connect
+
+    return connect(aws_connection)
+
+
+@pytest.fixture
+def orders_table(aws):
+    from pools.aws import sandbox
+
+    sandbox.create_orders_table(aws, items=3)
+    return sandbox.ORDERS_TABLE
+
+
+@pytest.fixture(scope="session")
+def _default_worker_process(django_db_setup, django_db_blocker):
+    # SHOAL_TEST_DEFAULT_WORKERS=2 (CI's multi-host run) starts a second one beside it.
+    workers = [DefaultWorker() for _ in range(processes("DEFAULT_WORKERS"))]
+    with django_db_blocker.unblock():
+        for worker in workers:
+            worker.start()
+    yield workers[0]
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def default_worker(_default_worker_process, transactional_db):
+    """A running `default` worker (AWS tasks) that sees this test's committed data."""
+    return _default_worker_process

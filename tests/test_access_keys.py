@@ -8,7 +8,8 @@ from django.db import connection
 from django.urls import reverse
 
 from pools.models import DataPool
-from tests.conftest import change_record, endpoint, firehose_body, firehose_headers, http
+from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
+from tests.helpers.servers import http
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ import base64
 from urllib.parse import urlencode
 
 from console.api import keys
-from tests.conftest import http
+from tests.helpers.servers import http
 
 
 def basic(name: str, key: str) -> dict:

@@ -15,7 +15,7 @@ from console import roles
 from console.api import keys
 from console.api.models import ApiKey
 from pools.services import create_pool
-from tests.roles import signed_in
+from tests.helpers.roles import signed_in
 
 
 def test_create_api_key_command_prints_json_once_and_stores_only_a_hash(transactional_db):

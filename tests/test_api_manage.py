@@ -11,8 +11,10 @@ import pytest
 
 from console.api import keys
 from pools.models import DataPool, Delivery
-from tests.conftest import change_record, endpoint, firehose_body, firehose_headers, http, wait_for
-from tests.test_loading import GUIDE_STEP_4
+from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
+from tests.helpers.pools import GUIDE_STEP_4
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
 
 def call(live_server, method: str, path: str, key: str | None, body=None, **headers):

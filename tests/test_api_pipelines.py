@@ -8,9 +8,8 @@ import json
 from console.api import keys
 from pools.aws import pipelines
 from pools.aws.models import Pipeline
-from tests.conftest import http, wait_for
-
-pytest_plugins = ["tests.aws_fixtures"]
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
 
 def call(live_server, method, path, key, body=None):

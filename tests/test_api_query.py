@@ -15,23 +15,10 @@ from django.utils import timezone
 
 from console.api import keys
 from console.api.models import ApiKey
-from pools.models import Delivery
 from pools.services import create_pool
-from tests.conftest import change_record, endpoint, firehose_body, firehose_headers, http, wait_for
-from tests.test_loading import GUIDE_STEP_4
-
-
-def fill(live_server, pool, records=None):
-    records = records or [
-        change_record("o1", "INSERT", quantity=3),
-        change_record("o1", "MODIFY", quantity=4),
-        change_record("o2", "INSERT", quantity=1),
-        change_record("o2", "REMOVE", quantity=1),
-    ]
-    request_id, body = firehose_body(records)
-    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
-    assert reply.status == 200
-    wait_for(lambda: Delivery.objects.filter(pool=pool, status="loaded").exists(), message="load")
+from tests.helpers.firehose import deliver as fill
+from tests.helpers.pools import GUIDE_STEP_4
+from tests.helpers.servers import http
 
 
 def api_sql(live_server, key: str | None, payload: dict):

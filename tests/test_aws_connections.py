@@ -9,11 +9,9 @@ from pools.aws import discovery, secrets
 from pools.aws.clients import client_config, connect
 from pools.aws.errors import AwsError
 from pools.aws.models import AwsConnection
-from tests.aws_helpers import ACCOUNT, free_port, make_connection
-from tests.roles import make_user
-
-# The moto server, AWS connection and `default` worker fixtures.
-pytest_plugins = ["tests.aws_fixtures"]
+from tests.helpers.aws import ACCOUNT, make_connection
+from tests.helpers.roles import make_user
+from tests.helpers.servers import free_port
 
 
 def test_it_keeps_the_secret_encrypted(db):

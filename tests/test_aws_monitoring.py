@@ -9,33 +9,10 @@ import json
 from pools.aws import monitoring
 from pools.aws.models import Pipeline
 from pools.models import Delivery
-from tests.conftest import change_record, wait_for
-from tests.roles import make_user
-
-# The moto server, AWS connection and `default` worker fixtures.
-pytest_plugins = ["tests.aws_fixtures"]
-
-
-def failed_object(records: list[dict]) -> bytes:
-    """An S3 object as Firehose writes failed HTTP-endpoint deliveries: JSON lines, rawData base64."""
-    lines = []
-    for n, record in enumerate(records):
-        lines.append(
-            json.dumps(
-                {
-                    "attemptsMade": 5,
-                    "arrivalTimestamp": 1719347891599,
-                    "errorCode": "HttpEndpoint.DestinationException",
-                    "errorMessage": "Received the following response from the endpoint destination. "
-                    '{"requestId": "3b1c", "timestamp": 1719347891712, "errorMessage": "Unauthorized"}',
-                    "attemptEndingTimestamp": 1719348081318,
-                    "rawData": base64.b64encode(json.dumps(record).encode()).decode(),
-                    "subsequenceNumber": 0,
-                    "dataId": f"49607357361271740811418664280693044274821622880012337186.{n}",
-                }
-            )
-        )
-    return ("\n".join(lines) + "\n").encode()
+from tests.helpers.aws import failed_object
+from tests.helpers.firehose import change_record
+from tests.helpers.roles import make_user
+from tests.helpers.waiting import wait_for
 
 
 def sandbox_pipeline(pool, aws) -> Pipeline:
@@ -161,7 +138,7 @@ def test_beat_refreshes_failed_deliveries_with_their_reason_and_the_page_shows_i
         timeout=30,
         message="beat's check",
     )
-    from tests.roles import signed_in
+    from tests.helpers.roles import signed_in
 
     signed_in(client, "viewer")
     page = client.get(reverse("aws:pipeline_status", args=[pipeline.pk])).content.decode()

@@ -5,11 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pools.aws.models import Pipeline
-from tests.conftest import wait_for
-from tests.roles import make_user
-
-# The moto server, AWS connection and `default` worker fixtures.
-pytest_plugins = ["tests.aws_fixtures"]
+from tests.helpers.roles import make_user
+from tests.helpers.waiting import wait_for
 
 
 @pytest.fixture

@@ -21,10 +21,7 @@ from pools.aws.models import Pipeline
 from pools.aws.provisioning import registry
 from pools.aws.provisioning.bucket import create_bucket_kwargs
 from pools.aws.provisioning.role import FIREHOSE_POLICY_NAME
-from tests.aws_helpers import ACCOUNT, fast_timing, make_connection, record_calls
-
-# The moto server, AWS connection and `default` worker fixtures.
-pytest_plugins = ["tests.aws_fixtures"]
+from tests.helpers.aws import ACCOUNT, fast_timing, make_connection, record_calls
 
 STREAM_ARN = f"arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/orders-cdc"
 

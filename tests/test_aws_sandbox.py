@@ -17,10 +17,7 @@ from pools.aws.clients import connect
 from pools.aws.models import AwsConnection, Pipeline, SandboxRelay
 from pools.ingest.records import encode_record
 from pools.models import DataPool, Delivery
-from tests.conftest import wait_for
-
-# The moto server, AWS connection and `default` worker fixtures.
-pytest_plugins = ["tests.aws_fixtures"]
+from tests.helpers.waiting import wait_for
 
 
 def _stream_records(aws, table="orders") -> list[dict]:

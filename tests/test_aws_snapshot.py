@@ -17,11 +17,8 @@ from pools.aws import snapshot as snapshots
 from pools.aws import snapshot_pages
 from pools.aws.models import Snapshot
 from pools.models import Delivery
-from tests.aws_helpers import make_pipeline
-from tests.conftest import wait_for
-
-# The moto server, AWS connection and `default` worker fixtures.
-pytest_plugins = ["tests.aws_fixtures"]
+from tests.helpers.aws import make_pipeline
+from tests.helpers.waiting import wait_for
 
 TABLE = "customers"
 

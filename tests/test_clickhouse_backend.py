@@ -14,7 +14,7 @@ from console.warehouse import WarehouseError
 from pools import tables
 from pools.models import DataPool
 from pools.sources import dynamodb_stream
-from tests.conftest import change_record, firehose_body
+from tests.helpers.firehose import change_record, firehose_body
 
 URL = os.environ.get("SHOAL_TEST_CLICKHOUSE_URL", "")
 pytestmark = [

@@ -11,7 +11,9 @@ from django.core.management import CommandError, call_command
 
 from console import warehouse_client
 from pools.models import DataPool
-from tests.conftest import change_record, endpoint, firehose_body, firehose_headers, http, wait_for
+from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

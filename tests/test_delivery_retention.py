@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from pools import retention
 from pools.models import DataPool, Delivery, LoadBatch, QuarantinedRecord
-from tests.test_operator_view import TOKEN, scrape
+from tests.helpers.metrics import TOKEN, scrape
 
 pytestmark = pytest.mark.django_db
 

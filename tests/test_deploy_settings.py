@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,6 +32,7 @@ def deploy_env(tmp_path: Path, **extra: str) -> dict:
     return env
 
 
+@pytest.mark.slow
 def test_check_deploy_is_clean_behind_https(tmp_path):
     reply = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -74,6 +77,7 @@ def probe(tmp_path: Path, **extra: str) -> dict:
     return json.loads(reply.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_pages_redirect_to_https_but_the_endpoint_does_not(tmp_path):
     seen = probe(tmp_path)
     assert seen["login_http"]["status"] == 301
@@ -85,6 +89,7 @@ def test_pages_redirect_to_https_but_the_endpoint_does_not(tmp_path):
     assert seen["cookies_secure"] == [True, True]
 
 
+@pytest.mark.slow
 def test_the_forwarded_proto_header_is_trusted_only_when_asked(tmp_path):
     # Without TRUST_X_FORWARDED_PROTO a client could claim https by sending the header itself, so
     # it is ignored, and no redirect is made that a proxy in front would turn into a loop.

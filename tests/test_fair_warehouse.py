@@ -11,15 +11,10 @@ from celery.result import AsyncResult
 from console import warehouse_client
 from console.tasks import run_sql
 from pools.models import Delivery
-from tests.conftest import (
-    WorkerProcess,
-    change_record,
-    endpoint,
-    firehose_body,
-    firehose_headers,
-    http,
-    wait_for,
-)
+from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
+from tests.helpers.workers import WorkerProcess
 
 HEAVY = "SELECT count() FROM numbers(1e12)"
 LIMIT_SECONDS = 12

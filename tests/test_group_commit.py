@@ -12,8 +12,9 @@ from console.tasks import run_sql
 from pools import loader
 from pools.loader import batch as loader_batch
 from pools.models import Delivery, LoadBatch, QuarantinedRecord
-from tests.conftest import change_record, land_direct, wait_for
-from tests.test_loader_integrity import colliding_record
+from tests.helpers.firehose import change_record, colliding_record
+from tests.helpers.pools import land_direct
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -171,7 +172,7 @@ def test_a_held_delivery_requeued_alone_does_not_hold_up_the_pool_or_double_its_
 def test_a_view_run_again_after_the_sources_parts_merged_copies_nothing_twice(
     pool, local_warehouse, no_worker
 ):
-    from tests.test_loader_properties import attach_view
+    from tests.helpers.pools import attach_view
     from views_mv import apply
 
     for b in range(2):  # two loads: two parts in the pool

@@ -12,31 +12,17 @@ from django.db import OperationalError
 
 from pools.ingest import journal
 from pools.models import DataPool, Delivery, QuarantinedRecord
-from tests.conftest import (
+from tests.helpers.firehose import (
+    assert_firehose_reply,
     change_record,
     endpoint,
     firehose_body,
     firehose_headers,
-    http,
-    wait_for,
 )
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def assert_firehose_reply(reply, request_id: str, status: int):
-    assert reply.status == status, reply.body
-    assert reply.headers["Content-Type"] == "application/json"
-    assert "Content-Encoding" not in reply.headers
-    assert int(reply.headers["Content-Length"]) == len(reply.body)
-    doc = reply.json()
-    assert doc["requestId"] == request_id
-    assert isinstance(doc["timestamp"], int) and doc["timestamp"] > 1_700_000_000_000
-    if status == 200:
-        assert "errorMessage" not in doc
-    else:
-        assert doc["errorMessage"]
-    return doc
 
 
 @pytest.mark.parametrize("landing_mode", ["files", "database"])

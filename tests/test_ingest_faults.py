@@ -14,8 +14,14 @@ from django.db import connection
 
 from pools.ingest import journal
 from pools.models import Delivery
-from tests.conftest import change_record, endpoint, firehose_body, firehose_headers, http
-from tests.test_ingest_endpoint import assert_firehose_reply
+from tests.helpers.firehose import (
+    assert_firehose_reply,
+    change_record,
+    endpoint,
+    firehose_body,
+    firehose_headers,
+)
+from tests.helpers.servers import http
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

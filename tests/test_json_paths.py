@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from console.json_paths import JsonColumns, rewrite
-from tests.test_loading import GUIDE_STEP_4
+from tests.helpers.pools import GUIDE_STEP_4
 
 COLUMNS = JsonColumns(others=frozenset({"user_identity", "img"}), objects=frozenset({"img.a"}))
 

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from pools import loader
 from pools.models import Delivery, QuarantinedRecord
-from tests.conftest import change_record, land_direct
+from tests.helpers.firehose import change_record, colliding_record
+from tests.helpers.pools import land_direct
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,14 +54,6 @@ def test_it_keeps_attribute_names_with_dots_apart_and_exact(pool, local_warehous
     assert rows[1][1] == records[1]["dynamodb"]["NewImage"]
     delivery = Delivery.objects.get(pool=pool)
     assert (delivery.status, delivery.loaded_count) == (Delivery.Status.LOADED, 2)
-
-
-def colliding_record(order_id: str) -> dict:
-    """A record the warehouse refuses: once dots are escaped, "a.b" and "a%2Eb" are one path."""
-    record = change_record(order_id)
-    record["dynamodb"]["NewImage"]["a.b"] = {"S": "dot"}
-    record["dynamodb"]["NewImage"]["a%2Eb"] = {"S": "percent"}
-    return record
 
 
 def not_a_change_record() -> bytes:

@@ -16,7 +16,8 @@ import pytest
 
 from pools import loader
 from pools.models import Delivery, QuarantinedRecord
-from tests.conftest import change_record, land_direct
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import attach_view, land_direct
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -147,27 +148,6 @@ def test_every_acknowledged_record_ends_once_in_the_pool_or_in_quarantine(
             assert old_image == without_empty_objects(record["dynamodb"].get("OldImage", {}))
     assert len(stored) == sum(
         1 for records in expected.values() for _, fate in records.values() if fate == "stored"
-    )
-
-
-def attach_view(pool, name: str, sql: str, columns: list[list[str]], warehouse):
-    """A view attached as create_mv leaves it (without the warehouse worker it would ask)."""
-    from pools.models import DataPool
-    from views_mv.models import MaterializedView
-
-    target = DataPool.objects.create(
-        name=f"{name}_{pool.name}",
-        kind=DataPool.Kind.MATERIALIZED,
-        columns=columns,
-        sorting_key=columns[0][0],
-        partition_key="",
-        timestamp_column="",
-        access_key="",
-    )
-    warehouse.execute(f"DROP TABLE IF EXISTS {target.table}")
-    loader.ensure_table(warehouse, target)
-    return MaterializedView.objects.create(
-        name=f"{name}_{pool.name}", sql=sql, source_pool=pool, target_pool=target, status="active"
     )
 
 

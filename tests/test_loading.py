@@ -15,37 +15,12 @@ from pools import loader
 from pools.loader import batch as loader_batch
 from pools.models import Delivery
 from pools.tasks import sweep_deliveries
-from tests.conftest import (
-    change_record,
-    endpoint,
-    firehose_body,
-    firehose_headers,
-    http,
-    land_direct,
-    wait_for,
-)
+from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
+from tests.helpers.pools import GUIDE_COLUMNS, GUIDE_STEP_4, land_direct
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-GUIDE_STEP_4 = """SELECT
-  -- The unique identifier for the entity
-  keys.order_id.S AS order_id, -- DynamoDB Partition key
-  parseDateTimeBestEffort(keys.timestamp.S) AS timestamp, -- DynamoDB Sorting key
-
-	-- Save the deleted flag
-  if(event_name = 'REMOVE', true, false) AS deleted,
-
-  --All the columns you want to flatten, for example
-
-  toString(new_image.taqueria.S) AS taqueria,
-  toInt32OrNull(new_image.quantity.N) AS quantity,
-  toFloat64OrNull(new_image.total_price.S) AS total_price,
-  new_image.orderItems AS order_items,
-
-	--Always save the new and old image
-  new_image,
-  old_image
-FROM my_dynamo_orders_change_events"""
 
 
 def count_rows(warehouse, pool) -> int:
@@ -69,17 +44,7 @@ def test_the_guides_step_4_sql_runs_verbatim_on_a_pool_fed_through_the_endpoint(
     sql = GUIDE_STEP_4.replace("my_dynamo_orders_change_events", pool.name) + " ORDER BY order_id, quantity"
     result = warehouse_client.call(run_sql, sql)
     assert "error" not in result, result
-    assert result["columns"] == [
-        "order_id",
-        "timestamp",
-        "deleted",
-        "taqueria",
-        "quantity",
-        "total_price",
-        "order_items",
-        "new_image",
-        "old_image",
-    ]
+    assert result["columns"] == GUIDE_COLUMNS
     rows = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
     assert [(r["order_id"], r["deleted"], r["quantity"]) for r in rows] == [
         ("o1", False, 3),

@@ -92,6 +92,7 @@ def test_force_login_still_signs_in(client, maria):
     assert client.get("/pools/").status_code == 200
 
 
+@pytest.mark.slow
 def test_the_limit_and_the_lockout_come_from_the_environment():
     import os
     import subprocess
@@ -114,6 +115,7 @@ def test_the_limit_and_the_lockout_come_from_the_environment():
     assert bad.returncode != 0 and "LOGIN_LOCKOUT_SECONDS" in bad.stderr
 
 
+@pytest.mark.slow
 def test_the_lock_out_ends_after_its_duration(maria, settings):
     import time
     from datetime import timedelta

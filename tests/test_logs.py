@@ -12,19 +12,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from tests.conftest import (
-    change_record,
-    endpoint,
-    firehose_body,
-    firehose_headers,
-    http,
-    land_direct,
-    wait_for,
-)
-from tests.test_sql_console import run
+from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
+from tests.helpers.pools import land_direct
+from tests.helpers.pools import run_in_console as run
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-pytest_plugins = ["tests.aws_fixtures"]  # the moto server
 
 
 @pytest.fixture
@@ -74,6 +68,7 @@ def test_keys_stay_out_of_the_web_log(live_server, pool, caplog):
         assert secret not in text
 
 
+@pytest.mark.slow
 def test_aws_request_headers_are_not_logged_even_at_debug():
     import os
     import subprocess

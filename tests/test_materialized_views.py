@@ -16,8 +16,9 @@ from console import warehouse_client
 from console.tasks import run_sql
 from pools.models import DataPool
 from pools.tasks import warehouse_pool_stats
-from tests.conftest import change_record, land_direct, wait_for
-from tests.test_loading import GUIDE_STEP_4
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import GUIDE_STEP_4, land_direct
+from tests.helpers.waiting import wait_for
 from views_mv import services
 from views_mv.models import Backfill, MaterializedView
 
@@ -173,7 +174,8 @@ def test_create_mv_explains_a_bad_table_setting(pool, warehouse_worker, tmp_path
 
 
 def test_a_firehose_delivery_to_a_view_pool_is_refused(live_server, pool, warehouse_worker):
-    from tests.conftest import endpoint, firehose_body, firehose_headers, http
+    from tests.helpers.firehose import endpoint, firehose_body, firehose_headers
+    from tests.helpers.servers import http
 
     mv = services.create_mv(
         f"v_{pool.name}", f"SELECT event_id FROM {pool.name}", target_pool=f"t_{pool.name}"

@@ -12,9 +12,10 @@ import pytest
 from console import warehouse_client
 from console.tasks import run_sql
 from pools.models import Delivery
-from tests.conftest import change_record, firehose_body, firehose_headers, http, wait_for
+from tests.helpers.firehose import change_record, firehose_body, firehose_headers
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
-pytest_plugins = ["tests.aws_fixtures"]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

@@ -9,10 +9,11 @@ import pytest
 from django.urls import reverse
 
 from pools.models import DataPool
-from tests.aws_helpers import make_connection, make_pipeline
-from tests.conftest import change_record, land_direct, wait_for
-from tests.roles import signed_in
-from tests.test_loading import GUIDE_STEP_4
+from tests.helpers.aws import make_connection, make_pipeline
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import GUIDE_STEP_4, land_direct
+from tests.helpers.roles import signed_in
+from tests.helpers.waiting import wait_for
 from views_mv import services
 from views_mv.models import Backfill
 

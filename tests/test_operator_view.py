@@ -4,22 +4,15 @@ login), metrics behind their own token and derived from the database and Redis a
 from __future__ import annotations
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from pools.models import DataPool, Delivery
-from tests.conftest import (
-    change_record,
-    endpoint,
-    firehose_body,
-    firehose_headers,
-    free_port,
-    http,
-    land_direct,
-    wait_for,
-)
+from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
+from tests.helpers.metrics import TOKEN, scrape
+from tests.helpers.pools import land_direct
+from tests.helpers.servers import free_port, http
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-TOKEN = "metrics-token-0123456789"
 
 
 @pytest.fixture
@@ -68,16 +61,6 @@ def test_metrics_need_their_token(client, login_required_everywhere, settings):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     reply = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert reply.status_code == 200 and reply["Content-Type"].startswith("text/plain")
-
-
-def scrape(client) -> dict[tuple[str, tuple], float]:
-    reply = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
-    assert reply.status_code == 200
-    out = {}
-    for family in text_string_to_metric_families(reply.content.decode()):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
 
 
 def test_metrics_follow_deliveries_from_receipt_to_load(

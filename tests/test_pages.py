@@ -9,16 +9,11 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from console import setup_token
-from tests.conftest import change_record, land_direct, wait_for
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import land_direct
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def admin_client(client):
-    user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-for-tests-123")
-    client.force_login(user)
-    return client
 
 
 def test_the_setup_page_needs_the_token(client):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,24 +15,12 @@ from pools import views as pool_views
 from pools.ingest import journal
 from pools.models import DataPool, Delivery
 from pools.tasks import warehouse_pool_stats
-from tests.conftest import (
-    change_record,
-    endpoint,
-    firehose_body,
-    firehose_headers,
-    http,
-    land_direct,
-    wait_for,
-)
+from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
+from tests.helpers.pools import land_direct
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def admin_client(client):
-    user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-for-tests-123")
-    client.force_login(user)
-    return client
 
 
 def test_the_ingestion_series_sums_records_per_bucket(pool):

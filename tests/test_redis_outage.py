@@ -9,15 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from pools.models import Delivery
-from tests.conftest import change_record, firehose_body, firehose_headers, http, wait_for
-from tests.test_ingest_endpoint import assert_firehose_reply
+from tests.helpers.firehose import assert_firehose_reply, change_record, firehose_body, firehose_headers
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def web_on_second_redis(second_redis, transactional_db):
-    from tests.conftest import start_web_server, stop_web_server
+    from tests.helpers.servers import start_web_server, stop_web_server
 
     url, redis_proc = second_redis
     proc, base = start_web_server(REDIS_URL=url)

@@ -21,14 +21,15 @@ from console.tasks import run_sql
 from pools.aws import sandbox
 from pools.ingest.records import encode_record, firehose_body
 from pools.models import DataPool, Delivery
-from tests.aws_helpers import make_pipeline
-from tests.conftest import endpoint, firehose_headers, http, wait_for
-from tests.roles import make_user
+from tests.helpers.aws import make_pipeline
+from tests.helpers.firehose import endpoint, firehose_headers
+from tests.helpers.roles import make_user
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 from views_mv import services
 from views_mv.models import Backfill
 
 pytestmark = pytest.mark.django_db(transaction=True)
-pytest_plugins = ["tests.aws_fixtures"]
 
 FLATTEN = """SELECT
   keys.order_id.S AS order_id,

@@ -12,7 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from console import roles
 from pools.models import DataPool
-from tests.roles import make_user, signed_in
+from tests.helpers.roles import make_user, signed_in
 
 PUBLIC, SIGNED_IN = "public", "signed-in"
 # The HTTP API authenticates with API keys, not sessions: every signed-in role is refused (401)

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from console import sandbox, warehouse_client
 from console.env import WarehouseConfig
-from tests.conftest import ROOT
+from tests.helpers.workers import ROOT
 from tests.probe_tasks import warehouse_unguarded_sql
 
 landlock = pytest.mark.skipif(sandbox.abi_version() < 1, reason="this kernel has no Landlock")
@@ -169,6 +169,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 @landlock
 def test_the_launcher_hands_over_passwords_outside_the_environment(tmp_path):
     secret_key = "launcher-test-secret-key-0123456789-abcdefgh"
@@ -215,6 +216,7 @@ def test_off_runs_the_command_as_it_is():
 # --- Users' connections: limits they cannot lift ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_memory_limit_stops_a_greedy_query(local_warehouse):
     from console.tasks import execute
     from console.warehouse.chdb_backend import ChdbWarehouse

@@ -14,8 +14,10 @@ from django.test import Client
 from console import warehouse_client
 from pools import column_types, table_layout, tables
 from pools.models import DataPool
-from tests.conftest import change_record, land_direct, wait_for
-from tests.roles import signed_in
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import land_direct
+from tests.helpers.roles import signed_in
+from tests.helpers.waiting import wait_for
 from views_mv.models import MaterializedView
 from views_mv.tasks import warehouse_create_mv
 

@@ -13,9 +13,11 @@ from django.urls import reverse
 
 from console.models import QueryRun
 from pools.services import create_pool
-from tests.conftest import change_record, land_direct, wait_for
-from tests.roles import make_user
-from tests.test_loading import GUIDE_STEP_4
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import GUIDE_STEP_4, land_direct
+from tests.helpers.pools import run_in_console as run
+from tests.helpers.roles import make_user
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -26,19 +28,6 @@ def maria(client):
     user = make_user("viewer", "maria", email="maria@example.com")
     client.force_login(user)
     return user
-
-
-def run(client, sql: str) -> str:
-    """Run SQL as the console's editor does (htmx POST), following the polls until the result."""
-    reply = client.post(reverse("sql:run"), {"sql": sql}, **HTMX)
-    assert reply.status_code == 200
-    html = reply.content.decode()
-    for _ in range(60):
-        if "hx-get" not in html:
-            return html
-        run = QueryRun.objects.latest("id")
-        html = client.get(reverse("sql:result", args=[run.pk]), **HTMX).content.decode()
-    raise AssertionError("the query did not finish")
 
 
 def test_the_console_needs_a_login(client):

@@ -10,7 +10,7 @@ from console.tasks import execute
 from console.warehouse.chdb_backend import ChdbWarehouse
 from pools import tables
 from pools.models import DataPool
-from tests.test_loading import GUIDE_STEP_4
+from tests.helpers.pools import GUIDE_STEP_4
 
 POOL = "my_dynamo_orders_change_events"
 

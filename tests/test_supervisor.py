@@ -7,6 +7,8 @@ import io
 import sys
 import threading
 
+import pytest
+
 from console import supervisor
 
 
@@ -19,6 +21,7 @@ def fake(name: str, banner_lines: int, delay: float, ready: str) -> supervisor.P
     return supervisor.Proc(name, [sys.executable, "-c", script], ready_when=ready)
 
 
+@pytest.mark.slow
 def test_the_notice_comes_after_every_process_is_ready_and_again_until_it_is_used():
     procs = [
         fake("web", 40, 0.2, "[INFO] Booting worker with pid: 1"),

@@ -24,17 +24,13 @@ from django.conf import settings
 
 from console.supervisor import GRACE_SECONDS
 from console.warehouse_client import HEARTBEAT_KEY
-from tests.conftest import (
-    ROOT,
-    WorkerProcess,
-    change_record,
-    child_env,
-    firehose_body,
-    firehose_headers,
-    free_port,
-    http,
-    wait_for,
-)
+from tests.helpers.firehose import change_record, firehose_body, firehose_headers
+from tests.helpers.servers import free_port, http
+from tests.helpers.waiting import wait_for
+from tests.helpers.workers import ROOT, WorkerProcess, child_env
+
+# They start the supervisor (`manage.py runstack`), which starts workers.
+pytestmark = pytest.mark.worker
 
 
 def _ppids() -> dict[int, int]:

@@ -11,7 +11,9 @@ from django.urls import reverse
 from console import warehouse_client
 from console.tasks import run_sql
 from pools.models import DataPool, Delivery
-from tests.conftest import change_record, land_direct, wait_for
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import land_direct
+from tests.helpers.waiting import wait_for
 from views_mv import services
 from views_mv.models import MaterializedView, ViewFailure
 from views_mv.tasks import warehouse_retry_view_failures
@@ -42,7 +44,7 @@ def bad_quantity(order_id: str) -> dict:
 @pytest.fixture
 def staff(client):
     from console import roles
-    from tests.roles import signed_in
+    from tests.helpers.roles import signed_in
 
     return signed_in(client, roles.ADMIN)  # the admin's list of failures needs the admin role
 

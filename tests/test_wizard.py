@@ -9,8 +9,10 @@ from django.urls import NoReverseMatch, reverse
 
 from pools.models import DataPool
 from pools.services import create_pool
-from tests.conftest import change_record, land_direct, wait_for
-from tests.roles import make_user
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import land_direct
+from tests.helpers.roles import make_user
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 

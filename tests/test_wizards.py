@@ -8,7 +8,7 @@ import re
 import pytest
 
 from pools.services import create_pool
-from tests.roles import make_user
+from tests.helpers.roles import make_user
 
 pytestmark = pytest.mark.django_db
 

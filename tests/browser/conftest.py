@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.roles import make_user
+from tests.helpers.roles import make_user
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"

@@ -12,10 +12,8 @@ from playwright.sync_api import expect
 from pools.aws.models import Pipeline
 from pools.models import Delivery
 from tests.browser.conftest import SCREENSHOTS, login, screenshot
-from tests.conftest import change_record, wait_for
-
-# The moto server, AWS connection and `default` worker fixtures.
-pytest_plugins = ["tests.aws_fixtures"]
+from tests.helpers.firehose import change_record
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,7 +37,7 @@ def test_connect_dynamodb_from_the_console(page, live_server, user, moto, defaul
     from pools.aws import sandbox
     from pools.aws.clients import connect
     from pools.services import create_pool
-    from tests.aws_helpers import make_connection
+    from tests.helpers.aws import make_connection
 
     # The user's AWS side: the guide's orders table (created with a throwaway connection).
     sandbox.create_orders_table(connect(make_connection(moto.url, name="setup")), items=5)
@@ -110,7 +108,7 @@ def test_connect_dynamodb_from_the_console(page, live_server, user, moto, defaul
     # Firehose gives up on a batch: beat's check finds it, and the page shows why.
     from pools.aws.clients import connect
     from pools.aws.tasks import sweep_aws
-    from tests.test_aws_monitoring import failed_object
+    from tests.helpers.aws import failed_object
 
     pipeline = Pipeline.objects.get(pool=pool)
     connect(pipeline.connection).client("s3").put_object(

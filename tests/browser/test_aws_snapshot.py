@@ -7,10 +7,7 @@ import pytest
 
 from pools.aws.models import Pipeline, Snapshot
 from tests.browser.conftest import login, screenshot
-from tests.conftest import wait_for
-
-# The moto server, AWS connection and `default` worker fixtures.
-pytest_plugins = ["tests.aws_fixtures"]
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,7 +16,7 @@ def test_backfill_existing_items_from_the_pipeline_page(
     page, live_server, user, aws, default_worker, warehouse_worker
 ):
     from pools.aws import pipelines, sandbox
-    from tests.conftest import fresh_pool
+    from tests.helpers.pools import fresh_pool
 
     sandbox.create_orders_table(aws, items=60)  # orders placed before the pipeline existed
     pool = fresh_pool("my_dynamo_orders_change_events", description="Taqueria orders from DynamoDB")

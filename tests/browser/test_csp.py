@@ -8,7 +8,9 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from tests.browser.conftest import login
-from tests.conftest import change_record, land_direct, wait_for
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import land_direct
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

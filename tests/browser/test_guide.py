@@ -14,25 +14,16 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import login, screenshot
-from tests.conftest import firehose_body, firehose_headers, http, wait_for
-from tests.test_loading import GUIDE_STEP_4
+from tests.helpers.firehose import firehose_body, firehose_headers
+from tests.helpers.pools import GUIDE_COLUMNS, GUIDE_STEP_4
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SOURCE = "my_dynamo_orders_change_events"  # the guide's name: its SQL runs with no edit at all
 TARGET = "dynamodb_orders"  # dynamodb_<TABLE_NAME>
 VIEW = "flattened_dynamodb_orders_materialized_view"
-GUIDE_COLUMNS = [
-    "order_id",
-    "timestamp",
-    "deleted",
-    "taqueria",
-    "quantity",
-    "total_price",
-    "order_items",
-    "new_image",
-    "old_image",
-]
 
 
 @pytest.fixture

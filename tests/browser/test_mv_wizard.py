@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import login, screenshot
-from tests.conftest import change_record, fresh_pool, land_direct, wait_for
-from tests.test_loading import GUIDE_STEP_4
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import GUIDE_STEP_4, fresh_pool, land_direct
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

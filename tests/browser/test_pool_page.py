@@ -5,15 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import login, screenshot
-from tests.conftest import (
-    change_record,
-    endpoint,
-    firehose_body,
-    firehose_headers,
-    fresh_pool,
-    http,
-    wait_for,
-)
+from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
+from tests.helpers.pools import fresh_pool
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -8,7 +8,9 @@ import pytest
 from console import warehouse_client
 from pools.tasks import warehouse_drop_table
 from tests.browser.conftest import login, screenshot
-from tests.conftest import change_record, land_direct, wait_for
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import land_direct
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

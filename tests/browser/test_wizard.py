@@ -8,7 +8,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import login, screenshot
-from tests.conftest import change_record, firehose_body, firehose_headers, http, wait_for
+from tests.helpers.firehose import change_record, firehose_body, firehose_headers
+from tests.helpers.servers import http
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -1,13 +1,12 @@
-"""Helpers of the AWS tests: moto server processes, connections, a `default` worker, call records.
-
-The fixtures built on them are in tests/aws_fixtures.py (loaded with pytest_plugins).
-"""
+"""Helpers of the AWS tests: moto server processes, connections, call records, pipeline rows and
+the objects Firehose leaves in S3. The fixtures built on them are in tests/conftest.py."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from tests.conftest import WorkerProcess
+from tests.helpers.servers import free_port
 
 ACCOUNT = "123456789012"  # moto's account
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class MotoServer:
@@ -118,11 +111,6 @@ def fast_timing():
     )
 
 
-def DefaultWorker() -> WorkerProcess:  # noqa: N802 - reads as the class it was
-    """A `default`-queue worker; moto's 500 for a call it lacks is retried once, not three times."""
-    return WorkerProcess("default", env={"AWS_MAX_ATTEMPTS": "2"})
-
-
 def record_calls(aws, services=("kinesis", "s3", "iam", "logs", "firehose", "dynamodb")) -> list:
     """Every AWS operation the clients make, in order, as (operation name, the caller's params).
 
@@ -160,3 +148,25 @@ def make_pipeline(pool, aws, table: str):
     )
     SandboxRelay.objects.create(pipeline=pipeline, emulated=True)
     return pipeline
+
+
+def failed_object(records: list[dict]) -> bytes:
+    """An S3 object as Firehose writes failed HTTP-endpoint deliveries: JSON lines, rawData base64."""
+    lines = []
+    for n, record in enumerate(records):
+        lines.append(
+            json.dumps(
+                {
+                    "attemptsMade": 5,
+                    "arrivalTimestamp": 1719347891599,
+                    "errorCode": "HttpEndpoint.DestinationException",
+                    "errorMessage": "Received the following response from the endpoint destination. "
+                    '{"requestId": "3b1c", "timestamp": 1719347891712, "errorMessage": "Unauthorized"}',
+                    "attemptEndingTimestamp": 1719348081318,
+                    "rawData": base64.b64encode(json.dumps(record).encode()).decode(),
+                    "subsequenceNumber": 0,
+                    "dataId": f"49607357361271740811418664280693044274821622880012337186.{n}",
+                }
+            )
+        )
+    return ("\n".join(lines) + "\n").encode()
