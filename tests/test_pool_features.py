@@ -181,7 +181,7 @@ def test_the_https_warning_is_not_shown_for_a_pipeline_the_sandbox_relay_deliver
     from types import SimpleNamespace
 
     from pools.aws.models import SandboxRelay
-    from tests.aws_helpers import make_connection, make_pipeline
+    from tests.helpers.aws import make_connection, make_pipeline
 
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
     url = reverse("pools:detail", args=[pool.name])
