@@ -4,6 +4,12 @@ Firehose needs its JSON reply on every path, including the errors gunicorn answe
 Django sees the request (a request line or header over its limits, a malformed request): those
 pages are JSON here instead of gunicorn's HTML. The limits are raised so that an unusual but
 harmless header (a long request id) reaches Django, which answers it precisely.
+
+Why a patch: gunicorn has no setting for the pages it writes itself; every worker class calls
+`gunicorn.util.write_error` (looked up on the module at call time, gunicorn 23 to 27 alike), so
+replacing that one function is the narrowest hook. A worker subclass would have to copy
+`handle_error` (status mapping and access logging) to change only its last line.
+tests/test_ingest_faults.py fails if an upgrade stops calling it.
 """
 
 from __future__ import annotations
