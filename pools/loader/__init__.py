@@ -13,11 +13,12 @@ warehouse refuses (a content error, see pools/faults.py) is found by splitting t
 halves, then the delivery by positions, deterministically, so that a repeated load makes the same
 inserts with the same tokens; it is quarantined with ClickHouse's reason and the rest is loaded.
 Any other fault is retried with back-off for as long as it takes. Then the pool's Materialized
-Views run over the batch (views_mv/apply.py).
+Views run over the batch, through the hooks the apps above register (hooks.py; views_mv/apply.py).
 
     claims.py   which deliveries make the next batch; giving them back; the sweep and the journal's
                 recovery; re-queueing held deliveries
     batch.py    loading one claimed batch: the insert, isolating refused records, the accounting
+    hooks.py    what the apps above run over each loaded batch (views_mv registers its views)
     run.py      load_pool: one loader per pool and process, batch after batch until none is left
 """
 

@@ -1,6 +1,6 @@
 """Loading one claimed batch: one INSERT of its bodies, the refused records isolated and
-quarantined, every acknowledged record accounted for, the pool's views run, and the batch's
-deliveries finished together."""
+quarantined, every acknowledged record accounted for, the hooks of the apps above (the pool's views)
+run, and the batch's deliveries finished together."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from pools import faults, sources, tables
 from pools.gate import gate
 from pools.ingest import journal
 from pools.ingest.envelope import decompress
+from pools.loader import hooks
 from pools.loader.claims import release
 from pools.models import DataPool, Delivery, QuarantinedRecord
-from views_mv.apply import finished, run_views
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def load_batch(warehouse: Warehouse, ids: list[int], token: str) -> list[tuple[i
             accounted = [m for m in members if m.delivery.pk in accounts]
             if accounted:
                 bounds = [min(m.received_ms for m in accounted), max(m.received_ms for m in accounted)]
-                run_views(warehouse, pool.pk, [m.delivery.pk for m in accounted], bounds, batch_token)
+                hooks.run(warehouse, pool.pk, [m.delivery.pk for m in accounted], bounds, batch_token)
             _finish_batch(members, token, accounts, held, note, batch_token)
     finally:
         for member in members:
@@ -222,7 +222,7 @@ def _finish_batch(
     """Finish the batch's deliveries in one transaction: all of them, or (after a crash) none,
     so that a batch taken again has the same members."""
     with transaction.atomic():
-        finished(batch_token)
+        hooks.finished(batch_token)
         for member in members:
             if member.delivery.pk in held:
                 release(member.delivery.pk, token, held[member.delivery.pk], hold=True)
