@@ -128,7 +128,7 @@ def sweep_deliveries() -> list[int]:
     """Periodic (beat): re-queue loads that were lost or whose worker died, and deletions."""
     pool_ids = loader.sweep()
     for pool_id in pool_ids:
-        warehouse_load_pool.delay(pool_id)
+        warehouse_load_pool.enqueue(pool_id)
     for pool_id in DataPool.objects.filter(status=DataPool.Status.DELETING).values_list("pk", flat=True):
-        warehouse_delete_pool.delay(pool_id)
+        warehouse_delete_pool.enqueue(pool_id)
     return pool_ids

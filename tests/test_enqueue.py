@@ -54,3 +54,23 @@ def test_a_load_that_cannot_be_queued_is_logged_not_raised(monkeypatch, caplog):
     monkeypatch.setattr(warehouse_load_pool, "apply_async", _refuse)
     assert warehouse_load_pool.enqueue(7) is False
     assert "could not enqueue pools.tasks.warehouse_load_pool(7)" in caplog.text
+
+
+def test_a_replica_check_that_cannot_be_queued_is_failed_not_left_running(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from views_mv.models import MaterializedView, ReplicaCheck
+    from views_mv.tasks import start_replica_check
+
+    monkeypatch.setattr(canvas._chain, "apply_async", _refuse)
+    source = DataPool.objects.create(name="orders_cdc")
+    target = DataPool.objects.create(name="orders")
+    mv = MaterializedView.objects.create(name="orders_mv", source_pool=source, target_pool=target)
+    check = ReplicaCheck.objects.create(
+        mv=mv, connection=AwsConnection.objects.create(name="sandbox"), table_name="orders"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        start_replica_check(check.pk)
+    check.refresh_from_db()
+    assert check.status == ReplicaCheck.Status.FAILED
+    assert "could not queue" in check.report["error"]

@@ -48,7 +48,7 @@ class ViewFailureAdmin(admin.ModelAdmin):
     @admin.action(description="Run the view again over these rows")
     def retry(self, request, queryset):
         for mv_id in set(queryset.values_list("mv_id", flat=True)):
-            tasks.warehouse_retry_view_failures.delay(mv_id)
+            tasks.warehouse_retry_view_failures.enqueue(mv_id)
         self.message_user(
             request, "Retrying; rows the view still cannot transform stay listed.", messages.SUCCESS
         )

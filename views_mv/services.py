@@ -146,7 +146,7 @@ def replace_sql(mv: MaterializedView, sql: str) -> MaterializedView:
 
 def delete_mv(mv: MaterializedView, *, delete_target: bool = False) -> None:
     MaterializedView.objects.filter(pk=mv.pk).update(status=MaterializedView.Status.DELETING)
-    tasks.warehouse_drop_mv.apply_async((mv.pk, delete_target), retry=False)
+    tasks.warehouse_drop_mv.enqueue_on_commit(mv.pk, delete_target)
 
 
 def mv_as_dict(mv: MaterializedView) -> dict:

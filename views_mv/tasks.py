@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from console import json_paths, sql_guard, user_queries
+from console import celery, json_paths, sql_guard, user_queries
 from console.warehouse import WarehouseError, get_warehouse, loggable
 from console.warehouse.base import quote_string
 from pools import loader
@@ -105,7 +105,7 @@ def warehouse_create_mv(mv_id: int, backfill: bool) -> str:
         )
         return "failed"
     if backfill:
-        warehouse_run_backfill.delay(mv_id)
+        warehouse_run_backfill.enqueue(mv_id)
     return "active"
 
 
@@ -248,13 +248,19 @@ def warehouse_sweep_backfills() -> list[int]:
         ).values_list("mv_id", flat=True)
     )
     for mv_id in ids:
-        warehouse_run_backfill.delay(mv_id)
+        warehouse_run_backfill.enqueue(mv_id)
     return ids
 
 
 def start_replica_check(check_id: int) -> None:
-    """Scan the table on the `default` queue (AWS credentials), then compare in the warehouse."""
-    (replica_scan.s(check_id) | warehouse_replica_compare.s(check_id)).delay()
+    """Scan the table on the `default` queue (AWS credentials), then compare in the warehouse,
+    once the check's row is committed; a broker that refuses it fails the check (shown on the page)."""
+    celery.enqueue_on_commit(
+        replica_scan.s(check_id) | warehouse_replica_compare.s(check_id),
+        refused=lambda exc: _replica_failed(
+            check_id, RuntimeError("could not queue the check: Redis is not reachable")
+        ),
+    )
 
 
 @shared_task

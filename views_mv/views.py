@@ -45,8 +45,10 @@ def mv_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @require_POST
 def mv_retry_failures(request: HttpRequest, name: str) -> HttpResponse:
     mv = get_object_or_404(MaterializedView, name=name)
-    tasks.warehouse_retry_view_failures.delay(mv.pk)
-    messages.success(request, "Running the view again over the rows it could not transform.")
+    if tasks.warehouse_retry_view_failures.enqueue(mv.pk):
+        messages.success(request, "Running the view again over the rows it could not transform.")
+    else:
+        messages.error(request, "Could not queue the re-run: Redis is not reachable. Try again.")
     return redirect(mv)
 
 
@@ -93,5 +95,6 @@ def mv_delete(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def mv_retry_backfill(request: HttpRequest, name: str) -> HttpResponse:
     mv = get_object_or_404(MaterializedView, name=name)
-    tasks.warehouse_run_backfill.delay(mv.pk)
+    if not tasks.warehouse_run_backfill.enqueue(mv.pk):
+        messages.error(request, "Could not queue the backfill: Redis is not reachable. Try again.")
     return redirect(mv)

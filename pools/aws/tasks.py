@@ -64,7 +64,7 @@ def replay_failed_deliveries(pipeline_id: int) -> dict:
         outcome = {"errors": [str(errors.describe(exc))]}
     outcome["finished_at"] = timezone.now().isoformat()
     Pipeline.objects.filter(pk=pipeline_id).update(last_replay=outcome)
-    check_pipeline.delay(pipeline_id)
+    check_pipeline.enqueue(pipeline_id)
     return outcome
 
 
@@ -106,8 +106,8 @@ def sweep_aws() -> dict:
         status=Snapshot.Status.RUNNING, heartbeat_at__lt=timezone.now() - snapshots.STALE_AFTER
     ).values_list("pk", flat=True)
     for snapshot_id in stale:
-        run_snapshot.delay(snapshot_id)
+        run_snapshot.enqueue(snapshot_id)
     active = Pipeline.objects.filter(status=Pipeline.Status.ACTIVE).values_list("pk", flat=True)
     for pipeline_id in active:
-        check_pipeline.delay(pipeline_id)
+        check_pipeline.enqueue(pipeline_id)
     return {"snapshots": len(stale), "pipelines": len(active)}

@@ -93,10 +93,7 @@ def _maybe_check(pipeline: Pipeline, *, force: bool = False) -> None:
         return
     Pipeline.objects.filter(pk=pipeline.pk).update(check_requested_at=now)
     pipeline.check_requested_at = now
-    try:
-        check_pipeline.delay(pipeline.pk)
-    except Exception as exc:
-        log.warning("cannot queue a check of pipeline %s: %s", pipeline.pk, exc)
+    check_pipeline.enqueue(pipeline.pk)  # refused: logged; the page asks again after CHECK_GIVE_UP
 
 
 def _status_context(pipeline: Pipeline) -> dict:
@@ -148,10 +145,8 @@ def pipeline_check(request: HttpRequest, pk: int) -> HttpResponse:
 def pipeline_replay(request: HttpRequest, pk: int) -> HttpResponse:
     pipeline = pipeline_or_404(pk)
     Pipeline.objects.filter(pk=pk).update(replay_requested_at=timezone.now())
-    try:
-        replay_failed_deliveries.delay(pipeline.pk)
-    except Exception as exc:
-        messages.error(request, f"Could not queue the replay (is Redis running?): {exc}")
+    if not replay_failed_deliveries.enqueue(pipeline.pk):
+        messages.error(request, "Could not queue the replay: Redis is not reachable. Try again.")
     else:
         messages.success(request, "Replaying the failed deliveries into the pool; the result appears below.")
     return redirect(pipeline)
@@ -161,10 +156,8 @@ def pipeline_replay(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def pipeline_push_endpoint(request: HttpRequest, pk: int) -> HttpResponse:
     pipeline = pipeline_or_404(pk)
-    try:
-        push_firehose_endpoint.delay(pipeline.pk)
-    except Exception as exc:
-        messages.error(request, f"Could not queue the update (is Redis running?): {exc}")
+    if not push_firehose_endpoint.enqueue(pipeline.pk):
+        messages.error(request, "Could not queue the update: Redis is not reachable. Try again.")
     else:
         messages.success(
             request, "Sending the pool's current endpoint URL and access key to the Firehose stream."
