@@ -59,6 +59,51 @@ def percentile(values: list[float], pct: float) -> float | None:
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
+@dataclass
+class _Tally:
+    """What the replay has sent so far, collected in the calling thread."""
+
+    sender: FirehoseSender
+    progress: Callable[[int, int], None] | None
+    results: list[SendResult] = field(default_factory=list)
+    records: int = 0
+    raw_bytes: int = 0
+    stopped: str = ""
+
+    def collect(self, futures: Iterable[Future[SendResult]]) -> None:
+        for future in futures:
+            result = future.result()
+            self.results.append(result)
+            if result.status in STOP_STATUSES and not self.stopped:
+                self.stopped = f"HTTP {result.status}: {result.error}"
+                self.sender.abort()  # batches waiting to retry give up at once
+            self.records += result.records
+            self.raw_bytes += result.raw_bytes
+            if self.progress is not None:
+                self.progress(self.records, self.raw_bytes)
+
+    def summary(self, started_at: float, elapsed: float) -> ReplaySummary:
+        delivered = [r for r in self.results if r.ok]
+        delivered_records = sum(r.records for r in delivered)
+        delivered_bytes = sum(r.raw_bytes for r in delivered)
+        latencies = [r.latency_s * 1000 for r in delivered if r.latency_s is not None]
+        return ReplaySummary(
+            batches=len(self.results),
+            records=self.records,
+            raw_bytes=self.raw_bytes,
+            failed_batches=len(self.results) - len(delivered),
+            failed_records=self.records - delivered_records,
+            elapsed_s=elapsed,
+            records_per_s=delivered_records / elapsed if elapsed > 0 else 0.0,
+            mib_per_s=delivered_bytes / _MiB / elapsed if elapsed > 0 else 0.0,
+            ack_p50_ms=percentile(latencies, 50),
+            ack_p99_ms=percentile(latencies, 99),
+            started_at=started_at,
+            results=self.results,
+            stopped=self.stopped,
+        )
+
+
 def replay(
     lines: Iterable[bytes],
     *,
@@ -81,22 +126,6 @@ def replay(
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    results: list[SendResult] = []
-    done = {"records": 0, "bytes": 0}
-    stopped: list[str] = []
-
-    def collect(futures: Iterable[Future[SendResult]]) -> None:
-        for future in futures:
-            result = future.result()
-            results.append(result)
-            if result.status in STOP_STATUSES and not stopped:
-                stopped.append(f"HTTP {result.status}: {result.error}")
-                sender.abort()  # batches waiting to retry give up at once
-            done["records"] += result.records
-            done["bytes"] += result.raw_bytes
-            if progress is not None:
-                progress(done["records"], done["bytes"])
-
     started_at = time.time()
     started = time.monotonic()
     sender = FirehoseSender(
@@ -108,19 +137,30 @@ def replay(
         initial_backoff=initial_backoff,
         source_arn=source_arn,
     )
+    tally = _Tally(sender, progress)
+    try:
+        _send_all(sender, batches(lines, buffer_bytes), concurrency, tally)
+    finally:
+        sender.close()
+    return tally.summary(started_at, time.monotonic() - started)
+
+
+def _send_all(sender: FirehoseSender, todo: Iterable[list[bytes]], concurrency: int, tally: _Tally) -> None:
+    """Keep `concurrency` sends in flight and at most as many batches waiting, until all are
+    answered or one answer stops the replay."""
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="firehose")
     try:
         pending: set[Future[SendResult]] = set()
-        for batch in batches(lines, buffer_bytes):
+        for batch in todo:
             if len(pending) >= 2 * concurrency:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                collect(finished)
-            if stopped:
+                tally.collect(finished)
+            if tally.stopped:
                 break
             pending.add(pool.submit(sender.send, batch))
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            collect(finished)
+            tally.collect(finished)
     except BaseException:
         # Ctrl-C or a failing progress callback: do not sit out hours of retries on the way out.
         sender.abort()
@@ -128,25 +168,3 @@ def replay(
         raise
     finally:
         pool.shutdown()
-        sender.close()
-    elapsed = time.monotonic() - started
-
-    delivered = [r for r in results if r.ok]
-    delivered_records = sum(r.records for r in delivered)
-    delivered_bytes = sum(r.raw_bytes for r in delivered)
-    latencies = [r.latency_s * 1000 for r in delivered if r.latency_s is not None]
-    return ReplaySummary(
-        batches=len(results),
-        records=done["records"],
-        raw_bytes=done["bytes"],
-        failed_batches=len(results) - len(delivered),
-        failed_records=done["records"] - delivered_records,
-        elapsed_s=elapsed,
-        records_per_s=delivered_records / elapsed if elapsed > 0 else 0.0,
-        mib_per_s=delivered_bytes / _MiB / elapsed if elapsed > 0 else 0.0,
-        ack_p50_ms=percentile(latencies, 50),
-        ack_p99_ms=percentile(latencies, 99),
-        started_at=started_at,
-        results=results,
-        stopped=stopped[0] if stopped else "",
-    )
