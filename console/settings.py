@@ -107,13 +107,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
-    "ninja",  # the management API's docs page and its static files (console/api/manage.py)
+    "ninja",  # the management API's docs page and its static files (console/access/api/manage.py)
     "axes",
     "console",
     "pools",
     "pools.aws",
     "views_mv",
-    "console.api",
+    "console.access.api",
 ]
 
 MIDDLEWARE = [
@@ -242,7 +242,7 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "console.tasks.*": {"queue": "warehouse"},
-    "console.api.tasks.*": {"queue": "warehouse"},
+    "console.access.api.tasks.*": {"queue": "warehouse"},
     "pools.tasks.warehouse_*": {"queue": "warehouse"},
     "pools.tasks.*": {"queue": "default"},
     "pools.aws.tasks.*": {"queue": "default"},
@@ -284,7 +284,7 @@ CELERY_BEAT_SCHEDULE = {
 DELIVERY_RETENTION_DAYS = env_int("DELIVERY_RETENTION_DAYS", 30, minimum=0)
 CELERY_TASK_ALWAYS_EAGER = False
 
-# --- Operator view (console/metrics.py) ---------------------------------------------------------
+# --- Operator view (console/access/metrics.py) ---------------------------------------------------------
 # /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`; without a token it is off (404).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 
@@ -311,7 +311,7 @@ if WAREHOUSE_SANDBOX not in {"landlock", "off"}:
 # Extra paths the sandboxed warehouse worker may read (colon-separated), e.g. a CA bundle elsewhere.
 WAREHOUSE_SANDBOX_READ = [p for p in env_str("WAREHOUSE_SANDBOX_READ").split(":") if p]
 
-# --- HTTP API (console/api/) --------------------------------------------------------------------
+# --- HTTP API (console/access/api/) --------------------------------------------------------------------
 # Requests per minute per API key (0: no limit); rows of a streamed answer (CSV, Parquet, the
 # /clickhouse interface), whose JSON answers keep SQL_MAX_RESULT_ROWS.
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=0)

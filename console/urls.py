@@ -5,9 +5,9 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from console import views
-from console.api.urls import console_patterns as api_key_pages
-from console.api.urls import management_patterns
+from console.access import views
+from console.access.api.urls import console_patterns as api_key_pages
+from console.access.api.urls import management_patterns
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="pools:list", permanent=False)),
@@ -26,8 +26,8 @@ urlpatterns = [
     path("", include("pools.urls")),
     path("aws/", include("pools.aws.urls")),
     path("views/", include("views_mv.urls")),
-    path("sql/", include("console.sql_urls")),
+    path("sql/", include("console.access.sql_urls")),
     path("api-keys/", include(api_key_pages)),
-    path("", include("console.api.urls")),
+    path("", include("console.access.api.urls")),
     *management_patterns,
 ]

@@ -8,14 +8,18 @@ import threading
 
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
+from django.dispatch import Signal
 
 from console import folder_lock, warehouse_client
 from console.warehouse import get_warehouse
-from views_mv.tasks import detach_triggers
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
 _held: list[int] = []  # the warehouse folder's lock, held for the life of the process
+
+# Sent (with `warehouse=`) once a warehouse worker has opened the warehouse, before it takes work:
+# the apps above connect to it in their AppConfig.ready() (views_mv detaches older views' triggers).
+warehouse_opened = Signal()
 
 
 def _consumes_warehouse(sender) -> bool:
@@ -36,10 +40,9 @@ def start_heartbeat(sender=None, **_):
     except Exception as exc:
         log.critical("cannot open the warehouse: %s", exc)
         raise SystemExit(1) from exc  # not an Exception: Celery lets it stop the worker
-    try:
-        detach_triggers(warehouse)
-    except Exception as exc:  # the worker still loads; the next start tries again
-        log.error("could not detach the triggers of older Materialized Views: %s", exc)
+    for receiver, outcome in warehouse_opened.send_robust(sender=None, warehouse=warehouse):
+        if isinstance(outcome, Exception):  # the worker still loads; the next start tries again
+            log.error("at the warehouse worker's start, %s failed: %s", receiver.__qualname__, outcome)
     client = warehouse_client.redis_client()
 
     def beat() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import urlencode
 
-from console.api import keys
+from console.access.api import keys
 from tests.helpers.servers import http
 
 

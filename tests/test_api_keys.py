@@ -12,8 +12,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from console import roles
-from console.api import keys
-from console.api.models import ApiKey
+from console.access.api import keys
+from console.access.api.models import ApiKey
 from pools.services import create_pool
 from tests.helpers.roles import signed_in
 

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from console.api import keys
+from console.access.api import keys
 from pools.models import DataPool, Delivery
 from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
 from tests.helpers.pools import GUIDE_STEP_4

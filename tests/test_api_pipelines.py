@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from console.api import keys
+from console.access.api import keys
 from pools.aws import pipelines
 from pools.aws.models import Pipeline
 from tests.helpers.servers import http

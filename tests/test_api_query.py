@@ -13,8 +13,8 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 from django.utils import timezone
 
-from console.api import keys
-from console.api.models import ApiKey
+from console.access.api import keys
+from console.access.api.models import ApiKey
 from pools.services import create_pool
 from tests.helpers.firehose import deliver as fill
 from tests.helpers.pools import GUIDE_STEP_4

@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from console.api import keys
+from console.access.api import keys
 
 EXAMPLES = 5
 

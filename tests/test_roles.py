@@ -16,7 +16,7 @@ from tests.helpers.roles import make_user, signed_in
 
 PUBLIC, SIGNED_IN = "public", "signed-in"
 # The HTTP API authenticates with API keys, not sessions: every signed-in role is refused (401)
-# without a key; console/api/auth.py marks the view with the key scope it needs.
+# without a key; console/access/api/auth.py marks the view with the key scope it needs.
 API_QUERY, API_MANAGE = "api:query", "api:manage"
 ORDER = [None, roles.VIEWER, roles.EDITOR, roles.ADMIN]
 

@@ -179,7 +179,7 @@ def test_the_sql_command_applies_the_same_check(warehouse_worker):
 
 
 def test_history_keeps_a_users_newest_runs(maria):
-    from console.sql_views import HISTORY_KEEP
+    from console.access.sql_views import HISTORY_KEEP
 
     QueryRun.objects.bulk_create(QueryRun(user=maria, sql=f"SELECT {i}") for i in range(HISTORY_KEEP + 3))
     QueryRun.prune(maria, keep=HISTORY_KEEP)

@@ -8,8 +8,6 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from pools.tables import INTERNAL_COLUMNS
-
 register = template.Library()
 
 
@@ -34,9 +32,3 @@ def cell(value):
 @register.filter
 def zip_types(columns, types):
     return list(zip(columns, types, strict=False))
-
-
-@register.filter
-def internal_column(name: str) -> str:
-    """What a column Shoal adds of its own holds ('' for the user's columns)."""
-    return INTERNAL_COLUMNS.get(name, "")

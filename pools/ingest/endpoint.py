@@ -27,7 +27,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 
-from console.metrics import ack_latency
+from console.ack_latency import ack_latency
 from pools.ingest import envelope, journal
 from pools.ingest.landing import backpressure, disk_short, land
 from pools.models import DataPool

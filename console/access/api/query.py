@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from console import warehouse_client
-from console.api import channel
-from console.api.models import ApiKey
-from console.api.tasks import api_query
+from console.access.api import channel
+from console.access.api.models import ApiKey
+from console.access.api.tasks import api_query
 
 WHERE = "the query API"
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest
 
-from console.api import channel
+from console.access.api import channel
 
 TTL_SECONDS = 24 * 3600
 PENDING = b"pending"

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
 
-from console.api.models import ApiKey
+from console.access.api.models import ApiKey
 from pools.models import DataPool
 
 KEY_PREFIX = "shoal_"

@@ -1,6 +1,6 @@
 """POST /api/v1/sql: a statement and its parameters in, JSON (or a streamed format) out.
 
-The operation is declared in console/api/manage.py (so that it is in the OpenAPI document); this
+The operation is declared in console/access/api/manage.py (so that it is in the OpenAPI document); this
 is what it does once the key and the body are checked."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from console import sql_guard, warehouse_client
-from console.api import query
-from console.api.problems import problem
+from console.access.api import query
+from console.access.api.problems import problem
 
 # What /api/v1/sql streams besides its own JSON answer (names as ClickHouse spells them).
 STREAMED = (

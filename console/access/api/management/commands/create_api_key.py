@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from console.api import keys
-from console.api.models import ApiKey
+from console.access.api import keys
+from console.access.api.models import ApiKey
 
 
 def _when(text: str) -> datetime:

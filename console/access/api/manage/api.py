@@ -11,9 +11,9 @@ from ninja.errors import ValidationError as RequestValidationError
 from ninja.security import HttpBearer
 
 from console import roles, warehouse_client
-from console.api import idempotency, keys, ratelimit
-from console.api.models import ApiKey
-from console.api.problems import problem
+from console.access.api import idempotency, keys, ratelimit
+from console.access.api.models import ApiKey
+from console.access.api.problems import problem
 
 
 class Refused(Exception):

@@ -4,7 +4,7 @@ from django.apps import AppConfig
 
 
 class ApiConfig(AppConfig):
-    name = "console.api"
+    name = "console.access.api"
     label = "api"
     verbose_name = "API"
     default_auto_field = "django.db.models.BigAutoField"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from console import sql_guard
-from console.api import channel
+from console.access.api import channel
 from console.warehouse import WarehouseError, get_warehouse
 
 

@@ -1,4 +1,4 @@
-"""POST /api/v1/sql: a query with any key, carried out by console.api.sql_api."""
+"""POST /api/v1/sql: a query with any key, carried out by console.access.api.sql_api."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from ninja import Field, Router, Schema
 
-from console.api import sql_api
-from console.api.manage.api import ERRORS, AnyKey, Problem
+from console.access.api import sql_api
+from console.access.api.manage.api import ERRORS, AnyKey, Problem
 
 router = Router()
 

@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from console.api import keys
-from console.api.models import ApiKey
+from console.access.api import keys
+from console.access.api.models import ApiKey
 from console.roles import ADMIN, requires
 from pools.models import DataPool
 

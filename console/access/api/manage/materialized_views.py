@@ -6,8 +6,8 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 
 from console import roles
-from console.api import idempotency
-from console.api.manage.api import ERRORS, Accepted, require
+from console.access.api import idempotency
+from console.access.api.manage.api import ERRORS, Accepted, require
 from views_mv import services as mv_services
 from views_mv.models import MaterializedView
 

@@ -25,8 +25,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from console import sql_guard, warehouse_client
-from console.api import query
-from console.api.auth import QUERY, api_key_required
+from console.access.api import query
+from console.access.api.auth import QUERY, api_key_required
 from console.warehouse.base import quote_string
 from pools.models import DataPool
 

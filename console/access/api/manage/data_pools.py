@@ -13,8 +13,8 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
 
 from console import roles
-from console.api import idempotency
-from console.api.manage.api import ERRORS, Accepted, require
+from console.access.api import idempotency
+from console.access.api.manage.api import ERRORS, Accepted, require
 from pools import quarantine, table_settings
 from pools.models import DataPool, Delivery, QuarantinedRecord
 from pools.services import create_pool, delete_pool, pool_as_dict

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from console.api import keys
-from console.api.models import ApiKey
+from console.access.api import keys
+from console.access.api.models import ApiKey
 
 
 @admin.register(ApiKey)

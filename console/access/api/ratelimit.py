@@ -6,7 +6,7 @@ import time
 
 from django.conf import settings
 
-from console.api import channel
+from console.access.api import channel
 
 
 def retry_after(key_id: int) -> int | None:

@@ -9,11 +9,6 @@ process adds its observations to in the background (never on the request's path)
 from __future__ import annotations
 
 import logging
-import math
-import os
-import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
 
 import redis
@@ -23,69 +18,13 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from console import health
+from console.access import health
+from console.ack_latency import ACK_BUCKETS, ACK_KEY, le
 from pools.ingest import journal
 from pools.models import DataPool, Delivery
 from views_mv.models import Backfill, MaterializedView
 
 log = logging.getLogger(__name__)
-
-ACK_KEY = "shoal:metrics:ack_seconds"
-# Seconds; Firehose waits up to 3 minutes for an answer, Shoal should answer in milliseconds.
-ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, math.inf)
-FLUSH_SECONDS = 1.0
-
-
-# --- ack latency: observed in the web process, flushed to Redis by a background thread ----------
-
-
-class _AckRecorder:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: Counter[str] = Counter()
-        self._sum: dict[str, float] = {}
-        self._pid = 0
-
-    def observe(self, code: int, seconds: float) -> None:
-        bucket = next(b for b in ACK_BUCKETS if seconds <= b)
-        with self._lock:
-            self._pending[f"{code}|{_le(bucket)}"] += 1
-            self._sum[str(code)] = self._sum.get(str(code), 0.0) + seconds
-            if self._pid != os.getpid():  # first observation in this (possibly forked) process
-                self._pid = os.getpid()
-                threading.Thread(target=self._flush_forever, name="ack-metrics", daemon=True).start()
-
-    def _flush_forever(self) -> None:
-        while True:
-            time.sleep(FLUSH_SECONDS)
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            pending, sums = self._pending, self._sum
-            self._pending, self._sum = Counter(), {}
-        if not pending:
-            return
-        try:
-            pipe = _redis().pipeline(transaction=False)
-            for field, n in pending.items():
-                pipe.hincrby(ACK_KEY, field, n)
-            for code, total in sums.items():
-                pipe.hincrbyfloat(ACK_KEY, f"{code}|sum", total)
-            pipe.execute()
-        except Exception as exc:  # Redis down: keep the counts for the next flush
-            log.debug("ack metrics not flushed: %s", exc)
-            with self._lock:
-                self._pending.update(pending)
-                for code, total in sums.items():
-                    self._sum[code] = self._sum.get(code, 0.0) + total
-
-
-ack_latency = _AckRecorder()
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if math.isinf(bound) else repr(bound)
 
 
 def _redis():
@@ -226,8 +165,8 @@ class ShoalCollector:
         for code in sorted(counts):
             cumulative, buckets = 0, []
             for bound in ACK_BUCKETS:
-                cumulative += counts[code].get(_le(bound), 0)
-                buckets.append((_le(bound), cumulative))
+                cumulative += counts[code].get(le(bound), 0)
+                buckets.append((le(bound), cumulative))
             family.add_metric([code], buckets, sums.get(code, 0.0))
         yield family
 

@@ -9,9 +9,9 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest
 from django.views.decorators.csrf import csrf_exempt
 
-from console.api import keys, ratelimit
-from console.api.models import ApiKey
-from console.api.problems import problem
+from console.access.api import keys, ratelimit
+from console.access.api.models import ApiKey
+from console.access.api.problems import problem
 
 QUERY = "query"  # any active key may query (a query key only its pools)
 MANAGE = ApiKey.Scope.MANAGE

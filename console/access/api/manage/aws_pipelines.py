@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 
 from console import roles
-from console.api.manage.api import ERRORS, Refused, require
+from console.access.api.manage.api import ERRORS, Refused, require
 from pools.aws import errors as aws_errors
 from pools.aws import pipelines
 from pools.aws.models import Pipeline

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from console import sql_views
+from console.access import sql_views
 
 app_name = "sql"
 

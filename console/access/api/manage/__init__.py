@@ -1,6 +1,6 @@
 """The HTTP API under /api/v1/…: Data Pools, deliveries and quarantine, Materialized Views,
 the status, retry and tear-down of AWS pipelines (manage keys), and POST /api/v1/sql (any key,
-carried out by console.api.sql_api).
+carried out by console.access.api.sql_api).
 
 django-ninja builds the OpenAPI 3 document (/api/v1/openapi.json) and the browsable docs
 (/api/v1/docs, Swagger UI served from ninja's own static files, started by a script file rather
@@ -15,8 +15,8 @@ of its role (editor or admin, console.roles).
 
 from __future__ import annotations
 
-from console.api.manage import aws_pipelines, data_pools, materialized_views, sql
-from console.api.manage.api import api
+from console.access.api.manage import aws_pipelines, data_pools, materialized_views, sql
+from console.access.api.manage.api import api
 
 # In this order in the OpenAPI document.
 for _resource in (data_pools, materialized_views, aws_pipelines, sql):

@@ -12,8 +12,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from console import health, roles, setup_token
-from console import metrics as shoal_metrics
+from console import roles, setup_token
+from console.access import health
+from console.access import metrics as shoal_metrics
 
 
 class FirstAdminForm(forms.Form):

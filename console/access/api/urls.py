@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from console.api import clickhouse_http, console_views, manage
+from console.access.api import clickhouse_http, console_views, manage
 
 app_name = "api"
 
