@@ -23,6 +23,7 @@ from django.contrib.auth import get_user_model
 
 from tests.helpers import markers
 from tests.helpers.aws import AuthMoto, MotoServer, make_connection
+from tests.helpers.firehose import InProcess
 from tests.helpers.servers import free_port, redis_pings, start_web_server, stop_web_server
 from tests.helpers.waiting import wait_for
 from tests.helpers.workers import DefaultWorker, WorkerProcess, processes
@@ -112,11 +113,12 @@ def _flush_waits_out_deadlocks():
 
 @pytest.fixture(scope="session")
 def _worker_process(django_db_setup, django_db_blocker):
+    """The session's warehouse worker: started by the first test that needs one running, kept
+    for the next, stopped at the end."""
     worker = WorkerProcess()
-    with django_db_blocker.unblock():
-        worker.start()
     yield worker
-    worker.stop()
+    if worker.alive():
+        worker.stop()
 
 
 @pytest.fixture
@@ -131,11 +133,13 @@ def warehouse_worker(_worker_process, transactional_db):
 
 @pytest.fixture
 def no_worker(_worker_process, transactional_db):
-    """No warehouse worker while the test drives the loader itself; restarted afterwards."""
-    _worker_process.kill()
+    """No warehouse worker while the test drives the loader itself (with `local_warehouse`): the
+    session's worker, if an earlier test started it, is stopped, and the next test that needs
+    one starts it again. Starts nothing, so a test that uses it stays in the fast subset."""
+    if _worker_process.alive():
+        _worker_process.kill()
     redis.Redis.from_url(settings.REDIS_URL).delete("warehouse")  # its queued load tasks
     yield
-    _worker_process.start()
 
 
 @pytest.fixture(scope="session")
@@ -168,6 +172,13 @@ def pool(transactional_db, pool_name):
     return create_pool(
         pool_name, description="test pool", basic_auth_user="firehose", basic_auth_password="s3cret-pass"
     )
+
+
+@pytest.fixture
+def endpoint_server(client):
+    """Where a test sends Firehose requests: Django's test client, in this process (fast); tests
+    that need a real server's behaviour take `live_server` instead."""
+    return InProcess(client)
 
 
 @pytest.fixture

@@ -14,10 +14,12 @@ from pools.ingest import journal
 from pools.models import DataPool, Delivery, QuarantinedRecord
 from tests.helpers.firehose import (
     assert_firehose_reply,
+    call,
     change_record,
     endpoint,
     firehose_body,
     firehose_headers,
+    post,
 )
 from tests.helpers.servers import http
 from tests.helpers.waiting import wait_for
@@ -42,10 +44,12 @@ def test_it_lands_a_delivery_and_answers_200(live_server, pool, settings, landin
         assert bytes(delivery.body) == body and delivery.body_path == ""
 
 
-def test_it_stores_a_retried_request_once(live_server, pool):
+def test_it_stores_a_retried_request_once(endpoint_server, pool):
     request_id, body = firehose_body([change_record("o1")])
     for _ in range(3):
-        reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+        reply = call(
+            endpoint_server, "POST", pool.endpoint_path(), body, firehose_headers(request_id, pool.access_key)
+        )
         assert_firehose_reply(reply, request_id, 200)
     assert Delivery.objects.filter(pool=pool).count() == 1
     if journal.uses_files():
@@ -55,47 +59,50 @@ def test_it_stores_a_retried_request_once(live_server, pool):
 
 
 @pytest.mark.parametrize("key", [None, "", "wrong-key"])
-def test_it_refuses_a_missing_or_wrong_access_key_with_401(live_server, pool, key):
+def test_it_refuses_a_missing_or_wrong_access_key_with_401(endpoint_server, pool, key):
     request_id, body = firehose_body([change_record("o1")])
-    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, key))
+    reply = post(endpoint_server, pool, body, firehose_headers(request_id, key))
     doc = assert_firehose_reply(reply, request_id, 401)
     assert "Access-Key" in doc["errorMessage"]
     assert not Delivery.objects.exists()
 
 
-def test_it_accepts_http_basic_with_the_pool_user_and_password(live_server, pool):
+def test_it_accepts_http_basic_with_the_pool_user_and_password(endpoint_server, pool):
     request_id, body = firehose_body([change_record("o1")])
     token = base64.b64encode(b"firehose:s3cret-pass").decode()
     headers = firehose_headers(request_id, None, Authorization=f"Basic {token}")
-    assert_firehose_reply(http("POST", endpoint(live_server, pool), body, headers), request_id, 200)
+    assert_firehose_reply(post(endpoint_server, pool, body, headers), request_id, 200)
 
     bad = base64.b64encode(b"firehose:wrong").decode()
     headers = firehose_headers("r-2", None, Authorization=f"Basic {bad}")
     _, body2 = firehose_body([change_record("o1")], "r-2")
-    assert_firehose_reply(http("POST", endpoint(live_server, pool), body2, headers), "r-2", 401)
+    assert_firehose_reply(post(endpoint_server, pool, body2, headers), "r-2", 401)
 
 
-def test_it_accepts_basic_credentials_carried_in_the_access_key_header(live_server, pool):
+def test_it_accepts_basic_credentials_carried_in_the_access_key_header(endpoint_server, pool):
     # Firehose can only send X-Amz-Firehose-Access-Key, so the Basic pair may travel there.
     request_id, body = firehose_body([change_record("o1")])
     token = base64.b64encode(b"firehose:s3cret-pass").decode()
-    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, token))
+    reply = post(endpoint_server, pool, body, firehose_headers(request_id, token))
     assert_firehose_reply(reply, request_id, 200)
 
 
-def test_it_answers_404_for_an_unknown_pool(live_server, pool):
+def test_it_answers_404_for_an_unknown_pool(endpoint_server, pool):
     request_id, body = firehose_body([change_record("o1")])
-    url = live_server.url + "/ingest/firehose/" + "0" * 32
+    url = "/ingest/firehose/" + "0" * 32
     assert_firehose_reply(
-        http("POST", url, body, firehose_headers(request_id, pool.access_key)), request_id, 404
+        call(endpoint_server, "POST", url, body, firehose_headers(request_id, pool.access_key)),
+        request_id,
+        404,
     )
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
-def test_it_answers_405_for_other_methods(live_server, pool, method):
-    reply = http(
+def test_it_answers_405_for_other_methods(endpoint_server, pool, method):
+    reply = call(
+        endpoint_server,
         method,
-        endpoint(live_server, pool),
+        pool.endpoint_path(),
         b"" if method != "GET" else None,
         firehose_headers("r-405", pool.access_key),
     )
@@ -118,19 +125,21 @@ def test_it_answers_405_for_other_methods(live_server, pool, method):
         (b'{"requestId": "r-400", "records": [{}], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "deep"),
     ],
 )
-def test_it_answers_400_for_a_malformed_envelope(live_server, pool, body, message):
-    reply = http("POST", endpoint(live_server, pool), body, firehose_headers("r-400", pool.access_key))
+def test_it_answers_400_for_a_malformed_envelope(endpoint_server, pool, body, message):
+    reply = call(
+        endpoint_server, "POST", pool.endpoint_path(), body, firehose_headers("r-400", pool.access_key)
+    )
     doc = assert_firehose_reply(reply, "r-400", 400)
     assert message in doc["errorMessage"]
     assert not Delivery.objects.exists()
 
 
-def test_it_accepts_gzip_bodies(live_server, pool, no_worker):
+def test_it_accepts_gzip_bodies(endpoint_server, pool, no_worker):
     # No worker: a running one could load the delivery and remove its journal file before it is read.
     request_id, body = firehose_body([change_record("o1"), change_record("o2")])
     headers = firehose_headers(request_id, pool.access_key, **{"Content-Encoding": "gzip"})
     compressed = gzip.compress(body)
-    reply = http("POST", endpoint(live_server, pool), compressed, headers)
+    reply = post(endpoint_server, pool, compressed, headers)
     assert_firehose_reply(reply, request_id, 200)
     delivery = Delivery.objects.get(pool=pool)
     assert delivery.body_bytes == len(compressed)
@@ -148,40 +157,46 @@ def test_it_accepts_gzip_bodies(live_server, pool, no_worker):
         assert bytes(delivery.body) == compressed and delivery.content_encoding == "gzip"
 
     headers = firehose_headers("r-badgz", pool.access_key, **{"Content-Encoding": "gzip"})
-    reply = http("POST", endpoint(live_server, pool), b"\x1f\x8b not gzip", headers)
+    reply = post(endpoint_server, pool, b"\x1f\x8b not gzip", headers)
     assert_firehose_reply(reply, "r-badgz", 400)
 
 
-def test_it_never_answers_413_for_a_batch_firehose_can_send(live_server, pool):
+def test_it_never_answers_413_for_a_batch_firehose_can_send(endpoint_server, pool):
     # 12,000 records and ~9 MiB: larger than Django's default upload limit, well within Firehose's.
     records = [change_record(f"o{i}", taqueria="x" * 400) for i in range(12_000)]
     request_id, body = firehose_body(records)
     assert len(body) > 8 * 1024 * 1024
-    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+    reply = call(
+        endpoint_server, "POST", pool.endpoint_path(), body, firehose_headers(request_id, pool.access_key)
+    )
     assert_firehose_reply(reply, request_id, 200)
     assert Delivery.objects.get(pool=pool).record_count == 12_000
 
 
-def test_it_answers_503_when_it_cannot_store(live_server, pool, monkeypatch):
+def test_it_answers_503_when_it_cannot_store(endpoint_server, pool, monkeypatch):
     # The database refusing the write (disk full, locked, failover) must not be acknowledged.
     def refuse(*args, **kwargs):
         raise OperationalError("database or disk is full")
 
     monkeypatch.setattr(Delivery.objects, "create", refuse)
     request_id, body = firehose_body([change_record("o1")])
-    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+    reply = call(
+        endpoint_server, "POST", pool.endpoint_path(), body, firehose_headers(request_id, pool.access_key)
+    )
     doc = assert_firehose_reply(reply, request_id, 503)
     assert "retry" in doc["errorMessage"]
 
 
-def test_it_answers_503_while_the_pool_is_being_deleted(live_server, pool):
+def test_it_answers_503_while_the_pool_is_being_deleted(endpoint_server, pool):
     DataPool.objects.filter(pk=pool.pk).update(status=DataPool.Status.DELETING)
     request_id, body = firehose_body([change_record("o1")])
-    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+    reply = call(
+        endpoint_server, "POST", pool.endpoint_path(), body, firehose_headers(request_id, pool.access_key)
+    )
     assert_firehose_reply(reply, request_id, 503)
 
 
-def test_it_loads_good_records_and_quarantines_the_rest(live_server, pool, warehouse_worker):
+def test_it_loads_good_records_and_quarantines_the_rest(endpoint_server, pool, warehouse_worker):
     from console import warehouse_client
     from console.tasks import run_sql
 
@@ -190,7 +205,9 @@ def test_it_loads_good_records_and_quarantines_the_rest(live_server, pool, wareh
     doc = json.loads(body)
     doc["records"].append({"data": "%%% not base64 %%%"})
     body = json.dumps(doc).encode()
-    reply = http("POST", endpoint(live_server, pool), body, firehose_headers(request_id, pool.access_key))
+    reply = call(
+        endpoint_server, "POST", pool.endpoint_path(), body, firehose_headers(request_id, pool.access_key)
+    )
     assert_firehose_reply(reply, request_id, 200)
 
     delivery = wait_for(
@@ -218,7 +235,7 @@ def fresh_worker_check(monkeypatch):
 
 
 def test_it_pushes_back_while_the_warehouse_is_behind(
-    live_server, pool, settings, fresh_worker_check, no_worker
+    endpoint_server, pool, settings, fresh_worker_check, no_worker
 ):
     import redis
 
@@ -227,11 +244,13 @@ def test_it_pushes_back_while_the_warehouse_is_behind(
     settings.INGEST_BACKLOG_SOFT_BYTES = 1000
     first_id, first = firehose_body([change_record("o1", taqueria="x" * 2000)])
     headers = firehose_headers(first_id, pool.access_key)
-    assert_firehose_reply(http("POST", endpoint(live_server, pool), first, headers), first_id, 200)
+    assert_firehose_reply(post(endpoint_server, pool, first, headers), first_id, 200)
 
     # No warehouse worker beats: keep landing rather than let Firehose give up into S3.
     second_id, second = firehose_body([change_record("o2")])
-    reply = http("POST", endpoint(live_server, pool), second, firehose_headers(second_id, pool.access_key))
+    reply = call(
+        endpoint_server, "POST", pool.endpoint_path(), second, firehose_headers(second_id, pool.access_key)
+    )
     assert_firehose_reply(reply, second_id, 200)
 
     # A worker is loading: the pool is behind, so Firehose is asked to retry.
@@ -240,13 +259,17 @@ def test_it_pushes_back_while_the_warehouse_is_behind(
 
     landing._worker_seen["at"] = 0.0
     third_id, third = firehose_body([change_record("o3")])
-    reply = http("POST", endpoint(live_server, pool), third, firehose_headers(third_id, pool.access_key))
+    reply = call(
+        endpoint_server, "POST", pool.endpoint_path(), third, firehose_headers(third_id, pool.access_key)
+    )
     assert "retry" in assert_firehose_reply(reply, third_id, 503)["errorMessage"]
     redis.Redis.from_url(settings.REDIS_URL).delete(HEARTBEAT_KEY)
 
     # The hard limit holds whatever the workers do.
     settings.INGEST_BACKLOG_HARD_BYTES = 2000
     landing._worker_seen["at"] = 0.0
-    reply = http("POST", endpoint(live_server, pool), third, firehose_headers(third_id, pool.access_key))
+    reply = call(
+        endpoint_server, "POST", pool.endpoint_path(), third, firehose_headers(third_id, pool.access_key)
+    )
     assert_firehose_reply(reply, third_id, 503)
     assert Delivery.objects.filter(pool=pool).count() == 2

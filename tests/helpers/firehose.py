@@ -8,7 +8,7 @@ import json
 import uuid
 
 from pools.ingest import records
-from tests.helpers.servers import http
+from tests.helpers.servers import Reply, http
 from tests.helpers.waiting import wait_for
 
 # Each record a test makes is a millisecond later than the one before, as real changes are.
@@ -75,6 +75,35 @@ def firehose_headers(request_id: str, access_key: str | None, **extra) -> dict:
 
 def endpoint(live_server, pool) -> str:
     return live_server.url + pool.endpoint_path()
+
+
+class InProcess:
+    """Django's test client where a test would otherwise serve real HTTP: the same request through
+    the same middleware and view, answered in the test's own process (no thread, no socket), so
+    that the endpoint's answers are in the fast subset. A few tests keep `live_server`, for what
+    only a real server shows."""
+
+    url = ""
+
+    def __init__(self, client):
+        self.client = client
+
+
+def call(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """`method` `path` on `server` (an InProcess or a live server); a Reply either way."""
+    if not isinstance(server, InProcess):
+        return http(method, server.url + path, body, headers)
+    headers = dict(headers or {})
+    content_type = headers.pop("Content-Type", "application/octet-stream")
+    response = server.client.generic(
+        method, path, data=body or b"", content_type=content_type, headers=headers
+    )
+    return Reply(response.status_code, response, response.content)
+
+
+def post(server, pool, body: bytes, headers: dict):
+    """A Firehose request to the pool's endpoint on `server`."""
+    return call(server, "POST", pool.endpoint_path(), body, headers)
 
 
 def assert_firehose_reply(reply, request_id: str, status: int):

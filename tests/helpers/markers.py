@@ -19,7 +19,8 @@ SLOW = ("worker", "aws", "live", "browser", "clickhouse", "slow")
 
 # A fixture that starts something slow, and the marker every test that uses it gets.
 FIXTURE_MARKERS = {
-    "_worker_process": "worker",  # warehouse_worker, no_worker
+    "warehouse_worker": "worker",
+    "limited_worker": "worker",  # tests/test_fair_warehouse.py: a warehouse worker with small limits
     "_default_worker_process": "worker",  # default_worker
     "moto_server": "aws",  # moto, aws_connection, aws, orders_table
     "auth_moto": "aws",
