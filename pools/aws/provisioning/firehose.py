@@ -191,9 +191,23 @@ def ensure_firehose(
         raise AwsError("config", "The stream and role ARNs are not known yet; run the earlier steps first.")
     name = pipeline.firehose_name
     _ensure_log_group(pipeline, aws)
-    description = describe_firehose(aws, name)
-    ours = pipeline.firehose_created
-    if description is not None and not ours:
+    description = _ours_or_none(pipeline, aws, timing, describe_firehose(aws, name))
+    if description is None:
+        _create_firehose(pipeline, aws, timing)
+        save_fields(pipeline, firehose_created=True)
+        detail = f"Created {name}: {pipeline.stream_name} → {pipeline.endpoint_url}."
+    else:
+        detail = _reconcile(pipeline, aws, description, push_endpoint=push_endpoint)
+    arn = _wait_active(aws, name, timing)
+    save_fields(pipeline, firehose_arn=arn)
+    return f"{detail} ACTIVE."
+
+
+def _ours_or_none(pipeline: Pipeline, aws: Aws, timing: Timing, description: dict | None) -> dict | None:
+    """The existing stream's description if it is this pipeline's to use; None if there is none
+    (a stream whose creation failed is deleted first: it never recovers); a conflict otherwise."""
+    name = pipeline.firehose_name
+    if description is not None and not pipeline.firehose_created:
         tags = aws.client("firehose").list_tags_for_delivery_stream(DeliveryStreamName=name).get("Tags", [])
         if not is_tagged(tags, pipeline):
             raise AwsError(
@@ -202,9 +216,7 @@ def ensure_firehose(
                 "Start again with another Firehose stream name.",
             )
         save_fields(pipeline, firehose_created=True)
-        ours = True
     if description is not None and description["DeliveryStreamStatus"] == "CREATING_FAILED":
-        # A failed creation never recovers: delete it and create it again.
         aws.client("firehose").delete_delivery_stream(DeliveryStreamName=name, AllowForceDelete=True)
         wait_until(
             f"the failed Firehose stream {name} to be deleted",
@@ -213,29 +225,32 @@ def ensure_firehose(
             interval=timing.firehose_poll_seconds,
             timing=timing,
         )
-        description = None
-    if description is None:
-        _create_firehose(pipeline, aws, timing)
-        save_fields(pipeline, firehose_created=True)
-        detail = f"Created {name}: {pipeline.stream_name} → {pipeline.endpoint_url}."
-    else:
-        source = _source_arn(description)
-        if source != pipeline.stream_arn:
-            raise AwsError(
-                "conflict",
-                f"The Firehose stream {name} reads {source or 'another source'}, not "
-                f"{pipeline.stream_arn}. Start again with another Firehose stream name.",
-            )
-        drift = _drift(pipeline, description)
-        if drift or push_endpoint:
-            if description["DeliveryStreamStatus"] == "ACTIVE":
-                update_firehose_endpoint(pipeline, aws, description)
-                detail = f"Updated {name} ({'; '.join(drift) or 'endpoint URL and access key sent again'})."
-            else:
-                detail = f"Found {name}; it will be checked again once ACTIVE."
-        else:
-            detail = f"Found {name}, configured as asked."
+        return None
+    return description
 
+
+def _reconcile(pipeline: Pipeline, aws: Aws, description: dict, *, push_endpoint: bool) -> str:
+    """An existing stream of this pipeline: it must read the pipeline's Kinesis stream; what
+    drifted from the pipeline's settings (or, with push_endpoint, URL and key) is sent again."""
+    name = pipeline.firehose_name
+    source = _source_arn(description)
+    if source != pipeline.stream_arn:
+        raise AwsError(
+            "conflict",
+            f"The Firehose stream {name} reads {source or 'another source'}, not "
+            f"{pipeline.stream_arn}. Start again with another Firehose stream name.",
+        )
+    drift = _drift(pipeline, description)
+    if not (drift or push_endpoint):
+        return f"Found {name}, configured as asked."
+    if description["DeliveryStreamStatus"] != "ACTIVE":
+        return f"Found {name}; it will be checked again once ACTIVE."
+    update_firehose_endpoint(pipeline, aws, description)
+    return f"Updated {name} ({'; '.join(drift) or 'endpoint URL and access key sent again'})."
+
+
+def _wait_active(aws: Aws, name: str, timing: Timing) -> str:
+    """Wait for the stream to be ACTIVE; returns its ARN. A failed creation is an error."""
     state: dict = {}
 
     def active() -> bool:
@@ -259,8 +274,7 @@ def ensure_firehose(
         interval=timing.firehose_poll_seconds,
         timing=timing,
     )
-    save_fields(pipeline, firehose_arn=state["d"]["DeliveryStreamARN"])
-    return f"{detail} ACTIVE."
+    return state["d"]["DeliveryStreamARN"]
 
 
 def describe(pipeline: Pipeline, aws: Aws) -> dict | None:
