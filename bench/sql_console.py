@@ -47,6 +47,76 @@ QUERIES = {
 POLL = re.compile(r'hx-get="(/sql/runs/\d+/)"')
 
 
+def _feed(manage, records: int) -> None:
+    """A pool of `records` realistic change records, sent through the Firehose endpoint."""
+    pool = json.loads(manage("create_pool", "bench_orders", "--json"))
+    time.sleep(1.0)  # let the warehouse create the table
+    with FirehoseSender(pool["endpoint_url"], pool["access_key"]) as sender:
+        for batch in batches(make_records(records, seed=11), 1 << 20):
+            result = sender.send(batch)
+            if not result.ok:
+                raise SystemExit(f"a delivery failed: {result.error}")
+
+
+class Console:
+    """A signed-in browser's session on the SQL Console: Run, then poll until rows are in hand."""
+
+    def __init__(self, base: str, username: str, password: str):
+        self.base = base
+        self.session = requests.Session()
+        self.session.get(f"{base}/login/")
+        self.session.post(
+            f"{base}/login/",
+            data={"username": username, "password": password},
+            headers={"X-CSRFToken": self.session.cookies["csrftoken"], "Referer": f"{base}/login/"},
+        ).raise_for_status()
+        self.headers = {
+            "HX-Request": "true",
+            "X-CSRFToken": self.session.cookies["csrftoken"],
+            "Referer": f"{base}/sql/",
+        }
+
+    def run(self, sql: str) -> tuple[float, int, str]:
+        """(milliseconds from the POST to the rows, polls it took, the rows' HTML)."""
+        started = time.perf_counter()
+        reply = self.session.post(f"{self.base}/sql/run/", data={"sql": sql}, headers=self.headers)
+        polls = 0
+        while match := POLL.search(reply.text):
+            polls += 1
+            reply = self.session.get(self.base + match.group(1), headers=self.headers)
+        elapsed = (time.perf_counter() - started) * 1000
+        if "sql-rows" not in reply.text:
+            raise SystemExit(f"no rows for {sql!r}: {reply.text[:400]}")
+        return elapsed, polls, reply.text
+
+    def wait_loaded(self, records: int) -> None:
+        """Until every record is queryable, then once more each query (the worker learns its
+        catalogue once)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            _, _, html = self.run("SELECT count() AS n FROM bench_orders")
+            if f">{records}<" in html:
+                break
+            time.sleep(0.5)
+        else:
+            raise SystemExit("the records were not loaded within 2 minutes")
+        for sql in QUERIES.values():
+            self.run(sql)
+
+    def measure(self, sql: str, runs: int) -> dict:
+        times, polled = [], 0
+        for _ in range(runs):
+            elapsed, polls, _ = self.run(sql)
+            times.append(elapsed)
+            polled += polls > 0
+        return {
+            "p50_ms": round(percentile(times, 50), 1),
+            "p95_ms": round(percentile(times, 95), 1),
+            "max_ms": round(max(times), 1),
+            "answered_in_one_round_trip": f"{runs - polled}/{runs}",
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50, help="timed runs per query")
@@ -58,67 +128,12 @@ def main() -> None:
     stack = Stack(
         redis_db=args.redis_db, prefix="shoal-bench-sql-", env={"DJANGO_SUPERUSER_PASSWORD": password}
     )
-    base, env, manage = stack.base_url, stack.env, stack.manage
     with stack:
-        manage("createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com")
-        pool = json.loads(manage("create_pool", "bench_orders", "--json"))
-        time.sleep(1.0)  # let the warehouse create the table
-        with FirehoseSender(pool["endpoint_url"], pool["access_key"]) as sender:
-            for batch in batches(make_records(args.records, seed=11), 1 << 20):
-                result = sender.send(batch)
-                if not result.ok:
-                    raise SystemExit(f"a delivery failed: {result.error}")
-
-        session = requests.Session()
-        session.get(f"{base}/login/")
-        session.post(
-            f"{base}/login/",
-            data={"username": "bench", "password": env["DJANGO_SUPERUSER_PASSWORD"]},
-            headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{base}/login/"},
-        ).raise_for_status()
-        headers = {
-            "HX-Request": "true",
-            "X-CSRFToken": session.cookies["csrftoken"],
-            "Referer": f"{base}/sql/",
-        }
-
-        def run(sql: str) -> tuple[float, int, str]:
-            started = time.perf_counter()
-            reply = session.post(f"{base}/sql/run/", data={"sql": sql}, headers=headers)
-            polls = 0
-            while match := POLL.search(reply.text):
-                polls += 1
-                reply = session.get(base + match.group(1), headers=headers)
-            elapsed = (time.perf_counter() - started) * 1000
-            if "sql-rows" not in reply.text:
-                raise SystemExit(f"no rows for {sql!r}: {reply.text[:400]}")
-            return elapsed, polls, reply.text
-
-        # Wait until every record is loaded, then warm up (the worker learns its catalogue once).
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            _, _, html = run("SELECT count() AS n FROM bench_orders")
-            if f">{args.records}<" in html:
-                break
-            time.sleep(0.5)
-        else:
-            raise SystemExit("the records were not loaded within 2 minutes")
-        for sql in QUERIES.values():
-            run(sql)
-
-        figures = {}
-        for name, sql in QUERIES.items():
-            times, polled = [], 0
-            for _ in range(args.runs):
-                elapsed, polls, _ = run(sql)
-                times.append(elapsed)
-                polled += polls > 0
-            figures[name] = {
-                "p50_ms": round(percentile(times, 50), 1),
-                "p95_ms": round(percentile(times, 95), 1),
-                "max_ms": round(max(times), 1),
-                "answered_in_one_round_trip": f"{args.runs - polled}/{args.runs}",
-            }
+        stack.manage("createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com")
+        _feed(stack.manage, args.records)
+        console = Console(stack.base_url, "bench", password)
+        console.wait_loaded(args.records)
+        figures = {name: console.measure(sql, args.runs) for name, sql in QUERIES.items()}
 
     print(
         json.dumps(
