@@ -265,8 +265,8 @@ def test_beat_resumes_a_snapshot_whose_worker_stopped(pool, aws, monkeypatch):
     from pools.aws import tasks
 
     queued: list = []
-    monkeypatch.setattr(tasks.run_snapshot, "delay", queued.append)  # record what beat would queue
-    monkeypatch.setattr(tasks.check_pipeline, "delay", lambda *_: None)
+    monkeypatch.setattr(tasks.run_snapshot, "enqueue", queued.append)  # record what beat would queue
+    monkeypatch.setattr(tasks.check_pipeline, "enqueue", lambda *_: None)
     pipeline = make_pipeline(pool, aws, TABLE)
     fresh = Snapshot.objects.create(
         pipeline=pipeline, table_name=TABLE, status=Snapshot.Status.RUNNING, heartbeat_at=timezone.now()
