@@ -68,7 +68,7 @@ def test_an_admin_creates_lists_and_revokes_keys_in_the_console(transactional_db
     html = page.content.decode()
     key = re.search(r'data-testid="new-key">([^<]+)<', html).group(1)
     api_key = keys.authenticate(key, name="grafana")
-    assert api_key.pools == ["orders_api"] and api_key.created_by is not None
+    assert api_key.readable_pools() == ["orders_api"] and api_key.created_by is not None
     listing = admin.get("/api-keys/").content.decode()
     assert "grafana" in listing and key not in listing and api_key.prefix in listing
     duplicate = admin.post("/api-keys/new/", {"name": "grafana", "scope": "query"})

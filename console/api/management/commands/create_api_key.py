@@ -65,7 +65,7 @@ class Command(BaseCommand):
                         "key": new.key,
                         "scope": api_key.scope,
                         "role": api_key.role if api_key.scope == "manage" else None,
-                        "pools": api_key.pools,
+                        "pools": api_key.readable_pools(),
                         "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
                     }
                 )
