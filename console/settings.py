@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from console import data_folder
 from console.env import (
     adopt_sealed_environment,
     database_from_url,
@@ -26,6 +27,8 @@ adopt_sealed_environment()
 # throwaway SECRET_KEY, so that neither the key nor keys derived from it are in its memory or files.
 SECRETS_WITHHELD = env_bool("SHOAL_SECRETS_WITHHELD", False)
 
+# Everything Shoal's processes create is owner-only (console/data_folder.py).
+data_folder.restrict_umask()
 DATA_DIR = Path(env_str("SHOAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
