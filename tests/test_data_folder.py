@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import stat
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -27,17 +29,19 @@ def test_what_shoal_creates_in_the_data_folder_is_owner_only(pool, local_warehou
     land_direct(pool, [change_record("o1")])
     assert list(journal.folder().rglob("*")), "the delivery was journaled"
     (Path(settings.DATA_DIR) / "db").mkdir(exist_ok=True)
-    probe = Path(settings.DATA_DIR) / "db" / "probe.sqlite3"
-    import sqlite3
-
-    with sqlite3.connect(probe) as db:  # SQLite creates the database, -wal and -shm files itself
+    probe = Path(settings.DATA_DIR) / "db" / f"probe-{uuid.uuid4().hex}.sqlite3"
+    db = sqlite3.connect(probe)  # SQLite creates the database, -wal and -shm files itself
+    try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE t (x)")
-        wal = [p.name for p in probe.parent.glob("probe.sqlite3-*")]
-        assert wal
+        db.commit()
+        assert list(probe.parent.glob(probe.name + "-*")), "the WAL"
         for folder in (journal.folder(), probe.parent, Path(local_warehouse.path)):
             assert _wider_than_owner(folder) == [], folder
-    probe.unlink()
+    finally:
+        db.close()
+        for path in probe.parent.glob(probe.name + "*"):
+            path.unlink()
 
 
 def test_an_older_wider_folder_is_tightened_at_start_and_said_so(tmp_path, caplog):
