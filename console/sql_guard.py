@@ -59,12 +59,13 @@ PURE_CATEGORIES = frozenset(
 # - every other category is refused (Dictionary, Embedded Dictionary: dictionaries and the files
 #   behind them; Machine Learning: model files (naiveBayesClassifier, catboost); AI: calls to a
 #   provider over the network; Introspection: the server's binary and logs; Internal), and so is a
-#   category a newer engine brings, until it is classified here; except, from the catch-all
-#   "Other", these, which compute over their arguments, the rows or the query's own text:
-PURE_OTHER_FUNCTIONS = frozenset(
+#   category a newer engine brings, until it is classified here; except these, from the catch-all
+#   "Other" and from "Internal" (`_CAST`: a bound parameter, `CASE x WHEN`), which compute over
+#   their arguments, the rows or the query's own text:
+PURE_FUNCTIONS = frozenset(
     name.lower()
     for name in (
-        "bar", "blockNumber", "blockSerializedSize", "blockSize", "byteSize", "caseWithExpression",
+        "_CAST", "bar", "blockNumber", "blockSerializedSize", "blockSize", "byteSize", "caseWithExpression",
         "colorOKLABToSRGB", "colorOKLCHToSRGB", "colorSRGBToOKLAB", "colorSRGBToOKLCH", "countDigits",
         "currentDatabase", "currentQueryID", "currentUser", "authenticatedUser", "defaultValueOfArgumentType",
         "defaultValueOfTypeName", "digits", "dumpColumnStructure", "errorCodeToName", "finalizeAggregation",
@@ -400,7 +401,7 @@ def reaching(functions: list) -> frozenset[str]:
     denied = set()
     for name, alias_to, _categories in functions:
         real = alias_to or name
-        pure = real.lower() in PURE_OTHER_FUNCTIONS or category.get(real, "") in PURE_CATEGORIES
+        pure = real.lower() in PURE_FUNCTIONS or category.get(real, "") in PURE_CATEGORIES
         if not pure or real.lower() in DENIED_FUNCTIONS:
             denied.add(name.lower())
     # A name is refused if any function of that name (in any case) is.

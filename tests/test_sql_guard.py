@@ -131,6 +131,7 @@ def test_it_runs_the_guides_step_4_verbatim_with_the_pool_name(warehouse):
         "SELECT JSONExtractString('{\"a\": \"b\"}', 'a'), parseDateTimeBestEffort('2024-05-08')",
         "SELECT cityHash64('x'), toStartOfHour(now()), lower('A'), splitByChar(',', 'a,b')",
         "SELECT dictionary_word FROM (SELECT 1 AS dictionary_word)",  # a name, not a function
+        "SELECT _CAST(42, 'UInt8')",  # what a bound {x:UInt8} parameter becomes
     ],
 )
 def test_it_runs_what_reads_only_the_pools(warehouse, sql):
