@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 
 from django.test import Client
 
@@ -13,6 +14,9 @@ from pools.models import DataPool
 PASSWORD = "correct horse battery staple"
 
 
+IDEMPOTENCY_KEY = f"create-orders-{uuid.uuid4()}"
+
+
 def _create(client: Client, key: str, name: str):
     body = {"name": name, "basic_auth_user": "firehose", "basic_auth_password": PASSWORD}
     return client.post(
@@ -20,7 +24,7 @@ def _create(client: Client, key: str, name: str):
         json.dumps(body),
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {key}",
-        HTTP_IDEMPOTENCY_KEY="create-orders-1",
+        HTTP_IDEMPOTENCY_KEY=IDEMPOTENCY_KEY,
     )
 
 
