@@ -9,7 +9,8 @@ sub-object with `new_image.^orderItems`; so every identifier that names an objec
 
 a Nullable(String) holding the attribute's DynamoDB JSON (NULL when the item lacks it), under the
 name the identifier had. Leaves (`new_image.quantity.N`) and explicit syntax (`.^`, `.:Type`) are
-left alone, and so is everything inside comments and string literals.
+left alone, and so is everything inside comments and string literals (`'…'`, `$$…$$`,
+`$tag$…$tag$`): only identifiers are rewritten.
 
 Which paths name objects:
 - in a DynamoDB image (`keys`, `new_image`, `old_image`), the DynamoDB JSON grammar decides:
@@ -39,6 +40,8 @@ LEAF_DESCRIPTORS = frozenset({"S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "
 PATH_SAMPLE_ROWS = 10_000
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+# A heredoc string, as ClickHouse's lexer reads one: $$…$$ or $tag$…$tag$.
+_HEREDOC_TAG = re.compile(r"\$[A-Za-z0-9_]*\$")
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ def _name(name: str) -> str:
 
 
 def chains(sql: str) -> Iterator[_Chain]:
-    """Dotted identifiers outside comments and string literals (`a.b.c`, `` a.`b c` ``)."""
+    """Dotted identifiers outside comments and string literals ('…', $$…$$, $tag$…$tag$) (`a.b.c`,
+    `` a.`b c` ``)."""
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
@@ -109,6 +113,8 @@ def chains(sql: str) -> Iterator[_Chain]:
             i = _comment_end(sql, i)
         elif c == "'":
             i = _quoted_end(sql, i, "'")
+        elif c == "$":
+            i = _heredoc_end(sql, i)
         elif c.isdigit():
             i = _number_end(sql, i)
         elif c in '`"' or _WORD.match(sql, i):
@@ -165,6 +171,15 @@ def _quoted_end(sql: str, i: int, quote: str) -> int:
         else:
             j += 1
     return len(sql)
+
+
+def _heredoc_end(sql: str, i: int) -> int:
+    """After the heredoc opening at `i`; just after the `$` where none opens (or none closes)."""
+    tag = _HEREDOC_TAG.match(sql, i)
+    if tag is None:
+        return i + 1
+    close = sql.find(tag.group(), tag.end())
+    return i + 1 if close < 0 else close + len(tag.group())
 
 
 def _line_end(sql: str, i: int) -> int:

@@ -83,7 +83,10 @@ PROC_READ = [
     "/proc/filesystems",
 ]
 # Not /dev as a whole either (a root process could read disks there).
-SYSTEM_WRITE = ["/tmp", "/var/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/full"]
+# Not /tmp or /var/tmp: they are shared with the machine (a checkout or data folder there would be
+# readable). The worker gets a private temporary folder and working directory instead.
+SYSTEM_WRITE = ["/dev/shm", "/dev/null", "/dev/zero", "/dev/full"]
+PRIVATE_TMP = "tmp"  # under the data folder: the worker's TMPDIR and working directory
 DEVICES_READ = ["/dev/urandom", "/dev/random"]
 
 
@@ -127,7 +130,7 @@ def warehouse_policy(settings) -> Policy:
     warehouse = settings.WAREHOUSE
     if warehouse.backend == "chdb":
         policy.write.append(Path(warehouse.path))
-    policy.write += [data_dir / "landing", data_dir / "spool"]
+    policy.write += [data_dir / "landing", data_dir / "spool", private_tmp(settings)]
 
     # Django's database: SQLite needs its folder (WAL and -shm files come and go beside it).
     db = settings.DATABASES["default"]
@@ -147,6 +150,11 @@ def warehouse_policy(settings) -> Policy:
             policy.connect_ports.append(port)
     policy.connect_ports = sorted(set(policy.connect_ports))
     return policy
+
+
+def private_tmp(settings) -> Path:
+    """The warehouse worker's own temporary folder and working directory."""
+    return Path(settings.DATA_DIR).resolve() / PRIVATE_TMP
 
 
 def protected_files(settings, environ: Mapping[str, str] = os.environ) -> list[Path]:
@@ -235,7 +243,24 @@ def launch(command: list[str], settings, environ: Mapping[str, str] = os.environ
     else:
         log.warning("WAREHOUSE_SANDBOX=off: the warehouse worker runs without Landlock")
     public[SEALED_FD_VARIABLE] = str(seal(sealed))
+    if mode == "landlock":
+        _move_into_private_tmp(settings, public)
     os.execvpe(command[0], command, public)
+
+
+def _move_into_private_tmp(settings, environ: dict[str, str]) -> None:
+    """Temporary files (TMPDIR, for Python, Celery and the engine) and relative paths (the working
+    directory, against which clickhouse-local resolves a relative file()) go to the worker's own
+    folder. The code is found through PYTHONPATH, since the working directory no longer holds it."""
+    folder = private_tmp(settings)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name in ("TMPDIR", "TMP", "TEMP"):
+        environ[name] = str(folder)
+    # A relative SHOAL_DATA_DIR would now resolve elsewhere: hand over the folder the launcher used.
+    environ["SHOAL_DATA_DIR"] = str(Path(settings.DATA_DIR).resolve())
+    code = str(Path(settings.BASE_DIR).resolve())
+    environ["PYTHONPATH"] = os.pathsep.join(p for p in (code, environ.get("PYTHONPATH", "")) if p)
+    os.chdir(folder)
 
 
 def _confine(settings, environ: Mapping[str, str]) -> None:
@@ -248,7 +273,11 @@ def _confine(settings, environ: Mapping[str, str]) -> None:
         )
         return
     policy = warehouse_policy(settings)
-    for path in [Path(settings.DATA_DIR) / "landing", Path(settings.DATA_DIR) / "spool"]:
+    for path in [
+        Path(settings.DATA_DIR) / "landing",
+        Path(settings.DATA_DIR) / "spool",
+        private_tmp(settings),
+    ]:
         path.mkdir(parents=True, exist_ok=True)  # must exist to be named in a rule
     if settings.WAREHOUSE.backend == "chdb":
         Path(settings.WAREHOUSE.path).mkdir(parents=True, exist_ok=True)

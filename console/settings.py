@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from console import data_folder
 from console.env import (
     adopt_sealed_environment,
     database_from_url,
@@ -26,6 +27,8 @@ adopt_sealed_environment()
 # throwaway SECRET_KEY, so that neither the key nor keys derived from it are in its memory or files.
 SECRETS_WITHHELD = env_bool("SHOAL_SECRETS_WITHHELD", False)
 
+# Everything Shoal's processes create is owner-only (console/data_folder.py).
+data_folder.restrict_umask()
 DATA_DIR = Path(env_str("SHOAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -347,6 +350,11 @@ INGEST_BACKLOG_HARD_BYTES = env_int("INGEST_BACKLOG_HARD_BYTES", 4 * 1024 * 1024
 INGEST_MIN_FREE_BYTES = env_int("INGEST_MIN_FREE_BYTES", 256 * 1024 * 1024, minimum=0)
 # Firehose sends at most 64 MiB before compression, plus base64 and JSON overhead.
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 128 * 1024 * 1024, minimum=1024)
+# INGEST_AUTH_FAILURE_LIMIT wrong credentials from one address to one pool within
+# INGEST_AUTH_LOCKOUT_SECONDS hold back that address's Basic credentials for the rest of the period
+# (pools/ingest/auth.py); the pool's access key is never held back.
+INGEST_AUTH_FAILURE_LIMIT = env_int("INGEST_AUTH_FAILURE_LIMIT", 20, minimum=1)
+INGEST_AUTH_LOCKOUT_SECONDS = env_int("INGEST_AUTH_LOCKOUT_SECONDS", 300, minimum=1)
 # A delivery claimed by a loader that has not finished after this long is loaded again.
 LOAD_STALE_SECONDS = env_float("SHOAL_LOAD_STALE_SECONDS", 120.0, minimum=1.0)
 # Rows per chunk of a Materialized View's backfill (a chunk is one resumable INSERT … SELECT).

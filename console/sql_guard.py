@@ -44,10 +44,53 @@ ACCESS_DENIED = 497
 ALLOWED_TABLE_FUNCTIONS = frozenset(
     {"numbers", "numbers_mt", "generate_series", "generateseries", "generaterandom", "values", "null", "view"}
 )
-# Scalar functions that read outside the pool database: files, dictionaries, Join tables, the
-# columns of other databases' tables. (dictGet, dictHas, dictGetString … are refused by prefix.)
+# Scalar functions are judged by what they can reach, from the category ClickHouse's own catalog
+# (system.functions) gives each of them, aliases through what they alias:
+# - these categories compute over their arguments and the rows only, and are allowed whole;
+PURE_CATEGORIES = frozenset(
+    {
+        "Aggregate Functions", "Arithmetic", "Arrays", "Bit", "Bitmap", "Comparison", "Conditional",
+        "Dates and Times", "Distance", "Encoding", "Encryption", "Financial", "Geo", "Geo Polygon",
+        "Hash", "IP Address", "JSON", "Logical", "Map", "Mathematical", "Null", "NumericIndexedVector",
+        "QBit", "Random Number", "Rounding", "String", "String Replacement", "String Search",
+        "String Splitting", "Time Series", "Time Window", "Tuple", "Type Conversion", "URL", "UUID",
+    }
+)  # fmt: skip
+# - every other category is refused (Dictionary, Embedded Dictionary: dictionaries and the files
+#   behind them; Machine Learning: model files (naiveBayesClassifier, catboost); AI: calls to a
+#   provider over the network; Introspection: the server's binary and logs; Internal), and so is a
+#   category a newer engine brings, until it is classified here; except these, from the catch-all
+#   "Other" and from "Internal" (`_CAST`: a bound parameter, `CASE x WHEN`), which compute over
+#   their arguments, the rows or the query's own text:
+PURE_FUNCTIONS = frozenset(
+    name.lower()
+    for name in (
+        "_CAST", "bar", "blockNumber", "blockSerializedSize", "blockSize", "byteSize", "caseWithExpression",
+        "colorOKLABToSRGB", "colorOKLCHToSRGB", "colorSRGBToOKLAB", "colorSRGBToOKLCH", "countDigits",
+        "currentDatabase", "currentQueryID", "currentUser", "authenticatedUser", "defaultValueOfArgumentType",
+        "defaultValueOfTypeName", "digits", "dumpColumnStructure", "errorCodeToName", "finalizeAggregation",
+        "flipCoordinates", "formatQuery", "formatQueryOrNull", "formatQuerySingleLine",
+        "formatQuerySingleLineOrNull", "formatReadableDecimalSize", "formatReadableQuantity",
+        "formatReadableSize", "formatReadableTimeDelta", "generateRandomStructure", "getSetting",
+        "getSettingOrDefault", "getSizeOfEnumType", "getSubcolumn", "getTypeSerializationStreams",
+        "highlightQuery", "icebergBucket", "icebergTruncate", "identity", "ignore", "indexHint",
+        "initializeAggregation", "initialQueryID", "initialQueryStartTime", "isConstant",
+        "isDecimalOverflow", "lowCardinalityIndices", "lowCardinalityKeys", "MACNumToString",
+        "MACStringToNum", "MACStringToOUI", "materialize", "minSampleSizeContinuous",
+        "minSampleSizeConversion", "normalizedQueryHash", "normalizedQueryHashKeepNames",
+        "normalizeQuery", "normalizeQueryKeepNames", "obfuscateQuery", "obfuscateQueryWithSeed",
+        "parseISO8601Duration", "parseReadableSize", "parseReadableSizeOrNull",
+        "parseReadableSizeOrZero", "parseTimeDelta", "partitionId", "queryID", "revision",
+        "rowNumberInAllBlocks", "rowNumberInBlock", "runningAccumulate", "runningDifference",
+        "runningDifferenceStartingWithFirstValue", "structureToCapnProtoSchema",
+        "structureToProtobufSchema", "throwIf", "tokenizeQuery", "toColumnTypeName", "toTypeName",
+        "transform", "variantElement", "variantType", "version", "visibleWidth",
+    )
+)  # fmt: skip
+# Refused whatever their category says: files, Join tables, other databases' tables, models.
 DENIED_FUNCTIONS = frozenset({"file", "joinget", "joingetornull", "hascolumnintable", "catboostevaluate"})
-DENIED_PREFIXES = ("dict",)
+# Not in system.functions but produced by the parser for the query's own syntax (`x -> …`).
+SYNTAX_FUNCTIONS = frozenset({"lambda"})
 
 STATEMENTS = "SELECT, DESCRIBE, EXISTS, SHOW CREATE TABLE and EXPLAIN"
 _READ_STATEMENTS = {
@@ -317,13 +360,17 @@ def _check_function(name: str, *, as_table: bool, where: str = CONSOLE) -> None:
         raise QueryRefused(f"table function {name}() is not allowed in {where}.")
     if lowered in catalog.table_only and lowered not in ALLOWED_TABLE_FUNCTIONS:
         raise QueryRefused(f"table function {name}() is not allowed in {where}.")
-    if lowered in DENIED_FUNCTIONS or lowered.startswith(DENIED_PREFIXES):
-        raise QueryRefused(f"function {name}() is not allowed in {where}: it reads outside the Data Pools.")
+    if lowered in DENIED_FUNCTIONS or lowered in catalog.reaching:
+        raise QueryRefused(
+            f"function {name}() is not allowed in {where}: it reads outside the Data Pools "
+            "(dictionaries, files, models, the network or the server itself)."
+        )
 
 
 @dataclass(frozen=True)
 class _Catalog:
     table_only: frozenset[str]  # table functions that are not also scalar functions, lowercased
+    reaching: frozenset[str] = frozenset()  # scalar functions that reach outside the query, lowercased
 
 
 _catalog_lock = threading.Lock()
@@ -341,7 +388,24 @@ def load_catalog(warehouse: Warehouse) -> None:
             "(SELECT lower(name) FROM system.functions)",
             readonly=True,
         ).rows
-        _catalog_value = _Catalog(table_only=frozenset(r[0] for r in rows))
+        functions = warehouse.query(
+            "SELECT name, alias_to, categories FROM system.functions", readonly=True
+        ).rows
+        _catalog_value = _Catalog(table_only=frozenset(r[0] for r in rows), reaching=reaching(functions))
+
+
+def reaching(functions: list) -> frozenset[str]:
+    """The lowercased names, aliases included, of the functions that may reach outside the query,
+    from system.functions' (name, alias_to, categories) rows."""
+    category = {name: categories for name, _alias, categories in functions if not _alias}
+    denied = set()
+    for name, alias_to, _categories in functions:
+        real = alias_to or name
+        pure = real.lower() in PURE_FUNCTIONS or category.get(real, "") in PURE_CATEGORIES
+        if not pure or real.lower() in DENIED_FUNCTIONS:
+            denied.add(name.lower())
+    # A name is refused if any function of that name (in any case) is.
+    return frozenset(denied - SYNTAX_FUNCTIONS)
 
 
 def _catalog() -> _Catalog:

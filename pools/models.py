@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -32,6 +33,13 @@ def access_key_digest(key: str) -> str:
     """SHA-256 of an access key. Unsalted on purpose: keys are 256 random bits, so the digest
     cannot be reversed by guessing, and the endpoint can check a key with one fast hash."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+@functools.cache
+def _stand_in_hash() -> str:
+    """A hash of a random password with the current hasher: what a pool without Basic credentials
+    checks a presented password against, to take as long as one with them."""
+    return make_password(secrets.token_urlsafe(16))
 
 
 def new_public_id() -> str:
@@ -136,11 +144,12 @@ class DataPool(models.Model):
         self.basic_auth_password = make_password(password) if password else ""
 
     def check_basic_auth(self, user: str, password: str) -> bool:
-        if not self.basic_auth_user or not self.basic_auth_password:
-            return False
-        if not hmac.compare_digest(user.encode(), self.basic_auth_user.encode()):
-            return False
-        return check_password(password, self.basic_auth_password)
+        """The same work whatever is wrong: the password is checked against the pool's hash, or a
+        stand-in hash of the same kind when it has none, before the user name is compared, so the
+        time of the answer does not tell a right user name from a wrong one."""
+        password_ok = check_password(password, self.basic_auth_password or _stand_in_hash())
+        user_ok = hmac.compare_digest(user.encode(), self.basic_auth_user.encode())
+        return bool(self.basic_auth_user and self.basic_auth_password) and user_ok and password_ok
 
     @property
     def access_key(self) -> str:

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from console import warehouse_client
+from console import owned_results, warehouse_client
 from console.htmx import HtmxHttpRequest
 from console.roles import ADMIN, EDITOR, VIEWER, requires
 from pools import charts, services, stats, tables
@@ -98,16 +98,18 @@ def preview(request: HtmxHttpRequest, name: str) -> HttpResponse:
         task_id = warehouse_client.submit(warehouse_preview, pool.pk, limit, f"user:{request.user.pk}")
     except warehouse_client.WarehouseUnavailable as exc:
         return render(request, "pools/_preview.html", {"pool": pool, "error": str(exc), "limit": limit})
-    context = {"pool": pool, "task_id": task_id, "limit": limit, "pending": True, "limits": PREVIEW_LIMITS}
+    token = owned_results.token(task_id, request.user, _preview_page(pool))
+    context = {"pool": pool, "result_token": token, "limit": limit, "pending": True, "limits": PREVIEW_LIMITS}
     template = "pools/_preview.html" if request.htmx else "pools/preview.html"
     return render(request, template, context)
 
 
 @requires(VIEWER)
-def preview_result(request: HtmxHttpRequest, name: str, task_id: str) -> HttpResponse:
+def preview_result(request: HtmxHttpRequest, name: str, token: str) -> HttpResponse:
+    """The result of this user's Preview of this pool; 404 for anyone else's (console/owned_results)."""
     pool = get_object_or_404(DataPool, name=name)
-    result = AsyncResult(task_id)
-    context = {"pool": pool, "task_id": task_id, "limit": _limit(request), "limits": PREVIEW_LIMITS}
+    result = AsyncResult(owned_results.task_id(token, request.user, _preview_page(pool)))
+    context = {"pool": pool, "result_token": token, "limit": _limit(request), "limits": PREVIEW_LIMITS}
     if not result.ready():
         context["pending"] = True
     elif result.failed():
@@ -131,6 +133,10 @@ def rotate_key(request: HttpRequest, name: str) -> HttpResponse:
     pool.rotate_access_key()
     messages.success(request, "A new access key is in force; update your Firehose stream with it.")
     return redirect(pool)
+
+
+def _preview_page(pool: DataPool) -> str:
+    return f"preview:{pool.pk}"
 
 
 def _limit(request: HttpRequest) -> int:

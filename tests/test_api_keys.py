@@ -68,7 +68,7 @@ def test_an_admin_creates_lists_and_revokes_keys_in_the_console(transactional_db
     html = page.content.decode()
     key = re.search(r'data-testid="new-key">([^<]+)<', html).group(1)
     api_key = keys.authenticate(key, name="grafana")
-    assert api_key.pools == ["orders_api"] and api_key.created_by is not None
+    assert api_key.readable_pools() == ["orders_api"] and api_key.created_by is not None
     listing = admin.get("/api-keys/").content.decode()
     assert "grafana" in listing and key not in listing and api_key.prefix in listing
     duplicate = admin.post("/api-keys/new/", {"name": "grafana", "scope": "query"})
@@ -86,3 +86,16 @@ def test_the_django_admin_lists_keys_and_revokes_them(transactional_db):
     assert listing.status_code == 200 and "etl" in listing.content.decode()
     admin.post("/admin/api/apikey/", {"action": "revoke", "_selected_action": [new.api_key.pk]})
     assert ApiKey.objects.get(pk=new.api_key.pk).revoked
+
+
+def test_create_api_key_command_makes_an_admin_key_when_asked(transactional_db):
+    out = StringIO()
+    call_command("create_api_key", "root", "--scope", "manage", "--role", "admin", "--json", stdout=out)
+    assert json.loads(out.getvalue())["role"] == "admin"
+    stored = ApiKey.objects.get(name="root")
+    assert stored.role == "admin" and stored.has_role(roles.ADMIN)
+
+
+def test_create_api_key_command_refuses_a_role_for_a_query_key(transactional_db):
+    with pytest.raises(CommandError, match="Only manage keys have a role"):
+        call_command("create_api_key", "x", "--scope", "query", "--role", "admin", stdout=StringIO())

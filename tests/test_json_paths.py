@@ -45,7 +45,19 @@ def test_it_rewrites_every_path_that_names_an_object(sql, rewritten):
         "SELECT 1 /* new_image.orderItems /* nested */ new_image.tags */ FROM t",
         "SELECT user_identity.type, img.b, other.x.y, new_image FROM t",
         "SELECT tuple(1, 2).1, 1.5e3 FROM t",
+        # heredoc strings, as ClickHouse's lexer reads them: $$…$$ and $tag$…$tag$
+        "SELECT $$ new_image.customer $$ FROM t",
+        "SELECT $a$ new_image.customer $$ new_image.tags $a$, $$'$$ FROM t",
+        "SELECT $$ it's new_image.customer $$ FROM t",
+        "SELECT 'it''s new_image.customer', 'a\\' new_image.customer' FROM t",
+        "SELECT 1 # new_image.customer\n FROM t",
+        "SELECT 1 #! new_image.customer\n FROM t",
     ],
 )
 def test_it_leaves_leaves_literals_comments_and_explicit_syntax_alone(sql):
     assert rewrite(sql, COLUMNS) == sql
+
+
+def test_a_dollar_that_opens_no_heredoc_leaves_the_rest_of_the_text_read_as_sql():
+    out = rewrite("SELECT $ new_image.customer FROM t", COLUMNS)
+    assert "toJSONString(new_image.^customer)" in out

@@ -6,7 +6,11 @@ saying which role it needs.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -18,6 +22,8 @@ PUBLIC, SIGNED_IN = "public", "signed-in"
 # The HTTP API authenticates with API keys, not sessions: every signed-in role is refused (401)
 # without a key; console/access/api/auth.py marks the view with the key scope it needs.
 API_QUERY, API_MANAGE = "api:query", "api:manage"
+# The API's reference: a signed-in user (any role) or any API key; nobody else.
+SIGNED_IN_OR_KEY = "signed-in-or-key"
 ORDER = [None, roles.VIEWER, roles.EDITOR, roles.ADMIN]
 
 # route name → (method, path, role needed). Objects that do not exist answer 404 to whoever may
@@ -71,8 +77,8 @@ ROUTES = {
     "manage:run_sql": ("POST", "/api/v1/sql", API_QUERY),
     "api:clickhouse": ("GET", "/clickhouse/", API_QUERY),
     "api:clickhouse_ping": ("GET", "/clickhouse/ping", PUBLIC),
-    "manage:openapi-json": ("GET", "/api/v1/openapi.json", PUBLIC),
-    "manage:openapi-view": ("GET", "/api/v1/docs", PUBLIC),
+    "manage:openapi-json": ("GET", "/api/v1/openapi.json", SIGNED_IN_OR_KEY),
+    "manage:openapi-view": ("GET", "/api/v1/docs", SIGNED_IN_OR_KEY),
     "manage:api-root": ("GET", "/api/v1/", PUBLIC),  # ninja's root: a 404
     "manage:list_pools": ("GET", "/api/v1/pools", API_MANAGE),
     "manage:create_data_pool": ("POST", "/api/v1/pools", API_MANAGE),
@@ -122,6 +128,8 @@ def test_every_url_is_in_the_table_and_every_view_names_its_role():
         elif needed in (API_QUERY, API_MANAGE):
             assert getattr(callback, "login_required", True) is False, f"{name} authenticates by key"
             assert f"api:{getattr(callback, 'shoal_api_scope', None)}" == needed, name
+        elif needed == SIGNED_IN_OR_KEY:
+            assert getattr(callback, "shoal_signed_in_or_key", False), name
 
 
 @pytest.fixture
@@ -141,6 +149,8 @@ def test_each_role_gets_exactly_its_urls(who, roles_pool):
             assert not to_login and reply.status_code != 403, (who, name, reply.status_code)
         elif needed in (API_QUERY, API_MANAGE):
             assert reply.status_code == 401, (who, name, reply.status_code)  # a session is no key
+        elif needed == SIGNED_IN_OR_KEY:
+            assert reply.status_code == (401 if who is None else 200), (who, name, reply.status_code)
         elif who is None:
             assert to_login, (name, reply.status_code)
         elif name == "logout":
@@ -149,6 +159,52 @@ def test_each_role_gets_exactly_its_urls(who, roles_pool):
             assert not to_login and reply.status_code != 403, (who, name, reply.status_code)
         else:
             assert reply.status_code == 403, (who, name, reply.status_code)
+
+
+def test_the_api_reference_answers_a_key_and_sends_a_browser_to_sign_in(transactional_db):
+    from console.access.api import keys
+
+    key = keys.create_key("reader", "query").key
+    for path in ("/api/v1/docs", "/api/v1/openapi.json"):
+        assert Client().get(path, HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
+        assert Client().get(path, HTTP_AUTHORIZATION="Bearer shoal_wrong").status_code == 401
+    browser = Client().get("/api/v1/docs", HTTP_ACCEPT="text/html")
+    assert browser.status_code == 302 and browser["Location"].startswith("/login/?next=")
+
+
+def _documented_public_urls() -> list[str]:
+    """The first column of docs/security.md's table of URLs that need no sign-in."""
+    text = (Path(settings.BASE_DIR) / "docs" / "security.md").read_text()
+    table = text.split("<!-- urls-without-sign-in -->", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    return [url for row in rows for url in re.findall(r"`([^`]+)`", row)]
+
+
+def _skipping_sign_in(patterns, prefix="", names=""):
+    """(URL as the docs write it, route name) of every pattern whose view skips sign-in."""
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            ns = f"{names}{p.namespace}:" if p.namespace else names
+            yield from _skipping_sign_in(p.url_patterns, prefix + str(p.pattern), ns)
+        elif getattr(p.callback, "login_required", True) is False:
+            route = re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", prefix + str(p.pattern))
+            route = route.replace("^", "").replace("/?$", "").replace("$", "")
+            yield "/" + route, f"{names}{p.name}"
+
+
+def test_docs_list_every_url_that_skips_sign_in_and_nothing_else():
+    documented = _documented_public_urls()
+    found = list(_skipping_sign_in(get_resolver().url_patterns))
+    assert found and documented
+    for url, name in found:
+        exact = url in documented
+        under = [d for d in documented if d.endswith("…") and url.startswith(d[:-1])]
+        assert exact or under, f"{url} ({name}) skips sign-in but docs/security.md does not list it"
+        if not exact:  # a prefix stands only for URLs that need an API key
+            assert ROUTES[name][2] in (API_QUERY, API_MANAGE), f"{url} is not key-authenticated"
+    urls = {url for url, _ in found}
+    for doc in documented:
+        assert doc in urls or doc.endswith("…") and any(u.startswith(doc[:-1]) for u in urls), doc
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,34 @@ def test_the_database_file_holds_no_session_key(admin_user, client):
 
 
 @landlock
+@landlock
+def test_it_works_in_a_private_temporary_folder_and_cannot_read_tmp(warehouse_worker):
+    private = Path(settings.DATA_DIR) / "tmp"
+    environ = unguarded("SELECT replaceAll(file('/proc/self/environ'), '\\0', '\\n')")["rows"][0][0]
+    variables = dict(line.split("=", 1) for line in environ.splitlines() if "=" in line)
+    assert variables["TMPDIR"] == str(private.resolve())
+    token = secrets.token_urlsafe(16)
+    (private / "relative-probe.txt").write_text(token)
+    shared = Path("/tmp") / f"shoal-sandbox-probe-{token}"
+    shared.write_text(token)
+    try:
+        # A relative path resolves in the private folder (the working directory), not the checkout.
+        assert unguarded("SELECT file('relative-probe.txt')") == {"rows": [[token]]}
+        for outside in (shared, Path("/var/tmp")):
+            answer = read_file(outside)
+            assert "rows" not in answer and "Permission denied" in answer["error"], outside
+        # chDB still spills to disk (its temporary files go to its own folders, not /tmp).
+        spilled = unguarded(
+            "SELECT count() FROM (SELECT number % 100000 AS k, any(number) FROM numbers(300000) GROUP BY k) "
+            "SETTINGS max_bytes_before_external_group_by = 1000000",
+            readonly=False,
+        )
+        assert spilled == {"rows": [[100000]]}, spilled
+    finally:
+        shared.unlink()
+        (private / "relative-probe.txt").unlink()
+
+
 def test_its_environment_holds_no_secret_and_other_processes_are_hidden(warehouse_worker):
     environ = unguarded("SELECT replaceAll(file('/proc/self/environ'), '\\0', '\\n')")["rows"][0][0]
     names = {line.split("=", 1)[0] for line in environ.splitlines() if "=" in line}
@@ -117,8 +145,9 @@ def test_the_policy_grants_code_and_engine_folders_but_not_the_data_folder():
     assert data.resolve() not in granted
     assert sandbox.exposed(policy, sandbox.protected_files(settings, {})) == []
     assert policy.connect_ports == [6379]  # Redis, and nothing else (tests run on SQLite)
-    for broad in ("/", "/proc", "/dev", "/etc", "/home", "/root"):
+    for broad in ("/", "/proc", "/dev", "/etc", "/home", "/root", "/tmp", "/var/tmp"):
         assert Path(broad) not in granted, broad
+    assert (data / "tmp").resolve() in [p.resolve() for p in policy.write]  # its own temporary folder
 
 
 def test_it_reports_a_secret_that_lies_under_a_granted_folder(tmp_path):

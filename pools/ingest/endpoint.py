@@ -13,11 +13,8 @@ any unexpected exception), so that Firehose keeps the data and retries.
 from __future__ import annotations
 
 import errno
-import hashlib
-import hmac
 import json
 import logging
-import secrets
 import time
 
 from django.conf import settings
@@ -28,7 +25,7 @@ from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 
 from console.ack_latency import ack_latency
-from pools.ingest import envelope, journal
+from pools.ingest import auth, envelope, journal
 from pools.ingest.landing import backpressure, disk_short, land
 from pools.models import DataPool
 
@@ -43,43 +40,6 @@ def firehose_response(request_id: str, status: int = 200, error: str = "") -> Ht
     response = HttpResponse(body, status=status, content_type="application/json")
     response["Content-Length"] = str(len(body))
     return response
-
-
-# Successful Basic checks, keyed by the stored hash, so that each delivery does not pay for
-# PBKDF2 again; a changed password (a new salted hash) is checked afresh. The presented
-# credentials are kept only as an HMAC under a key that lives and dies with this process, so the
-# cache holds nothing a guesser could test passwords against offline.
-_verified: set[tuple] = set()
-_CACHE_KEY = secrets.token_bytes(32)
-
-
-def _check_basic(pool: DataPool, user: str, password: str) -> bool:
-    digest = hmac.new(_CACHE_KEY, f"{user}\0{password}".encode(), hashlib.sha256).hexdigest()
-    key = (pool.pk, pool.basic_auth_password, user, digest)
-    if key in _verified:
-        return True
-    if pool.check_basic_auth(user, password):
-        if len(_verified) > 4096:
-            _verified.clear()
-        _verified.add(key)
-        return True
-    return False
-
-
-def authenticate(pool: DataPool, request: HttpRequest) -> bool:
-    """The access key header, or HTTP Basic with the pool's user and password.
-
-    Firehose can only send the access key header, so the header may also carry the Basic
-    credentials themselves (base64 of user:password).
-    """
-    key = request.headers.get("X-Amz-Firehose-Access-Key", "")
-    if key:
-        if pool.check_access_key(key):
-            return True
-        creds = envelope.decode_user_password(key)
-        return bool(creds and _check_basic(pool, *creds))
-    creds = envelope.basic_credentials(request.headers.get("Authorization", ""))
-    return bool(creds) and _check_basic(pool, *creds)
 
 
 RETRY_LATER = "Shoal cannot store data right now, please retry"
@@ -160,8 +120,9 @@ def _answer(request: HttpRequest, public_id: str, header_id: str) -> HttpRespons
         return firehose_response(header_id, 404, "no Data Pool at this endpoint")
     if not pool.receives_firehose:
         return firehose_response(header_id, 404, "this Data Pool is fed by a Materialized View")
-    if not authenticate(pool, request):
-        return firehose_response(header_id, 401, "missing or wrong X-Amz-Firehose-Access-Key")
+    refused = auth.refusal(pool, request)  # pools/ingest/auth.py: key, Basic, throttling
+    if refused:
+        return firehose_response(header_id, refused.status, refused.message)
     if pool.status == DataPool.Status.DELETING:
         return firehose_response(header_id, 503, "this Data Pool is being deleted")
     busy = backpressure(pool)

@@ -25,8 +25,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     )
-    exclude = ("key_hash",)
+    exclude = ("key_hash", "limited", "limited_pools")
     actions = ["revoke"]
+
+    @admin.display(description="pools")
+    def pools(self, api_key: ApiKey) -> str:
+        readable = api_key.readable_pools()
+        return "all" if readable is None else ", ".join(readable) or "none (deleted)"
 
     def has_add_permission(self, request) -> bool:
         return False

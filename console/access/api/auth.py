@@ -6,9 +6,11 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest
 from django.views.decorators.csrf import csrf_exempt
 
+from console import roles
 from console.access.api import keys, ratelimit
 from console.access.api.models import ApiKey
 from console.access.api.problems import problem
@@ -57,3 +59,26 @@ def api_key_required(scope: str = QUERY, *, refuse: Callable | None = None) -> C
         return csrf_exempt(login_not_required(wrapped))
 
     return decorator
+
+
+def signed_in_or_key(view):
+    """View decorator for the API's reference (/api/v1/docs, /api/v1/openapi.json): a signed-in
+    user with a role, or any active API key. Anyone else is sent to sign in (a browser) or answered
+    401: the document maps every operation, which is nobody's business before signing in."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        if roles.has_role(request.user, roles.VIEWER):
+            return view(request, *args, **kwargs)
+        name, key = keys.credentials(request)
+        if key is None and "text/html" in request.headers.get("Accept", ""):
+            return redirect_to_login(request.get_full_path())
+        try:
+            keys.authenticate(key, name=name)
+        except keys.KeyRefused as exc:
+            message = f"{exc} Sign in, or send an API key: Authorization: Bearer <key>."
+            return problem(401, message, headers={"WWW-Authenticate": 'Bearer realm="shoal"'})
+        return view(request, *args, **kwargs)
+
+    wrapped.shoal_signed_in_or_key = True
+    return login_not_required(wrapped)

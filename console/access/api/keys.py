@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -48,8 +49,8 @@ def create_key(
     pools = sorted(set(pools or []))
     if pools and scope != ApiKey.Scope.QUERY:
         raise ValidationError({"pools": "Only query keys are limited to some pools."})
-    known = set(DataPool.objects.filter(name__in=pools).values_list("name", flat=True))
-    unknown = [p for p in pools if p not in known]
+    found = list(DataPool.objects.filter(name__in=pools).exclude(status=DataPool.Status.DELETING))
+    unknown = [p for p in pools if p not in {pool.name for pool in found}]
     if unknown:
         raise ValidationError({"pools": f"There is no Data Pool {', '.join(unknown)}."})
     if role not in ("editor", "admin"):
@@ -65,14 +66,16 @@ def create_key(
         name=name,
         scope=scope,
         role=role,
-        pools=pools or None,
+        limited=bool(pools),
         prefix=key[: len(KEY_PREFIX) + 4],
         key_hash=hash_key(key),
         expires_at=expires_at,
         created_by=created_by,
     )
     api_key.full_clean()
-    api_key.save()
+    with transaction.atomic():
+        api_key.save()
+        api_key.limited_pools.set(found)
     return NewKey(api_key, key)
 
 

@@ -20,7 +20,7 @@ class ApiKey(models.Model):
 
     scope `manage`: the management API with the rights of `role` (editor, or admin), and queries
     over every pool.
-    scope `query`: queries only (/api/v1/sql, /clickhouse), over `pools` when given.
+    scope `query`: queries only (/api/v1/sql, /clickhouse), over `limited_pools` when `limited`.
     """
 
     class Scope(models.TextChoices):
@@ -36,10 +36,16 @@ class ApiKey(models.Model):
         help_text="Manage keys: the console role whose rights the key has (admin: also rotate and "
         "show pools' access keys). Query keys read only.",
     )
-    pools = models.JSONField(
-        null=True,
+    # The pools themselves, not their names: a pool deleted and made again under the same name is
+    # another pool, which the key does not read. A limited key whose pools are all gone reads none.
+    limited = models.BooleanField(
+        default=False, help_text="Query keys: read only the pools below (none, once they are deleted)."
+    )
+    limited_pools = models.ManyToManyField(
+        "pools.DataPool",
         blank=True,
-        help_text="Query keys: the names of the Data Pools it may read; empty for all of them.",
+        related_name="+",
+        help_text="Query keys: the Data Pools it may read, when limited.",
     )
     prefix = models.CharField(max_length=16, editable=False, help_text="The key's first characters.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
@@ -80,7 +86,7 @@ class ApiKey(models.Model):
         return roles.ROLES.index(own) >= roles.ROLES.index(role)
 
     def readable_pools(self) -> list[str] | None:
-        """The pools this key's queries may name; None for all."""
-        if self.scope == self.Scope.QUERY and self.pools:
-            return list(self.pools)
+        """The names the pools this key's queries may name have now; None for all."""
+        if self.scope == self.Scope.QUERY and self.limited:
+            return sorted(self.limited_pools.values_list("name", flat=True))
         return None

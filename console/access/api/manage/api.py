@@ -12,6 +12,7 @@ from ninja.security import HttpBearer
 
 from console import roles, warehouse_client
 from console.access.api import idempotency, keys, ratelimit
+from console.access.api.auth import signed_in_or_key
 from console.access.api.models import ApiKey
 from console.access.api.problems import problem
 
@@ -67,6 +68,7 @@ api = ShoalApi(
     urls_namespace="manage",
     docs_url="/docs",
     openapi_url="/openapi.json",
+    docs_decorator=signed_in_or_key,  # the reference: signed-in users and API keys only
 )
 
 

@@ -36,7 +36,8 @@ class Command(BaseCommand):
             "--role",
             choices=["editor", "admin"],
             default="editor",
-            help="Manage keys: an editor's rights (default) or an admin's (rotate and show access keys).",
+            help="Manage keys: an editor's rights (default) or an admin's (rotate and show access keys); "
+            "query keys only read.",
         )
         parser.add_argument("--pools", nargs="+", default=[], metavar="POOL")
         parser.add_argument("--expires", type=_when, help="Expiry (ISO 8601; UTC unless a zone is given).")
@@ -47,7 +48,11 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         try:
             new = keys.create_key(
-                opts["name"], opts["scope"], pools=opts["pools"], expires_at=opts["expires"]
+                opts["name"],
+                opts["scope"],
+                pools=opts["pools"],
+                expires_at=opts["expires"],
+                role=opts["role"],
             )
         except ValidationError as exc:
             raise CommandError(" ".join(m for ms in exc.message_dict.values() for m in ms)) from None
@@ -60,7 +65,7 @@ class Command(BaseCommand):
                         "key": new.key,
                         "scope": api_key.scope,
                         "role": api_key.role if api_key.scope == "manage" else None,
-                        "pools": api_key.pools,
+                        "pools": api_key.readable_pools(),
                         "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
                     }
                 )
