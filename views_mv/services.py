@@ -79,7 +79,7 @@ def create_mv(
     else:
         validate_pool_name(target_pool)
         settings, engine, deleted = target_settings(
-            columns,
+            targets.key_types(columns, plan.columns),
             mutable=mutable,
             unique=unique or [],
             time_column=time_column,
@@ -88,11 +88,13 @@ def create_mv(
             deleted=deleted,
         )
         keys = set(unique or []) | set(filters or []) | ({time_column} if time_column else set())
+        keys |= {settings.version_column, deleted} & set(columns)  # the engine's columns too
+        as_key = targets.key_types(columns, plan.columns)
         target = DataPool.objects.create(
             name=target_pool,
             kind=DataPool.Kind.MATERIALIZED,
             description=f"Fed by the Materialized View {name}.",
-            columns=[[n, targets.not_null(t) if n in keys else t] for n, t in columns.items()],
+            columns=[[n, targets.not_null(as_key[n]) if n in keys else t] for n, t in columns.items()],
             engine=engine,
             sorting_key=settings.sorting_key,
             partition_key=settings.partition_key,

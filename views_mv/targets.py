@@ -166,6 +166,13 @@ def existing_target(pool: DataPool, columns: dict[str, str], source: DataPool) -
     return pool
 
 
+def key_types(columns: dict[str, str], plan_columns: list[dict]) -> dict[str, str]:
+    """`columns` as a sorting key would store them: a Dynamic column takes the type its sampled
+    values have ("key_type", views_mv/schema.py), as a sorting key cannot hold a Dynamic."""
+    sampled = {c["name"]: c.get("key_type") or "String" for c in plan_columns}
+    return {n: sampled.get(n, "String") if t == "Dynamic" else t for n, t in columns.items()}
+
+
 def not_null(type_: str) -> str:
     # Sorting-key columns cannot be Nullable; NULL becomes the type's default there.
     return type_[len("Nullable(") : -1] if type_.startswith("Nullable(") else type_

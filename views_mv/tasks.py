@@ -40,7 +40,8 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
         # What the view will run: paths that name DynamoDB attributes read as the attributes
         # (console.json_paths); the rewritten text goes through the guard again.
         effective = sql_guard.checked_select(warehouse, json_paths.effective_sql(warehouse, sql))
-        columns = schema.output_columns(warehouse, effective)
+        probe = sql_guard.checked_select(warehouse, json_paths.typed_leaves(effective))
+        columns = schema.declared_types(warehouse, effective, probe)
         typed = schema.concrete_types(warehouse, effective, columns)
         rows = schema.sample(warehouse, effective, sample_rows)
         formatted = schema.formatted(warehouse, effective)

@@ -1,0 +1,134 @@
+"""Types never lie (issue 20): a view's target columns take the types its SELECT declares, whether
+or not the source has rows, so that a value the SELECT answers as NULL is stored as NULL, never
+as 0; through `create_mv` (command and services) and through the wizard."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from console import warehouse_client
+from console.tasks import run_sql
+from pools.models import DataPool
+from tests.helpers.firehose import change_record
+from tests.helpers.pools import GUIDE_STEP_4, land_direct
+from tests.helpers.roles import signed_in
+from tests.helpers.waiting import wait_for
+from views_mv.models import Backfill
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# What docs/materialized-views.md says the guide's SQL makes.
+GUIDE_TYPES = {
+    "order_id": "String",
+    "timestamp": "DateTime",
+    "deleted": "Bool",
+    "taqueria": "String",
+    "quantity": "Nullable(Int32)",
+    "total_price": "Nullable(Float64)",
+    "order_items": "Nullable(String)",
+    "new_image": "JSON",
+}
+
+
+def sql(query: str) -> list[list]:
+    result = warehouse_client.call(run_sql, query)
+    assert "error" not in result, result
+    return result["rows"]
+
+
+def order_without_numbers(order_id: str) -> dict:
+    """An order as the issue put it: no quantity and no total_price."""
+    record = change_record(order_id)
+    del record["dynamodb"]["NewImage"]["quantity"], record["dynamodb"]["NewImage"]["total_price"]
+    return record
+
+
+def loaded(pool, count: int) -> None:
+    wait_for(lambda: DataPool.objects.get(pk=pool.pk).record_count >= count, timeout=60, message="loads")
+
+
+def create_with_command(pool, tmp_path, *extra: str) -> dict:
+    sql_file = tmp_path / "step4.sql"
+    sql_file.write_text(GUIDE_STEP_4.replace("my_dynamo_orders_change_events", pool.name))
+    out = StringIO()
+    call_command(
+        "create_mv",
+        f"flattened_{pool.name}",
+        "--sql-file",
+        str(sql_file),
+        "--target-pool",
+        f"dynamodb_{pool.name}",
+        "--mutable",
+        "--unique",
+        "order_id",
+        "--time",
+        "timestamp",
+        "--backfill",
+        "--wait",
+        "--json",
+        *extra,
+        stdout=out,
+    )
+    return json.loads(out.getvalue())
+
+
+def missing_numbers_stay_null(pool, target: str, before: int) -> None:
+    land_direct(pool, [order_without_numbers("o-missing")])
+    loaded(pool, before + 1)
+    query = f"SELECT quantity, total_price FROM {target} WHERE order_id = 'o-missing'"
+    wait_for(lambda: sql(query), message="the view applied")
+    assert sql(query) == [[None, None]]
+    # The same SELECT over the raw pool answers NULL, NULL.
+    own = GUIDE_STEP_4.replace("my_dynamo_orders_change_events", pool.name)
+    assert sql(f"SELECT quantity, total_price FROM ({own}) WHERE order_id = 'o-missing'") == [[None, None]]
+
+
+def test_over_a_pool_with_rows_a_missing_quantity_stays_null(pool, warehouse_worker, tmp_path):
+    # Every sampled order has a quantity and a total price: not a reason to drop Nullable.
+    land_direct(pool, [change_record(f"o{i}", quantity=i + 1) for i in range(3)])
+    loaded(pool, 3)
+    data = create_with_command(pool, tmp_path)
+    assert {n: t for n, t in data["columns"] if n in GUIDE_TYPES} == GUIDE_TYPES
+    missing_numbers_stay_null(pool, data["target_pool"], 3)
+
+
+def test_over_an_empty_pool_the_types_are_the_same(pool, warehouse_worker, tmp_path):
+    data = create_with_command(pool, tmp_path)
+    assert {n: t for n, t in data["columns"] if n in GUIDE_TYPES} == GUIDE_TYPES
+    land_direct(pool, [change_record("o1", quantity=3)])
+    loaded(pool, 1)
+    wait_for(lambda: sql(f"SELECT quantity FROM {data['target_pool']}") == [[3]], message="view applied")
+    missing_numbers_stay_null(pool, data["target_pool"], 1)
+
+
+def step(name: str) -> str:
+    return reverse("views_mv:create_step", args=[name])
+
+
+def test_through_the_wizard_a_missing_quantity_stays_null(client, pool, warehouse_worker):
+    maria = signed_in(client, "editor", username="maria")
+    land_direct(pool, [change_record(f"o{i}", quantity=i + 1) for i in range(3)])
+    loaded(pool, 3)
+    sql_text = GUIDE_STEP_4.replace("my_dynamo_orders_change_events", pool.name)
+    assert maria.post(step("sql"), {"sql": sql_text, "action": "next"}).status_code == 302
+    target = f"dynamodb_{pool.name}"
+    assert maria.post(step("destination"), {"kind": "new", "new_name": target}).status_code == 302
+    page = maria.get(step("table")).content.decode()
+    fields = re.findall(r'name="type__([^"]+)" value="([^"]*)"', page)
+    offered = {name: html.unescape(value) for name, value in fields}
+    assert offered["quantity"] == "Nullable(Int32)" and offered["total_price"] == "Nullable(Float64)"
+    answers = {"mode": "mutable", "unique": ["order_id"], "time_column": "timestamp"}
+    reply = maria.post(step("table"), {**{f"type__{k}": v for k, v in offered.items()}, **answers})
+    assert reply.status_code == 302, reply.content.decode()[-3000:]
+    name = f"v_{pool.name}"
+    assert maria.post(step("confirm"), {"name": name, "backfill": "on"}).status_code == 302
+    wait_for(lambda: Backfill.objects.filter(mv__name=name, status="done").exists(), message="backfill")
+    assert dict(DataPool.objects.get(name=target).columns)["quantity"] == "Nullable(Int32)"
+    missing_numbers_stay_null(pool, target, 3)
