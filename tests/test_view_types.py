@@ -132,3 +132,37 @@ def test_through_the_wizard_a_missing_quantity_stays_null(client, pool, warehous
     wait_for(lambda: Backfill.objects.filter(mv__name=name, status="done").exists(), message="backfill")
     assert dict(DataPool.objects.get(name=target).columns)["quantity"] == "Nullable(Int32)"
     missing_numbers_stay_null(pool, target, 3)
+
+
+def test_the_wizard_names_the_values_a_narrower_type_changes_and_asks_first(client, pool, warehouse_worker):
+    maria = signed_in(client, "editor", username="maria")
+    land_direct(pool, [change_record("o1", quantity=3), order_without_numbers("o2")])
+    loaded(pool, 2)
+    sql_text = GUIDE_STEP_4.replace("my_dynamo_orders_change_events", pool.name)
+    maria.post(step("sql"), {"sql": sql_text, "action": "next"})
+    maria.post(step("destination"), {"kind": "new", "new_name": f"dynamodb_{pool.name}"})
+    page = maria.get(step("table")).content.decode()
+    offered = {n: html.unescape(v) for n, v in re.findall(r'name="type__([^"]+)" value="([^"]*)"', page)}
+    answers = {"mode": "mutable", "unique": ["order_id"], "time_column": "timestamp"}
+    narrower = {**{f"type__{k}": v for k, v in offered.items()}, "type__quantity": "Int32", **answers}
+    reply = maria.post(step("table"), narrower)
+    text = html.unescape(reply.content.decode())
+    assert reply.status_code == 200
+    assert "quantity as Int32 instead of the query's Nullable(Int32): 1 of the 2 rows sampled" in text
+    assert "NULL → 0" in text and "Store these values changed" in text
+    # Confirmed, the user's type is kept.
+    assert maria.post(step("table"), {**narrower, "accept_type_changes": "on"}).status_code == 302
+    assert maria.session["mv_wizard"]["table"]["types"]["quantity"] == "Int32"
+
+
+def test_create_mv_refuses_a_type_that_changes_values_unless_accepted(pool, warehouse_worker, tmp_path):
+    from django.core.management.base import CommandError
+
+    land_direct(pool, [change_record("o1", quantity=3), order_without_numbers("o2")])
+    loaded(pool, 2)
+    with pytest.raises(CommandError, match=r"total_price as Float32 .*NULL → 0"):
+        create_with_command(pool, tmp_path, "--type", "total_price=Float32")
+    assert not DataPool.objects.filter(name=f"dynamodb_{pool.name}").exists()
+    # A wider type changes nothing and needs no confirmation.
+    data = create_with_command(pool, tmp_path, "--type", "quantity=Nullable(Int64)")
+    assert dict(data["columns"])["quantity"] == "Nullable(Int64)"

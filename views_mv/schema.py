@@ -14,7 +14,7 @@ from collections import Counter
 
 from console.sql_guard import CheckedSelect
 from console.warehouse import Warehouse, WarehouseError
-from console.warehouse.base import quote_identifier
+from console.warehouse.base import quote_identifier, quote_string
 
 SAMPLE_ROWS = 100_000
 _TABLE = re.compile(r'^\s*"?\s*TableIdentifier (\S+?)(?: \(alias [^)]*\))?"?\s*$')
@@ -126,6 +126,37 @@ def _has_dynamic(types) -> bool:
 
 def _may_be_null(type_: str) -> bool:
     return type_ == "Dynamic" or type_.startswith("Nullable(")
+
+
+def type_changes(warehouse: Warehouse, sql: str, chosen: dict[str, tuple[str, str]]) -> dict[str, dict]:
+    """name → {"changed", "sampled", "examples": [[value, stored as]]} for each column stored as a
+    type other than its declared one (`chosen`: name → (declared, chosen), both through the type
+    grammar): which sampled values the target would hold differently from what the SELECT
+    answers, as the view's INSERT converts them (NULL becomes the type's default in a
+    non-Nullable column; a value the chosen type cannot hold exactly is listed too)."""
+    if not chosen:
+        return {}
+    probes = []
+    for name, (declared, type_) in chosen.items():
+        # The value as the SELECT declares it (a path inside JSON runs as Dynamic).
+        column = quote_identifier(name)
+        if not _has_dynamic(declared):
+            column = f"accurateCastOrNull({column}, {quote_string(declared)})"
+        missing = "NULL" if _may_be_null(type_) else f"defaultValueOfTypeName({quote_string(type_)})"
+        stored = f"if(isNull({column}), {missing}, accurateCastOrNull({column}, {quote_string(type_)}))"
+        back = stored if _has_dynamic(declared) else f"accurateCastOrNull({stored}, {quote_string(declared)})"
+        differs = f"isNull({back}) OR toString({column}) != toString({back})"
+        changed = f"if(isNull({column}), NOT isNull({stored}), {differs})"
+        value = f"if(isNull({column}), 'NULL', toString({column}))"
+        shown = f"if(isNull({stored}), {quote_string('(cannot hold it exactly)')}, toString({stored}))"
+        probes += [f"countIf({changed})", f"groupArrayIf(5)([{value}, {shown}], {changed})"]
+    row = warehouse.query(
+        f"SELECT count(), {', '.join(probes)} FROM (\n{_strip(sql)}\nLIMIT {SAMPLE_ROWS})", readonly=True
+    ).rows[0]
+    return {
+        name: {"changed": int(row[1 + 2 * i]), "sampled": int(row[0]), "examples": row[2 + 2 * i]}
+        for i, name in enumerate(chosen)
+    }
 
 
 def dynamodb_table(warehouse: Warehouse, sources: list[str]) -> str:

@@ -13,7 +13,7 @@ from pools.models import DataPool, name_validator
 from pools.services import RESERVED_NAMES, validate_pool_name
 from views_mv import targets, tasks, versioning
 from views_mv.models import MaterializedView
-from views_mv.planning import Plan, check_key_values, inspect, suggested_names
+from views_mv.planning import Plan, check_key_values, check_type_changes, inspect, suggested_names
 from views_mv.targets import ARRIVAL, describe_target, target_settings
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "DataPool",
     "Plan",
     "check_key_values",
+    "check_type_changes",
     "create_mv",
     "delete_mv",
     "describe_target",
@@ -29,6 +30,7 @@ __all__ = [
     "replace_sql",
     "suggested_names",
     "target_settings",
+    "targets",
     "versioning",
 ]
 
@@ -50,6 +52,7 @@ def create_mv(
     backfill: bool = False,
     plan: Plan | None = None,
     nullable_keys: bool = False,
+    accept_type_changes: bool = False,
 ) -> MaterializedView:
     """Create the target pool (new, or an existing one with the same columns) and the view.
 
@@ -69,6 +72,9 @@ def create_mv(
         )
     columns = targets.typed_columns(plan.columns, column_types)
     targets.check_types_in_warehouse(columns)
+    keys = set(unique or []) if mutable else set()
+    keys |= set(filters or []) | ({time_column} if time_column else set())
+    check_type_changes(plan, columns, keys=keys, accepted=accept_type_changes)
     view_sql = plan.runs
     existing = DataPool.objects.filter(name=target_pool).first()
     note = ""
@@ -87,7 +93,6 @@ def create_mv(
             version=version,
             deleted=deleted,
         )
-        keys = set(unique or []) | set(filters or []) | ({time_column} if time_column else set())
         keys |= {settings.version_column, deleted} & set(columns)  # the engine's columns too
         as_key = targets.key_types(columns, plan.columns)
         target = DataPool.objects.create(

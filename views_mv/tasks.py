@@ -60,6 +60,17 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
 
 
 @shared_task
+def warehouse_type_changes(sql: str, chosen: dict[str, list[str]]) -> dict:
+    """Which sampled values a view's target would store differently with the chosen types."""
+    warehouse = get_warehouse()
+    try:
+        checked = sql_guard.checked_select(warehouse, sql)
+        return {"columns": schema.type_changes(warehouse, checked, {n: tuple(t) for n, t in chosen.items()})}
+    except (schema.QueryError, WarehouseError) as exc:
+        return {"error": str(exc)}
+
+
+@shared_task
 def warehouse_check_types(types: list[str]) -> dict[str, str]:
     """type → the warehouse's error, for each type (already through the grammar) it does not know."""
     warehouse = get_warehouse()

@@ -134,9 +134,13 @@ def _save_table(run: Run, form) -> None:
             filters=data["filters"],
             nullable_confirmed=data["nullable_keys"],
         )
+        plan = _plan(run)
+        keys = set(data["unique"]) if mutable else set()
+        keys |= set(data["filters"]) | ({data["time_column"]} if data["time_column"] else set())
+        services.check_type_changes(plan, types, keys=keys, accepted=data["accept_type_changes"])
         settings, engine, deleted = services.describe_target(
             _source(run),
-            types,
+            services.targets.key_types(types, plan.columns),
             mutable=mutable,
             unique=data["unique"],
             time_column=data["time_column"] or None,
@@ -160,6 +164,18 @@ def _save_table(run: Run, form) -> None:
     run.save()
 
 
+def _plan(run: Run) -> services.Plan:
+    """The plan the SQL step saved (services.DataPool.DoesNotExist if its source is gone)."""
+    state = run.state["sql"]
+    return services.Plan(
+        sql=state["sql"],
+        source=services.DataPool.objects.get(name=state["source"]),
+        columns=state["columns"],
+        formatted=state.get("formatted", ""),
+        effective=state.get("effective", ""),
+    )
+
+
 # --- Confirm and create ---------------------------------------------------------------------------
 
 
@@ -171,13 +187,7 @@ def _create(run: Run, form) -> HttpResponse | None:
     data, state = form.cleaned_data, run.state
     table, dest, answers = state["table"], state["destination"], state["table"].get("answers") or {}
     try:
-        plan = services.Plan(
-            sql=state["sql"]["sql"],
-            source=services.DataPool.objects.get(name=state["sql"]["source"]),
-            columns=state["sql"]["columns"],
-            formatted=state["sql"].get("formatted", ""),
-            effective=state["sql"].get("effective", ""),
-        )
+        plan = _plan(run)
         mv = services.create_mv(
             data["name"],
             plan.sql,
@@ -192,6 +202,7 @@ def _create(run: Run, form) -> HttpResponse | None:
             column_types=table.get("types"),
             backfill=data["backfill"],
             nullable_keys=bool(answers.get("nullable_keys")),
+            accept_type_changes=bool(answers.get("accept_type_changes")),
         )
     except ValidationError as exc:
         form.add_error(None, exc)
