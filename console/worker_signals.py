@@ -11,7 +11,7 @@ from django.conf import settings
 
 from console import folder_lock, warehouse_client
 from console.warehouse import get_warehouse
-from views_mv.tasks import detach_triggers
+from views_mv.tasks import detach_triggers, warehouse_check_view_types
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
@@ -40,6 +40,11 @@ def start_heartbeat(sender=None, **_):
         detach_triggers(warehouse)
     except Exception as exc:  # the worker still loads; the next start tries again
         log.error("could not detach the triggers of older Materialized Views: %s", exc)
+    # Views made before their columns took the SELECT's declared types: list what narrows.
+    try:
+        warehouse_check_view_types.delay()
+    except Exception as exc:  # the next start checks again
+        log.error("could not queue the check of the views' column types: %s", exc)
     client = warehouse_client.redis_client()
 
     def beat() -> None:

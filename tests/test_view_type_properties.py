@@ -127,7 +127,9 @@ def test_the_entity_pool_equals_the_views_select_for_the_latest_change_of_each_i
     @given(lives=st.lists(LIFE, min_size=1, max_size=6))
     def check(lives):
         ids = [f"o{uuid.uuid4().hex[:10]}" for _ in lives]
-        batch = [record for order_id, life in zip(ids, lives, strict=True) for record in changes(order_id, life)]
+        batch = [
+            record for order_id, life in zip(ids, lives, strict=True) for record in changes(order_id, life)
+        ]
         land_direct(pool, batch)
         stored[0] += len(batch)
         wait_for(lambda: DataPool.objects.get(pk=pool.pk).record_count >= stored[0], message="load")
@@ -148,4 +150,6 @@ def test_the_entity_pool_equals_the_views_select_for_the_latest_change_of_each_i
 
     check()
     # And the target's declared types are what the docs give for the guide's SQL.
-    assert target_types["quantity"] == "Nullable(Int32)" and target_types["total_price"] == "Nullable(Float64)"
+    assert (
+        target_types["quantity"] == "Nullable(Int32)" and target_types["total_price"] == "Nullable(Float64)"
+    )

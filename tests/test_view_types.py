@@ -166,3 +166,51 @@ def test_create_mv_refuses_a_type_that_changes_values_unless_accepted(pool, ware
     # A wider type changes nothing and needs no confirmation.
     data = create_with_command(pool, tmp_path, "--type", "quantity=Nullable(Int64)")
     assert dict(data["columns"])["quantity"] == "Nullable(Int64)"
+
+
+def test_a_view_narrower_than_its_query_is_listed_and_rebuilt_with_the_querys_types(
+    client, pool, warehouse_worker, tmp_path
+):
+    from views_mv import services
+    from views_mv.models import MaterializedView
+
+    # As an older Shoal made it: quantity Int32, so an order without one holds 0.
+    land_direct(pool, [change_record("o1", quantity=3), order_without_numbers("o2")])
+    loaded(pool, 2)
+    own = GUIDE_STEP_4.replace("my_dynamo_orders_change_events", pool.name)
+    mv = services.create_mv(
+        f"v_{pool.name}",
+        own,
+        target_pool=f"t_{pool.name}",
+        mutable=True,
+        unique=["order_id"],
+        time_column="timestamp",
+        column_types={"quantity": "Int32"},
+        accept_type_changes=True,
+        backfill=True,
+    )
+    target = mv.target_pool.name
+    wait_for(lambda: Backfill.objects.filter(mv_id=mv.pk, status="done").exists(), message="backfill")
+    assert sql(f"SELECT quantity FROM {target} WHERE order_id = 'o2'") == [[0]]
+
+    wait_for(lambda: MaterializedView.objects.get(pk=mv.pk).types_checked_at, message="the type check")
+    narrowed = [{"column": "quantity", "stored": "Int32", "declared": "Nullable(Int32)"}]
+    assert MaterializedView.objects.get(pk=mv.pk).narrowed_types == narrowed
+    admin = signed_in(client, "admin", username="ada")
+    page = admin.get(mv.get_absolute_url()).content.decode()
+    assert "Columns narrower than the query" in page and "manage.py rebuild_mv" in page
+    listing = admin.get(
+        reverse("admin:views_mv_materializedview_changelist") + "?narrowed=yes"
+    ).content.decode()
+    assert mv.name in listing and "quantity Int32 (query: Nullable(Int32))" in listing
+
+    # The rebuild: the query's types, the source copied again, live deliveries still arriving.
+    assert admin.post(reverse("views_mv:rebuild", args=[mv.name])).status_code == 302
+    land_direct(pool, [order_without_numbers("o3")])
+    wait_for(lambda: MaterializedView.objects.get(pk=mv.pk).narrowed_types == [], message="rebuilt")
+    wait_for(lambda: Backfill.objects.filter(mv_id=mv.pk, status="done").exists(), message="backfill")
+    loaded(pool, 3)
+    assert dict(DataPool.objects.get(name=target).columns)["quantity"] == "Nullable(Int32)"
+    rows = f"SELECT order_id, quantity FROM {target} ORDER BY order_id"
+    wait_for(lambda: sql(rows) == [["o1", 3], ["o2", None], ["o3", None]], message=f"rows {sql(rows)}")
+    assert "Columns narrower than the query" not in admin.get(mv.get_absolute_url()).content.decode()

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from pools.models import DataPool, name_validator
 from pools.services import RESERVED_NAMES, validate_pool_name
-from views_mv import targets, tasks, versioning
+from views_mv import targets, tasks, typecheck, versioning
 from views_mv.models import MaterializedView
 from views_mv.planning import Plan, check_key_values, check_type_changes, inspect, suggested_names
 from views_mv.targets import ARRIVAL, describe_target, target_settings
@@ -27,6 +27,7 @@ __all__ = [
     "describe_target",
     "inspect",
     "mv_as_dict",
+    "rebuild_mv",
     "replace_sql",
     "suggested_names",
     "target_settings",
@@ -148,6 +149,33 @@ def replace_sql(mv: MaterializedView, sql: str) -> MaterializedView:
         raise ValidationError(f"{target.name} has no column {', '.join(missing)}.")
     MaterializedView.objects.filter(pk=mv.pk).update(sql=view_sql, user_sql=plan.sql)
     mv.sql, mv.user_sql = view_sql, plan.sql
+    return mv
+
+
+def rebuild_mv(mv: MaterializedView) -> MaterializedView:
+    """Rebuild a view's target with the types its SELECT declares (views_mv/typecheck.py): the
+    pool's columns take them, then the warehouse worker recreates the table and copies the
+    source again (tasks.warehouse_rebuild_mv). Only a target this view alone feeds: the copy
+    brings back this view's rows, not another's."""
+    target = mv.target_pool
+    if target.fed_by.exclude(pk=mv.pk).exists():
+        raise ValidationError(
+            f"{target.name} is fed by other views too; rebuilding it would lose their rows."
+        )
+    plan = inspect(mv.sql)
+    keys = typecheck.key_columns(target)
+    declared = {c["name"]: c for c in plan.columns}
+    columns = []
+    for name, type_ in target.columns:
+        columns.append(
+            [name, typecheck.declared_type(declared[name], name in keys) if name in declared else type_]
+        )
+    DataPool.objects.filter(pk=target.pk).update(columns=columns)
+    MaterializedView.objects.filter(pk=mv.pk).update(
+        status=MaterializedView.Status.CREATING, status_detail="Rebuilding with the query's types."
+    )
+    transaction.on_commit(lambda: tasks.warehouse_rebuild_mv.delay(mv.pk))
+    mv.refresh_from_db()
     return mv
 
 

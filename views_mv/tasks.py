@@ -19,8 +19,8 @@ from pools import tasks as pool_tasks
 from pools.aws.clients import connect
 from pools.gate import gate
 from pools.models import DataPool, Delivery
-from views_mv import apply, ddl, replica, schema
-from views_mv.models import Backfill, MaterializedView, ReplicaCheck
+from views_mv import apply, ddl, replica, schema, typecheck
+from views_mv.models import Backfill, MaterializedView, ReplicaCheck, ViewRun
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,34 @@ def warehouse_type_changes(sql: str, chosen: dict[str, list[str]]) -> dict:
 
 
 @shared_task
+def warehouse_check_view_types(mv_ids: list[int] | None = None) -> dict[str, list]:
+    """For each view (all when no ids), the target columns whose type is not the SELECT's declared
+    one (views_mv/typecheck.py), saved on the view for its page and the admin."""
+    views = MaterializedView.objects.select_related("target_pool").filter(
+        status=MaterializedView.Status.ACTIVE
+    )
+    if mv_ids is not None:
+        views = views.filter(pk__in=mv_ids)
+    warehouse, found = get_warehouse(), {}
+    for mv in views:
+        try:
+            select = sql_guard.checked_select(warehouse, mv.sql)
+            probe = sql_guard.checked_select(warehouse, json_paths.typed_leaves(mv.sql))
+            declared = schema.concrete_types(
+                warehouse, select, schema.declared_types(warehouse, select, probe)
+            )
+        except (schema.QueryError, WarehouseError) as exc:
+            log.warning("could not check the types of view %s: %s", mv.name, loggable(exc))
+            continue
+        target = mv.target_pool
+        found[mv.name] = typecheck.narrowed(target.columns, declared, typecheck.key_columns(target))
+        MaterializedView.objects.filter(pk=mv.pk).update(
+            narrowed_types=found[mv.name], types_checked_at=timezone.now()
+        )
+    return found
+
+
+@shared_task
 def warehouse_check_types(types: list[str]) -> dict[str, str]:
     """type → the warehouse's error, for each type (already through the grammar) it does not know."""
     warehouse = get_warehouse()
@@ -118,7 +146,39 @@ def warehouse_create_mv(mv_id: int, backfill: bool) -> str:
         return "failed"
     if backfill:
         warehouse_run_backfill.delay(mv_id)
+    warehouse_check_view_types.delay([mv_id])
     return "active"
+
+
+@shared_task
+def warehouse_rebuild_mv(mv_id: int) -> str:
+    """Recreate the target table with the columns its pool now lists (services.rebuild_mv) and copy
+    every finished delivery of the source again, as a backfill. Loads wait at the source's gate
+    meanwhile, so each delivery reaches the new table once: from the backfill or from its load."""
+    mv = MaterializedView.objects.select_related("source_pool", "target_pool").filter(pk=mv_id).first()
+    if mv is None or mv.status == MaterializedView.Status.DELETING:
+        return "gone"
+    warehouse = get_warehouse()
+    try:
+        sql_guard.checked_select(warehouse, mv.sql)
+        with gate(mv.source_pool_id).exclusive():
+            warehouse.execute(f"DROP TABLE IF EXISTS {mv.target_pool.table} SYNC")
+            loader.forget_table(mv.target_pool_id)
+            loader.ensure_table(warehouse, mv.target_pool)
+            # Inserts noted for batches not yet finished went into the old table: redo them.
+            ViewRun.objects.filter(mv=mv).delete()
+            plan_backfill(mv, finished_rows(warehouse, mv.source_pool))
+            MaterializedView.objects.filter(pk=mv_id).update(
+                status=MaterializedView.Status.ACTIVE, status_detail="", backfill_requested=True
+            )
+    except WarehouseError as exc:
+        MaterializedView.objects.filter(pk=mv_id).update(
+            status=MaterializedView.Status.FAILED, status_detail=str(exc)
+        )
+        return "failed"
+    warehouse_run_backfill.delay(mv_id)
+    warehouse_check_view_types.delay([mv_id])
+    return "rebuilding"
 
 
 def finished_rows(warehouse, source: DataPool) -> list[list]:

@@ -14,4 +14,5 @@ urlpatterns = [
     path("<str:name>/replica-check/", views.mv_replica_check, name="replica_check"),
     path("<str:name>/failures/retry/", views.mv_retry_failures, name="retry_failures"),
     path("<str:name>/sql/", views.mv_edit_sql, name="edit_sql"),
+    path("<str:name>/rebuild/", views.mv_rebuild, name="rebuild"),
 ]

@@ -91,6 +91,20 @@ def mv_delete(request: HttpRequest, name: str) -> HttpResponse:
 
 @requires(EDITOR)
 @require_POST
+def mv_rebuild(request: HttpRequest, name: str) -> HttpResponse:
+    """Make the view's pool again with the types its query declares, and copy the source again."""
+    mv = get_object_or_404(MaterializedView.objects.select_related("target_pool"), name=name)
+    try:
+        services.rebuild_mv(mv)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Rebuilding {mv.target_pool.name} with the query's types.")
+    return redirect(mv)
+
+
+@requires(EDITOR)
+@require_POST
 def mv_retry_backfill(request: HttpRequest, name: str) -> HttpResponse:
     mv = get_object_or_404(MaterializedView, name=name)
     tasks.warehouse_run_backfill.delay(mv.pk)
