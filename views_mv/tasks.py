@@ -19,7 +19,7 @@ from pools import tasks as pool_tasks
 from pools.aws.clients import connect
 from pools.gate import gate
 from pools.models import DataPool, Delivery
-from views_mv import apply, ddl, replica, schema, typecheck
+from views_mv import apply, ddl, replica, schema, transform, typecheck
 from views_mv.models import Backfill, MaterializedView, ReplicaCheck, ViewRun
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,19 @@ def warehouse_type_changes(sql: str, chosen: dict[str, list[str]]) -> dict:
         return {"columns": schema.type_changes(warehouse, checked, {n: tuple(t) for n, t in chosen.items()})}
     except (schema.QueryError, WarehouseError) as exc:
         return {"error": str(exc)}
+
+
+@shared_task
+def warehouse_seen_attributes(pool_id: int) -> dict:
+    """The key schema and attributes a DynamoDB pool's changes show (views_mv/transform.py)."""
+    pool = DataPool.objects.get(pk=pool_id)
+    warehouse = get_warehouse()
+    try:
+        loader.ensure_table(warehouse, pool)
+        found = transform.seen(warehouse, pool.table)
+    except WarehouseError as exc:
+        return {"error": str(exc)}
+    return {"keys": found.keys, "time_keys": sorted(found.time_keys), "attributes": found.attributes}
 
 
 @shared_task

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.mv_list, name="list"),
     path("new/", wizard.create, name="create"),
     path("new/<str:step>/", wizard.create_step, name="create_step"),
+    path("from/<str:pool>/", views.transform, name="transform"),
     path("<str:name>/", views.mv_detail, name="detail"),
     path("<str:name>/delete/", views.mv_delete, name="delete"),
     path("<str:name>/backfill/retry/", views.mv_retry_backfill, name="retry_backfill"),

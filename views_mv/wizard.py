@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
@@ -33,16 +35,7 @@ def _save_sql(run: Run, form) -> dict | None:
         rows = [list(zip(names, row, strict=False)) for row in plan.rows]
         return {"plan": plan, "columns": plan.columns, "rows": rows}
     # A new query: the later answers no longer apply.
-    run.reset(
-        sql={
-            "sql": plan.sql,
-            "source": plan.source.name,
-            "columns": plan.columns,
-            "formatted": plan.formatted,
-            "effective": plan.effective,
-            "table_name": plan.table_name,
-        }
-    )
+    run.reset(sql=_sql_state(plan))
     return None
 
 
@@ -212,6 +205,49 @@ def _create(run: Run, form) -> HttpResponse | None:
         run.request, f"Materialized View {mv.name} created; {mv.target_pool.name} fills as data lands."
     )
     return run.wizard.leave(run, mv.get_absolute_url())
+
+
+# --- Prefilled: "Transform into an entity pool" -----------------------------------------------------
+
+
+def prefill(request: HtmxHttpRequest, plan: services.Plan, answers: dict) -> str:
+    """Answer every step but the last as the guide does, for `plan` (already tested): the new pool
+    and view named as the guide suggests, the table settings from `answers`. Returns the URL of
+    the step to show: the last one (one Create), or the first whose answer does not hold."""
+    run = Run(WIZARD, request, {})
+    run.reset(sql=_sql_state(plan) | {"rows": _test_rows(plan)})
+    pool_name = _suggested(run)[0]
+    if services.DataPool.objects.filter(name__iexact=pool_name).exists():
+        return run.url("destination")  # the user chooses: write into it, or another name
+    run.state["destination"] = {"kind": forms.DestinationForm.NEW, "new_name": pool_name, "existing": ""}
+    form = _table_form(run, {**answers, **{f"type__{c['name']}": c["type"] for c in plan.columns}})
+    if form.is_valid():
+        _save_table(run, form)
+    if form.errors or "table" not in run.state:
+        run.save()
+        return run.url("table")
+    return run.url("confirm")
+
+
+def _sql_state(plan: services.Plan) -> dict:
+    return {
+        "sql": plan.sql,
+        "source": plan.source.name,
+        "columns": plan.columns,
+        "formatted": plan.formatted,
+        "effective": plan.effective,
+        "table_name": plan.table_name,
+    }
+
+
+def _test_rows(plan: services.Plan) -> list:
+    """The Test's first rows, as text, for the last step to show."""
+    names = [c["name"] for c in plan.columns]
+
+    def shown(value) -> str:
+        return "NULL" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+    return [[[n, shown(v)] for n, v in zip(names, row, strict=False)] for row in plan.rows[:5]]
 
 
 # --- The wizard -------------------------------------------------------------------------------------
