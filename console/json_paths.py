@@ -37,6 +37,10 @@ from console.warehouse.base import quote_identifier
 IMAGE_COLUMNS = frozenset({"keys", "new_image", "old_image"})
 # DynamoDB's attribute type descriptors; after M comes an attribute name again.
 LEAF_DESCRIPTORS = frozenset({"S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "L"})
+# The type a JSON column stores each scalar descriptor's value as (DynamoDB sends S, N and B as
+# JSON strings, BOOL and NULL as JSON booleans). Sets and lists have no NULL-able form: a
+# missing one reads as an empty array, so they keep no declared type here.
+SCALAR_TYPES = {"S": "String", "N": "String", "B": "String", "BOOL": "Bool", "NULL": "Bool"}
 PATH_SAMPLE_ROWS = 10_000
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
@@ -95,6 +99,39 @@ def _replacement(chain: _Chain, columns: JsonColumns) -> str | None:
     path = _name(".".join(parts[at + 1 :]))
     name = quote_identifier(".".join(parts))
     return f"(nullIf(toJSONString({column}.^{path}), '{{}}') AS {name})"
+
+
+def typed_leaves(sql: str, columns: JsonColumns | None = None) -> str:
+    """`sql` with every scalar leaf of a DynamoDB image read as the type the grammar gives it, for
+    asking the warehouse which type each output column declares (`DESCRIBE`), never for running:
+    `new_image.quantity.N` (Dynamic) becomes `new_image.quantity.N.:String` (Nullable(String)), so
+    `toInt32OrNull(new_image.quantity.N)` declares Nullable(Int32). A path in `keys` names a part
+    of the primary key, which every change record carries: it declares String, not Nullable."""
+    columns = columns or JsonColumns()
+    out: list[str] = []
+    last = 0
+    for chain in chains(sql):
+        replacement = _typed_leaf(chain, columns)
+        if replacement is not None:
+            out.append(sql[last : chain.start])
+            out.append(replacement)
+            last = chain.end
+    out.append(sql[last:])
+    return "".join(out)
+
+
+def _typed_leaf(chain: _Chain, columns: JsonColumns) -> str | None:
+    parts = chain.parts
+    if chain.explicit or len(parts) < 3:
+        return None
+    at = 0 if parts[0] in columns.images else 1 if len(parts) > 3 and parts[1] in columns.images else -1
+    path = parts[at + 1 :]
+    if at < 0 or len(path) % 2 or path[-1] not in SCALAR_TYPES:
+        return None
+    typed = ".".join(_name(p) for p in parts) + ".:" + SCALAR_TYPES[path[-1]]
+    if parts[at] == "keys":
+        typed = f"assumeNotNull({typed})"
+    return f"({typed} AS {quote_identifier('.'.join(parts))})"
 
 
 def _name(name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.json_paths import JsonColumns, rewrite
+from console.json_paths import JsonColumns, rewrite, typed_leaves
 from tests.helpers.pools import GUIDE_STEP_4
 
 COLUMNS = JsonColumns(others=frozenset({"user_identity", "img"}), objects=frozenset({"img.a"}))
@@ -61,3 +61,36 @@ def test_it_leaves_leaves_literals_comments_and_explicit_syntax_alone(sql):
 def test_a_dollar_that_opens_no_heredoc_leaves_the_rest_of_the_text_read_as_sql():
     out = rewrite("SELECT $ new_image.customer FROM t", COLUMNS)
     assert "toJSONString(new_image.^customer)" in out
+
+
+def test_typed_leaves_read_the_guides_scalars_as_the_grammar_types_them():
+    out = typed_leaves(GUIDE_STEP_4)
+    assert "toInt32OrNull((new_image.quantity.N.:String AS `new_image.quantity.N`))" in out
+    assert "toString((new_image.taqueria.S.:String AS `new_image.taqueria.S`))" in out
+    # A path in keys names a part of the primary key, which every change record carries.
+    assert "(assumeNotNull(keys.order_id.S.:String) AS `keys.order_id.S`) AS order_id" in out
+    assert "new_image.orderItems AS order_items" in out  # an attribute, not a scalar leaf
+
+
+@pytest.mark.parametrize(
+    ("sql", "typed"),
+    [
+        ("SELECT new_image.flag.BOOL FROM t", "new_image.flag.BOOL.:Bool"),
+        ("SELECT t.old_image.customer.M.name.S FROM t", "t.old_image.customer.M.name.S.:String"),
+        ("SELECT new_image.`a b`.N FROM t", "new_image.`a b`.N.:String"),
+    ],
+)
+def test_typed_leaves_types_every_scalar_leaf(sql, typed):
+    assert typed in typed_leaves(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT new_image.tags.SS, new_image.orderItems.L FROM t",  # a missing set reads as []
+        "SELECT new_image.quantity.N.:Int64, user_identity.type.S, new_image.customer FROM t",
+        "SELECT 'new_image.quantity.N' FROM t -- keys.order_id.S\n",
+    ],
+)
+def test_typed_leaves_leaves_the_rest_alone(sql):
+    assert typed_leaves(sql) == sql

@@ -68,6 +68,8 @@ ROUTES = {
     "views_mv:replica_check": ("POST", "/views/nope/replica-check/", roles.EDITOR),
     "views_mv:retry_failures": ("POST", "/views/nope/failures/retry/", roles.EDITOR),
     "views_mv:edit_sql": ("POST", "/views/nope/sql/", roles.EDITOR),
+    "views_mv:rebuild": ("POST", "/views/nope/rebuild/", roles.EDITOR),
+    "views_mv:transform": ("GET", "/views/from/nope/", roles.EDITOR),
     "sql:console": ("GET", "/sql/", roles.VIEWER),
     "sql:run": ("POST", "/sql/run/", roles.VIEWER),
     "sql:result": ("GET", "/sql/runs/999/", roles.VIEWER),

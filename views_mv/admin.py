@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
-from views_mv import tasks
+from views_mv import services, tasks
 from views_mv.models import Backfill, MaterializedView, ViewFailure
 
 
@@ -20,10 +21,25 @@ class BackfillInline(admin.StackedInline):
     exclude = ["chunks", "chunk_rows"]
 
 
+class NarrowedFilter(admin.SimpleListFilter):
+    title = "column types"
+    parameter_name = "narrowed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Narrower than the query"), ("no", "As the query declares")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(narrowed_types=[])
+        if self.value() == "no":
+            return queryset.filter(narrowed_types=[])
+        return queryset
+
+
 @admin.register(MaterializedView)
 class MaterializedViewAdmin(admin.ModelAdmin):
-    list_display = ("name", "source_pool", "target_pool", "status", "created_at")
-    list_filter = ("status",)
+    list_display = ("name", "source_pool", "target_pool", "status", "narrowed", "created_at")
+    list_filter = ("status", NarrowedFilter)
     search_fields = ("name", "description", "user_sql", "sql")
     readonly_fields = (
         "source_pool",
@@ -32,9 +48,29 @@ class MaterializedViewAdmin(admin.ModelAdmin):
         "sql",
         "status",
         "status_detail",
+        "narrowed_types",
+        "types_checked_at",
         "created_at",
     )
     inlines = [BackfillInline]
+    actions = ["rebuild"]
+
+    @admin.display(description="Columns narrower than the query")
+    def narrowed(self, mv):
+        return (
+            ", ".join(f"{c['column']} {c['stored']} (query: {c['declared']})" for c in mv.narrowed_types)
+            or "—"
+        )
+
+    @admin.action(description="Rebuild the pool with the query's types (and copy the source again)")
+    def rebuild(self, request, queryset):
+        for mv in queryset.select_related("target_pool"):
+            try:
+                services.rebuild_mv(mv)
+            except ValidationError as exc:
+                self.message_user(request, f"{mv.name}: {' '.join(exc.messages)}", messages.ERROR)
+            else:
+                self.message_user(request, f"Rebuilding {mv.target_pool.name}.", messages.SUCCESS)
 
 
 @admin.register(ViewFailure)

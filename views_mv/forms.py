@@ -96,6 +96,13 @@ class TableForm(forms.Form):
         "1970-01-01) where the SELECT gives NULL.",
     )
 
+    accept_type_changes = forms.BooleanField(
+        required=False,
+        label="Store these values changed",
+        help_text="A column stored as another type than the query declares holds what that type can: "
+        "e.g. NULL becomes 0 in Int32.",
+    )
+
     def __init__(self, *args, columns: dict[str, str], dynamodb_source: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         keys = [(c, c) for c in table_settings.key_columns(columns)]

@@ -29,6 +29,10 @@ class MaterializedView(models.Model):
     versioning = models.CharField(max_length=500, blank=True)
     # Asked for at creation; the Backfill row appears once the view is attached (in the worker).
     backfill_requested = models.BooleanField(default=False)
+    # Columns of the target stored as another type than the SELECT declares (views_mv/typecheck.py),
+    # as found by the last check: [{"column", "stored", "declared"}].
+    narrowed_types = models.JSONField(default=list, blank=True)
+    types_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 
 from console import warehouse_client
+from pools import column_types
 from pools.models import DataPool
 from views_mv import tasks
 
@@ -102,6 +103,46 @@ def check_key_values(
             )
     if errors:
         raise ValidationError(errors)
+
+
+ACCEPT_CHANGES = "Tick “Store these values changed” to accept this, or keep the query's type."
+
+
+def check_type_changes(plan: Plan, columns: dict[str, str], *, keys: set[str], accepted: bool) -> None:
+    """Refuse, unless `accepted`, a column stored as another type than the SELECT declares when
+    that changes values: name the sampled values it would change (NULL → 0, 2.5 → 2 …) and say
+    that a NULL arriving later becomes the type's default. Key columns keep their own rule
+    (check_key_values)."""
+    declared = {c["name"]: column_types.canonical(c["type"]) for c in plan.columns}
+    chosen = {n: (declared[n], t) for n, t in columns.items() if n in declared and n not in keys}
+    chosen = {n: (was, t) for n, (was, t) in chosen.items() if t != was}
+    if accepted or not chosen:
+        return
+    try:
+        found = warehouse_client.call(tasks.warehouse_type_changes, plan.runs, chosen)
+    except warehouse_client.WarehouseUnavailable as exc:
+        raise ValidationError(str(exc)) from None
+    if "error" in found:
+        raise ValidationError({"column_types": [f"Shoal could not compare the types: {found['error']}"]})
+    messages = []
+    for name, (was, type_) in chosen.items():
+        info, later = found["columns"][name], ""
+        if _may_be_null(was) and not _may_be_null(type_):
+            later = f" A NULL arriving later would be stored as {type_}'s default, not as NULL."
+        if info["changed"]:
+            shown = ", ".join(f"{before} → {after}" for before, after in info["examples"])
+            messages.append(
+                f"{name} as {type_} instead of the query's {was}: {info['changed']:,} of the "
+                f"{info['sampled']:,} rows sampled would be stored differently ({shown}).{later}"
+            )
+        elif later:
+            messages.append(f"{name} as {type_} instead of the query's {was}: no sampled row changes.{later}")
+    if messages:
+        raise ValidationError({"column_types": [*messages, ACCEPT_CHANGES]})
+
+
+def _may_be_null(type_: str) -> bool:
+    return type_ == "Dynamic" or type_.startswith("Nullable(")
 
 
 def dynamodb_table_name(source: DataPool, seen_in_events: str = "") -> str:

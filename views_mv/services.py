@@ -11,9 +11,9 @@ from django.db import transaction
 
 from pools.models import DataPool, name_validator
 from pools.services import RESERVED_NAMES, validate_pool_name
-from views_mv import targets, tasks, versioning
+from views_mv import targets, tasks, typecheck, versioning
 from views_mv.models import MaterializedView
-from views_mv.planning import Plan, check_key_values, inspect, suggested_names
+from views_mv.planning import Plan, check_key_values, check_type_changes, inspect, suggested_names
 from views_mv.targets import ARRIVAL, describe_target, target_settings
 
 __all__ = [
@@ -21,14 +21,17 @@ __all__ = [
     "DataPool",
     "Plan",
     "check_key_values",
+    "check_type_changes",
     "create_mv",
     "delete_mv",
     "describe_target",
     "inspect",
     "mv_as_dict",
+    "rebuild_mv",
     "replace_sql",
     "suggested_names",
     "target_settings",
+    "targets",
     "versioning",
 ]
 
@@ -50,6 +53,7 @@ def create_mv(
     backfill: bool = False,
     plan: Plan | None = None,
     nullable_keys: bool = False,
+    accept_type_changes: bool = False,
 ) -> MaterializedView:
     """Create the target pool (new, or an existing one with the same columns) and the view.
 
@@ -69,6 +73,9 @@ def create_mv(
         )
     columns = targets.typed_columns(plan.columns, column_types)
     targets.check_types_in_warehouse(columns)
+    keys = set(unique or []) if mutable else set()
+    keys |= set(filters or []) | ({time_column} if time_column else set())
+    check_type_changes(plan, columns, keys=keys, accepted=accept_type_changes)
     view_sql = plan.runs
     existing = DataPool.objects.filter(name=target_pool).first()
     note = ""
@@ -79,7 +86,7 @@ def create_mv(
     else:
         validate_pool_name(target_pool)
         settings, engine, deleted = target_settings(
-            columns,
+            targets.key_types(columns, plan.columns),
             mutable=mutable,
             unique=unique or [],
             time_column=time_column,
@@ -87,12 +94,13 @@ def create_mv(
             version=version,
             deleted=deleted,
         )
-        keys = set(unique or []) | set(filters or []) | ({time_column} if time_column else set())
+        keys |= {settings.version_column, deleted} & set(columns)  # the engine's columns too
+        as_key = targets.key_types(columns, plan.columns)
         target = DataPool.objects.create(
             name=target_pool,
             kind=DataPool.Kind.MATERIALIZED,
             description=f"Fed by the Materialized View {name}.",
-            columns=[[n, targets.not_null(t) if n in keys else t] for n, t in columns.items()],
+            columns=[[n, targets.not_null(as_key[n]) if n in keys else t] for n, t in columns.items()],
             engine=engine,
             sorting_key=settings.sorting_key,
             partition_key=settings.partition_key,
@@ -141,6 +149,33 @@ def replace_sql(mv: MaterializedView, sql: str) -> MaterializedView:
         raise ValidationError(f"{target.name} has no column {', '.join(missing)}.")
     MaterializedView.objects.filter(pk=mv.pk).update(sql=view_sql, user_sql=plan.sql)
     mv.sql, mv.user_sql = view_sql, plan.sql
+    return mv
+
+
+def rebuild_mv(mv: MaterializedView) -> MaterializedView:
+    """Rebuild a view's target with the types its SELECT declares (views_mv/typecheck.py): the
+    pool's columns take them, then the warehouse worker recreates the table and copies the
+    source again (tasks.warehouse_rebuild_mv). Only a target this view alone feeds: the copy
+    brings back this view's rows, not another's."""
+    target = mv.target_pool
+    if target.fed_by.exclude(pk=mv.pk).exists():
+        raise ValidationError(
+            f"{target.name} is fed by other views too; rebuilding it would lose their rows."
+        )
+    plan = inspect(mv.sql)
+    keys = typecheck.key_columns(target)
+    declared = {c["name"]: c for c in plan.columns}
+    columns = []
+    for name, type_ in target.columns:
+        columns.append(
+            [name, typecheck.declared_type(declared[name], name in keys) if name in declared else type_]
+        )
+    DataPool.objects.filter(pk=target.pk).update(columns=columns)
+    MaterializedView.objects.filter(pk=mv.pk).update(
+        status=MaterializedView.Status.CREATING, status_detail="Rebuilding with the query's types."
+    )
+    tasks.warehouse_rebuild_mv.enqueue_on_commit(mv.pk)
+    mv.refresh_from_db()
     return mv
 
 

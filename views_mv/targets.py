@@ -12,6 +12,7 @@ from pools.models import DataPool
 from pools.tables import INSERT_VERSION_COLUMN
 from views_mv import tasks, versioning
 from views_mv.planning import Plan
+from views_mv.typecheck import not_null  # noqa: F401 (targets.not_null, as callers know it)
 
 DELETE_FLAG_NAMES = ("deleted", "is_deleted", "_deleted", versioning.DELETED_COLUMN)
 # `version=ARRIVAL`: the last change received wins (the guide's empty version column, literally).
@@ -166,6 +167,8 @@ def existing_target(pool: DataPool, columns: dict[str, str], source: DataPool) -
     return pool
 
 
-def not_null(type_: str) -> str:
-    # Sorting-key columns cannot be Nullable; NULL becomes the type's default there.
-    return type_[len("Nullable(") : -1] if type_.startswith("Nullable(") else type_
+def key_types(columns: dict[str, str], plan_columns: list[dict]) -> dict[str, str]:
+    """`columns` as a sorting key would store them: a Dynamic column takes the type its sampled
+    values have ("key_type", views_mv/schema.py), as a sorting key cannot hold a Dynamic."""
+    sampled = {c["name"]: c.get("key_type") or "String" for c in plan_columns}
+    return {n: sampled.get(n, "String") if t == "Dynamic" else t for n, t in columns.items()}

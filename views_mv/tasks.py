@@ -19,8 +19,8 @@ from pools import tasks as pool_tasks
 from pools.aws.clients import connect
 from pools.gate import gate
 from pools.models import DataPool, Delivery
-from views_mv import apply, ddl, replica, schema
-from views_mv.models import Backfill, MaterializedView, ReplicaCheck
+from views_mv import apply, ddl, replica, schema, transform, typecheck
+from views_mv.models import Backfill, MaterializedView, ReplicaCheck, ViewRun
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
         # What the view will run: paths that name DynamoDB attributes read as the attributes
         # (console.json_paths); the rewritten text goes through the guard again.
         effective = sql_guard.checked_select(warehouse, json_paths.effective_sql(warehouse, sql))
-        columns = schema.output_columns(warehouse, effective)
+        probe = sql_guard.checked_select(warehouse, json_paths.typed_leaves(effective))
+        columns = schema.declared_types(warehouse, effective, probe)
         typed = schema.concrete_types(warehouse, effective, columns)
         rows = schema.sample(warehouse, effective, sample_rows)
         formatted = schema.formatted(warehouse, effective)
@@ -56,6 +57,58 @@ def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
         "formatted": formatted,
         "table_name": table_name,
     }
+
+
+@shared_task
+def warehouse_type_changes(sql: str, chosen: dict[str, list[str]]) -> dict:
+    """Which sampled values a view's target would store differently with the chosen types."""
+    warehouse = get_warehouse()
+    try:
+        checked = sql_guard.checked_select(warehouse, sql)
+        return {"columns": schema.type_changes(warehouse, checked, {n: tuple(t) for n, t in chosen.items()})}
+    except (schema.QueryError, WarehouseError) as exc:
+        return {"error": str(exc)}
+
+
+@shared_task
+def warehouse_seen_attributes(pool_id: int) -> dict:
+    """The key schema and attributes a DynamoDB pool's changes show (views_mv/transform.py)."""
+    pool = DataPool.objects.get(pk=pool_id)
+    warehouse = get_warehouse()
+    try:
+        loader.ensure_table(warehouse, pool)
+        found = transform.seen(warehouse, pool.table)
+    except WarehouseError as exc:
+        return {"error": str(exc)}
+    return {"keys": found.keys, "time_keys": sorted(found.time_keys), "attributes": found.attributes}
+
+
+@shared_task
+def warehouse_check_view_types(mv_ids: list[int] | None = None) -> dict[str, list]:
+    """For each view (all when no ids), the target columns whose type is not the SELECT's declared
+    one (views_mv/typecheck.py), saved on the view for its page and the admin."""
+    views = MaterializedView.objects.select_related("target_pool").filter(
+        status=MaterializedView.Status.ACTIVE
+    )
+    if mv_ids is not None:
+        views = views.filter(pk__in=mv_ids)
+    warehouse, found = get_warehouse(), {}
+    for mv in views:
+        try:
+            select = sql_guard.checked_select(warehouse, mv.sql)
+            probe = sql_guard.checked_select(warehouse, json_paths.typed_leaves(mv.sql))
+            declared = schema.concrete_types(
+                warehouse, select, schema.declared_types(warehouse, select, probe)
+            )
+        except (schema.QueryError, WarehouseError) as exc:
+            log.warning("could not check the types of view %s: %s", mv.name, loggable(exc))
+            continue
+        target = mv.target_pool
+        found[mv.name] = typecheck.narrowed(target.columns, declared, typecheck.key_columns(target))
+        MaterializedView.objects.filter(pk=mv.pk).update(
+            narrowed_types=found[mv.name], types_checked_at=timezone.now()
+        )
+    return found
 
 
 @shared_task
@@ -106,7 +159,39 @@ def warehouse_create_mv(mv_id: int, backfill: bool) -> str:
         return "failed"
     if backfill:
         warehouse_run_backfill.enqueue(mv_id)
+    warehouse_check_view_types.enqueue([mv_id])
     return "active"
+
+
+@shared_task
+def warehouse_rebuild_mv(mv_id: int) -> str:
+    """Recreate the target table with the columns its pool now lists (services.rebuild_mv) and copy
+    every finished delivery of the source again, as a backfill. Loads wait at the source's gate
+    meanwhile, so each delivery reaches the new table once: from the backfill or from its load."""
+    mv = MaterializedView.objects.select_related("source_pool", "target_pool").filter(pk=mv_id).first()
+    if mv is None or mv.status == MaterializedView.Status.DELETING:
+        return "gone"
+    warehouse = get_warehouse()
+    try:
+        sql_guard.checked_select(warehouse, mv.sql)
+        with gate(mv.source_pool_id).exclusive():
+            warehouse.execute(f"DROP TABLE IF EXISTS {mv.target_pool.table} SYNC")
+            loader.forget_table(mv.target_pool_id)
+            loader.ensure_table(warehouse, mv.target_pool)
+            # Inserts noted for batches not yet finished went into the old table: redo them.
+            ViewRun.objects.filter(mv=mv).delete()
+            plan_backfill(mv, finished_rows(warehouse, mv.source_pool))
+            MaterializedView.objects.filter(pk=mv_id).update(
+                status=MaterializedView.Status.ACTIVE, status_detail="", backfill_requested=True
+            )
+    except WarehouseError as exc:
+        MaterializedView.objects.filter(pk=mv_id).update(
+            status=MaterializedView.Status.FAILED, status_detail=str(exc)
+        )
+        return "failed"
+    warehouse_run_backfill.enqueue(mv_id)
+    warehouse_check_view_types.enqueue([mv_id])
+    return "rebuilding"
 
 
 def finished_rows(warehouse, source: DataPool) -> list[list]:

@@ -9,10 +9,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from console import warehouse_client
 from console.htmx import HtmxHttpRequest
 from console.roles import EDITOR, VIEWER, requires
 from pools.aws.models import AwsConnection
-from views_mv import services, tasks
+from pools.models import DataPool
+from views_mv import services, tasks, wizard
+from views_mv import transform as transform_sql
 from views_mv.models import MaterializedView, ReplicaCheck
 
 
@@ -89,6 +92,45 @@ def mv_delete(request: HttpRequest, name: str) -> HttpResponse:
     kept = "" if delete_target else f" Its Data Pool {mv.target_pool.name} is kept."
     messages.success(request, f"Materialized View {mv.name} is being removed.{kept}")
     return redirect("views_mv:list")
+
+
+@requires(EDITOR)
+def transform(request: HtmxHttpRequest, pool: str) -> HttpResponse:
+    """ "Transform into an entity pool": the guide's Step 4 for this pool's keys and attributes,
+    tested, with the guide's answers; the wizard opens on its last step (one Create)."""
+    source = get_object_or_404(DataPool, name=pool, kind=DataPool.Kind.DYNAMODB)
+    try:
+        found = warehouse_client.call(tasks.warehouse_seen_attributes, source.pk)
+        if "error" in found:
+            raise ValidationError(found["error"])
+        if not found["keys"]:
+            raise ValidationError(
+                f"{source.name} has received no change yet: its table's keys are not known."
+            )
+        seen = transform_sql.Seen(
+            keys=[tuple(k) for k in found["keys"]],
+            time_keys=set(found["time_keys"]),
+            attributes=[tuple(a) for a in found["attributes"]],
+        )
+        plan = services.inspect(transform_sql.step4_sql(source.name, seen))
+    except (ValidationError, warehouse_client.WarehouseUnavailable) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect(source)
+    return redirect(wizard.prefill(request, plan, transform_sql.answers(seen)))
+
+
+@requires(EDITOR)
+@require_POST
+def mv_rebuild(request: HttpRequest, name: str) -> HttpResponse:
+    """Make the view's pool again with the types its query declares, and copy the source again."""
+    mv = get_object_or_404(MaterializedView.objects.select_related("target_pool"), name=name)
+    try:
+        services.rebuild_mv(mv)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Rebuilding {mv.target_pool.name} with the query's types.")
+    return redirect(mv)
 
 
 @requires(EDITOR)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
@@ -33,16 +35,7 @@ def _save_sql(run: Run, form) -> dict | None:
         rows = [list(zip(names, row, strict=False)) for row in plan.rows]
         return {"plan": plan, "columns": plan.columns, "rows": rows}
     # A new query: the later answers no longer apply.
-    run.reset(
-        sql={
-            "sql": plan.sql,
-            "source": plan.source.name,
-            "columns": plan.columns,
-            "formatted": plan.formatted,
-            "effective": plan.effective,
-            "table_name": plan.table_name,
-        }
-    )
+    run.reset(sql=_sql_state(plan))
     return None
 
 
@@ -134,9 +127,13 @@ def _save_table(run: Run, form) -> None:
             filters=data["filters"],
             nullable_confirmed=data["nullable_keys"],
         )
+        plan = _plan(run)
+        keys = set(data["unique"]) if mutable else set()
+        keys |= set(data["filters"]) | ({data["time_column"]} if data["time_column"] else set())
+        services.check_type_changes(plan, types, keys=keys, accepted=data["accept_type_changes"])
         settings, engine, deleted = services.describe_target(
             _source(run),
-            types,
+            services.targets.key_types(types, plan.columns),
             mutable=mutable,
             unique=data["unique"],
             time_column=data["time_column"] or None,
@@ -160,6 +157,18 @@ def _save_table(run: Run, form) -> None:
     run.save()
 
 
+def _plan(run: Run) -> services.Plan:
+    """The plan the SQL step saved (services.DataPool.DoesNotExist if its source is gone)."""
+    state = run.state["sql"]
+    return services.Plan(
+        sql=state["sql"],
+        source=services.DataPool.objects.get(name=state["source"]),
+        columns=state["columns"],
+        formatted=state.get("formatted", ""),
+        effective=state.get("effective", ""),
+    )
+
+
 # --- Confirm and create ---------------------------------------------------------------------------
 
 
@@ -171,13 +180,7 @@ def _create(run: Run, form) -> HttpResponse | None:
     data, state = form.cleaned_data, run.state
     table, dest, answers = state["table"], state["destination"], state["table"].get("answers") or {}
     try:
-        plan = services.Plan(
-            sql=state["sql"]["sql"],
-            source=services.DataPool.objects.get(name=state["sql"]["source"]),
-            columns=state["sql"]["columns"],
-            formatted=state["sql"].get("formatted", ""),
-            effective=state["sql"].get("effective", ""),
-        )
+        plan = _plan(run)
         mv = services.create_mv(
             data["name"],
             plan.sql,
@@ -192,6 +195,7 @@ def _create(run: Run, form) -> HttpResponse | None:
             column_types=table.get("types"),
             backfill=data["backfill"],
             nullable_keys=bool(answers.get("nullable_keys")),
+            accept_type_changes=bool(answers.get("accept_type_changes")),
         )
     except ValidationError as exc:
         form.add_error(None, exc)
@@ -201,6 +205,49 @@ def _create(run: Run, form) -> HttpResponse | None:
         run.request, f"Materialized View {mv.name} created; {mv.target_pool.name} fills as data lands."
     )
     return run.wizard.leave(run, mv.get_absolute_url())
+
+
+# --- Prefilled: "Transform into an entity pool" -----------------------------------------------------
+
+
+def prefill(request: HtmxHttpRequest, plan: services.Plan, answers: dict) -> str:
+    """Answer every step but the last as the guide does, for `plan` (already tested): the new pool
+    and view named as the guide suggests, the table settings from `answers`. Returns the URL of
+    the step to show: the last one (one Create), or the first whose answer does not hold."""
+    run = Run(WIZARD, request, {})
+    run.reset(sql=_sql_state(plan) | {"rows": _test_rows(plan)})
+    pool_name = _suggested(run)[0]
+    if services.DataPool.objects.filter(name__iexact=pool_name).exists():
+        return run.url("destination")  # the user chooses: write into it, or another name
+    run.state["destination"] = {"kind": forms.DestinationForm.NEW, "new_name": pool_name, "existing": ""}
+    form = _table_form(run, {**answers, **{f"type__{c['name']}": c["type"] for c in plan.columns}})
+    if form.is_valid():
+        _save_table(run, form)
+    if form.errors or "table" not in run.state:
+        run.save()
+        return run.url("table")
+    return run.url("confirm")
+
+
+def _sql_state(plan: services.Plan) -> dict:
+    return {
+        "sql": plan.sql,
+        "source": plan.source.name,
+        "columns": plan.columns,
+        "formatted": plan.formatted,
+        "effective": plan.effective,
+        "table_name": plan.table_name,
+    }
+
+
+def _test_rows(plan: services.Plan) -> list:
+    """The Test's first rows, as text, for the last step to show."""
+    names = [c["name"] for c in plan.columns]
+
+    def shown(value) -> str:
+        return "NULL" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+    return [[[n, shown(v)] for n, v in zip(names, row, strict=False)] for row in plan.rows[:5]]
 
 
 # --- The wizard -------------------------------------------------------------------------------------

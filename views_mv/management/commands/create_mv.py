@@ -43,7 +43,13 @@ class Command(BaseCommand):
             action="append",
             default=[],
             metavar="COL=TYPE",
-            help="Override an inferred column type, e.g. --type quantity=Int64.",
+            help="Store a column as another type than the query declares, e.g. --type quantity=Int64.",
+        )
+        parser.add_argument(
+            "--accept-type-changes",
+            action="store_true",
+            help="Accept a --type that changes values (e.g. NULL stored as 0); without it, such a type "
+            "is refused with the sampled values it would change.",
         )
         parser.add_argument("--backfill", action="store_true", help="Copy the records already in the source.")
         parser.add_argument("--wait", action="store_true", help="Wait until the backfill is done.")
@@ -75,6 +81,7 @@ class Command(BaseCommand):
                 column_types=types,
                 backfill=opts["backfill"],
                 nullable_keys=opts["nullable_keys"],
+                accept_type_changes=opts["accept_type_changes"],
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None

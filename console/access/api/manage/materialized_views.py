@@ -29,7 +29,12 @@ class ViewIn(Schema):
     filters: list[str] = Field(default_factory=list)
     version: str | None = Field(None, description="A version column, or 'arrival'; default: the change time.")
     deleted: str | None = None
-    column_types: dict[str, str] = Field(default_factory=dict, description="Override inferred types.")
+    column_types: dict[str, str] = Field(
+        default_factory=dict, description="Store columns as other types than the query declares."
+    )
+    accept_type_changes: bool = Field(
+        False, description="Accept column_types that change values (e.g. NULL stored as 0)."
+    )
     backfill: bool = Field(True, description="Copy the records already in the source pool.")
 
 
@@ -103,6 +108,7 @@ def create_view(request, body: ViewIn):
             deleted=body.deleted,
             column_types=body.column_types,
             backfill=body.backfill,
+            accept_type_changes=body.accept_type_changes,
         )
         return 201, _view_out(_mv(mv.name))
 
