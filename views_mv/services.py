@@ -6,6 +6,8 @@ settings follow from it (views_mv/targets.py). The names callers use from both a
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -37,6 +39,23 @@ __all__ = [
 
 
 @transaction.atomic
+@dataclass(frozen=True)
+class _Layout:
+    """The table-settings answers for a new target pool."""
+
+    mutable: bool
+    unique: list[str]
+    time_column: str | None
+    filters: list[str]
+    version: str | None
+    deleted: str | None
+
+    def key_columns(self) -> set[str]:
+        """Columns in the sorting key, the time column and the filters: never NULL."""
+        keys = set(self.unique) if self.mutable else set()
+        return keys | set(self.filters) | ({self.time_column} if self.time_column else set())
+
+
 def create_mv(
     name: str,
     sql: str,
@@ -63,52 +82,27 @@ def create_mv(
     if name.lower() in RESERVED_NAMES or MaterializedView.objects.filter(name__iexact=name).exists():
         raise ValidationError({"name": f"A Materialized View named {name!r} already exists."})
     plan = plan or inspect(sql)
-    if DataPool.objects.filter(name=target_pool).first() is None:
+    layout = _Layout(mutable, unique or [], time_column, filters or [], version, deleted)
+    existing = DataPool.objects.filter(name=target_pool).first()
+    if existing is None:
         check_key_values(
             plan.columns,
-            unique=(unique or []) if mutable else [],
+            unique=layout.unique if mutable else [],
             time_column=time_column,
-            filters=filters or [],
+            filters=layout.filters,
             nullable_confirmed=nullable_keys,
         )
     columns = targets.typed_columns(plan.columns, column_types)
     targets.check_types_in_warehouse(columns)
-    keys = set(unique or []) if mutable else set()
-    keys |= set(filters or []) | ({time_column} if time_column else set())
-    check_type_changes(plan, columns, keys=keys, accepted=accept_type_changes)
-    view_sql = plan.runs
-    existing = DataPool.objects.filter(name=target_pool).first()
-    note = ""
-    if mutable and existing is None:
-        view_sql, version, deleted, note = targets.default_version(plan, columns, version, deleted)
+    check_type_changes(plan, columns, keys=layout.key_columns(), accepted=accept_type_changes)
+    view_sql, note = plan.runs, ""
     if existing is not None:
         target = targets.existing_target(existing, columns, plan.source)
     else:
-        validate_pool_name(target_pool)
-        settings, engine, deleted = target_settings(
-            targets.key_types(columns, plan.columns),
-            mutable=mutable,
-            unique=unique or [],
-            time_column=time_column,
-            filters=filters or [],
-            version=version,
-            deleted=deleted,
-        )
-        keys |= {settings.version_column, deleted} & set(columns)  # the engine's columns too
-        as_key = targets.key_types(columns, plan.columns)
-        target = DataPool.objects.create(
-            name=target_pool,
-            kind=DataPool.Kind.MATERIALIZED,
-            description=f"Fed by the Materialized View {name}.",
-            columns=[[n, targets.not_null(as_key[n]) if n in keys else t] for n, t in columns.items()],
-            engine=engine,
-            sorting_key=settings.sorting_key,
-            partition_key=settings.partition_key,
-            timestamp_column=settings.timestamp_column,
-            version_column=settings.version_column,
-            deleted_column=deleted,
-            access_key="",
-        )
+        if mutable:
+            view_sql, version, deleted, note = targets.default_version(plan, columns, version, deleted)
+            layout = replace(layout, version=version, deleted=deleted)
+        target = _new_target(name, target_pool, plan, columns, layout)
     mv = MaterializedView.objects.create(
         name=name,
         description=description,
@@ -121,6 +115,37 @@ def create_mv(
     )
     tasks.warehouse_create_mv.enqueue_on_commit(mv.pk, backfill)
     return mv
+
+
+def _new_target(
+    name: str, target_pool: str, plan: Plan, columns: dict[str, str], layout: _Layout
+) -> DataPool:
+    """The view's new target pool: its engine and keys from the layout; key columns not NULL."""
+    validate_pool_name(target_pool)
+    as_key = targets.key_types(columns, plan.columns)
+    settings, engine, deleted = target_settings(
+        as_key,
+        mutable=layout.mutable,
+        unique=layout.unique,
+        time_column=layout.time_column,
+        filters=layout.filters,
+        version=layout.version,
+        deleted=layout.deleted,
+    )
+    keys = layout.key_columns() | ({settings.version_column, deleted} & set(columns))  # the engine's too
+    return DataPool.objects.create(
+        name=target_pool,
+        kind=DataPool.Kind.MATERIALIZED,
+        description=f"Fed by the Materialized View {name}.",
+        columns=[[n, targets.not_null(as_key[n]) if n in keys else t] for n, t in columns.items()],
+        engine=engine,
+        sorting_key=settings.sorting_key,
+        partition_key=settings.partition_key,
+        timestamp_column=settings.timestamp_column,
+        version_column=settings.version_column,
+        deleted_column=deleted,
+        access_key="",
+    )
 
 
 def replace_sql(mv: MaterializedView, sql: str) -> MaterializedView:
