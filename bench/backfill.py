@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,12 +48,9 @@ SELECT
 FROM numbers({events})"""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=5_000_000)
-    parser.add_argument("--keep", action="store_true")
-    args = parser.parse_args()
-
+def _setup(events: int):
+    """A data folder of its own, Django set up, the warehouse opened in this process (as a
+    warehouse worker holds it, its tasks run in place) and a source pool of `events` changes."""
     data_dir = Path(tempfile.mkdtemp(prefix="shoal-bench-backfill-"))
     os.environ.update(
         SHOAL_DATA_DIR=str(data_dir),
@@ -62,101 +60,103 @@ def main() -> None:
     # The view's creation task is queued (nothing here consumes it): on the caller's Redis
     # database when REDIS_URL is set, so that a shared machine's other databases stay untouched.
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
-    import subprocess
-
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL
     )
     import django
 
     django.setup()
-    from console import json_paths, sql_guard, warehouse_client
+    from console import warehouse_client
     from console.warehouse import get_warehouse
-    from pools import loader, tables
+    from pools import loader
     from pools.models import DataPool
-    from views_mv import ddl, schema, services
-    from views_mv.models import Backfill
-    from views_mv.tasks import plan_backfill, warehouse_run_backfill
 
-    # This process holds the warehouse, as a warehouse worker would: run its tasks in place.
     warehouse_client.call = lambda task, *task_args, **_: task(*task_args)
     warehouse = get_warehouse()
     source = DataPool.objects.create(name="bench_orders_change_events")
     loader.ensure_table(warehouse, source)
     started = time.perf_counter()
-    warehouse.execute(FILL.format(table=source.table, events=args.events))
-    fill_s = time.perf_counter() - started
-    print(f"source: {args.events:,} events in {fill_s:.1f} s", file=sys.stderr)
+    warehouse.execute(FILL.format(table=source.table, events=events))
+    print(f"source: {events:,} events in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     # Merge the source into one part first, so that its background merges do not run during (and
     # skew) one of the measurements.
     warehouse.execute(f"OPTIMIZE TABLE {source.table} FINAL")
+    return data_dir, warehouse, source
 
-    def settle() -> None:
-        while warehouse.query("SELECT count() FROM system.merges").rows[0][0]:
-            time.sleep(0.5)
 
-    results = {
+def _settle(warehouse) -> None:
+    while warehouse.query("SELECT count() FROM system.merges").rows[0][0]:
+        time.sleep(0.5)
+
+
+def _measure(warehouse, source, suffix: str, version: str | None, events: int) -> dict:
+    """Shoal's backfill of the guide's view, then the same INSERT … SELECT into an identical
+    table in one go (the ceiling)."""
+    from pools import loader, tables
+    from pools.models import DataPool
+    from views_mv import ddl, planning, services
+    from views_mv.models import Backfill
+    from views_mv.tasks import plan_backfill, warehouse_run_backfill
+
+    plan = planning.inspect(guide_sql("bench_orders_change_events", ""))  # as the wizard does
+    mv = services.create_mv(
+        f"bench_mv_{suffix}",
+        plan.sql,
+        plan=plan,
+        target_pool=f"bench_target_{suffix}",
+        mutable=True,
+        unique=["order_id"],
+        time_column="timestamp",
+        version=version,
+    )
+    loader.ensure_table(warehouse, mv.target_pool)
+    plan_backfill(mv, warehouse.query(ddl.delivery_rows(source.name)).rows)
+    _settle(warehouse)
+    started = time.perf_counter()
+    assert warehouse_run_backfill(mv.pk) == "done"
+    backfill_s = time.perf_counter() - started
+
+    target = mv.target_pool
+    ceiling = DataPool(
+        name=f"bench_ceiling_{suffix}",
+        columns=target.columns,
+        engine=target.engine,
+        sorting_key=target.sorting_key,
+        partition_key=target.partition_key,
+    )
+    warehouse.execute(tables.create_table(ceiling))
+    names = ", ".join(f"`{n}`" for n, _ in target.columns)
+    _settle(warehouse)
+    started = time.perf_counter()
+    warehouse.execute(f"INSERT INTO {ceiling.table} ({names}) {mv.sql}")
+    ceiling_s = time.perf_counter() - started
+    return {
+        "backfill_rows_per_s": round(events / backfill_s),
+        "ceiling_rows_per_s": round(events / ceiling_s),
+        "ratio": round(ceiling_s / backfill_s, 2),
+        "chunks": len(Backfill.objects.get(mv=mv).chunks),
+        "engine": target.engine,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+
+    data_dir, warehouse, source = _setup(args.events)
+    results: dict = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "events": args.events,
     }
     variants = {
-        "mutable, change-time version (the default for a DynamoDB source)": ("", None),
-        "mutable, arrival order (--version arrival: one read stream)": ("", "arrival"),
+        "mutable, change-time version (the default for a DynamoDB source)": ("chg", None),
+        "mutable, arrival order (--version arrival: one read stream)": ("arr", "arrival"),
     }
-    for label, (extra, version) in variants.items():
-        # As the wizard's inspection does: the guide's text, and what runs (order_items read as
-        # the attribute's JSON, console.json_paths), checked by the guard.
-        written = guide_sql("bench_orders_change_events", extra)
-        sql = sql_guard.checked_select(warehouse, json_paths.effective_sql(warehouse, written))
-        columns = schema.concrete_types(warehouse, sql, schema.output_columns(warehouse, sql))
-        plan = services.Plan(
-            sql=written,
-            source=source,
-            columns=columns,
-            formatted=schema.formatted(warehouse, sql),
-            effective=str(sql),
-        )
-        suffix = "arr" if version else "chg"
-        mv = services.create_mv(
-            f"bench_mv_{suffix}",
-            sql,
-            plan=plan,
-            target_pool=f"bench_target_{suffix}",
-            mutable=True,
-            unique=["order_id"],
-            time_column="timestamp",
-            version=version,
-        )
-        loader.ensure_table(warehouse, mv.target_pool)
-        plan_backfill(mv, warehouse.query(ddl.delivery_rows(source.name)).rows)
-        settle()
-        started = time.perf_counter()
-        assert warehouse_run_backfill(mv.pk) == "done"
-        backfill_s = time.perf_counter() - started
-        chunks = len(Backfill.objects.get(mv=mv).chunks)
-
-        # The ceiling: the same statement into an identical table, in one go, default settings.
-        ceiling = DataPool(
-            name=f"bench_ceiling_{suffix}",
-            columns=mv.target_pool.columns,
-            engine=mv.target_pool.engine,
-            sorting_key=mv.target_pool.sorting_key,
-            partition_key=mv.target_pool.partition_key,
-        )
-        warehouse.execute(tables.create_table(ceiling))
-        names = ", ".join(f"`{n}`" for n, _ in mv.target_pool.columns)
-        settle()
-        started = time.perf_counter()
-        warehouse.execute(f"INSERT INTO {ceiling.table} ({names}) {mv.sql}")
-        ceiling_s = time.perf_counter() - started
-        results[label] = {
-            "backfill_rows_per_s": round(args.events / backfill_s),
-            "ceiling_rows_per_s": round(args.events / ceiling_s),
-            "ratio": round(ceiling_s / backfill_s, 2),
-            "chunks": chunks,
-            "engine": mv.target_pool.engine,
-        }
+    for label, (suffix, version) in variants.items():
+        results[label] = _measure(warehouse, source, suffix, version, args.events)
         print(label, results[label], file=sys.stderr)
     print(json.dumps(results, indent=2))
     if not args.keep:
