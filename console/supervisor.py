@@ -156,6 +156,25 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
     return procs
 
 
+class StopRequest:
+    """SIGINT and SIGTERM as the supervisor's handler records them: that a stop was asked for, and
+    nothing else. A Python signal handler runs in the main thread between any two bytecodes, even
+    inside another handler or while the main thread holds a lock, so the handler takes no lock (a
+    threading.Event's `set` does: a second signal landing while the first handler, or the main
+    loop's `wait`, held the Event's lock hung the stop for ever); the main loop polls `asked` and
+    does the stopping."""
+
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self.signals: list[int] = []  # list.append takes no lock the handler could wait on
+        self.event = event  # a stop asked for by the caller (tests), checked in the main loop
+
+    def __call__(self, signum: int, _frame=None) -> None:
+        self.signals.append(signum)
+
+    def asked(self) -> bool:
+        return bool(self.signals) or (self.event is not None and self.event.is_set())
+
+
 def _child_setup(parent: int, nice: int):
     """A preexec_fn: the child gets SIGKILL when the supervisor ends, however it ends, and runs
     at its CPU priority."""
@@ -192,18 +211,15 @@ def run(
     colour = out.isatty()
     width = max(len(p.name) for p in [*procs, Proc("shoal", [])])
     lock = threading.Lock()
-    stopping = stop_event or threading.Event()
+    stopping = StopRequest(stop_event)
 
     def say(message: str) -> None:
         with lock:
             out.write(f"{'shoal'.ljust(width)} | {message}\n")
             out.flush()
 
-    def stop(*_):
-        stopping.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stopping)
+    signal.signal(signal.SIGTERM, stopping)
 
     held = None
     if data_dir is not None:
@@ -245,12 +261,12 @@ def run(
         threading.Thread(target=pump, args=(proc, proc.popen, index), daemon=True).start()
 
     for index, proc in enumerate(procs):
-        if stopping.is_set():
+        if stopping.asked():
             break
         start(proc, index)
 
     next_notice = 0.0
-    while not stopping.is_set():
+    while not stopping.asked():
         now = time.monotonic()
         if notice and now >= next_notice and all(p.ready.is_set() or not p.ready_when for p in procs):
             text = notice()
@@ -280,7 +296,7 @@ def run(
             _signal_group(proc, signal.SIGKILL)  # whatever it left behind in its group
             proc.popen = None
             proc.restart_at = now + delay
-        stopping.wait(0.2)
+        time.sleep(0.2)
     say(f"stopping (at most {grace:g} s)")
     terminate(procs, grace)
     if held is not None:
