@@ -10,7 +10,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.dispatch import Signal
 
-from console import folder_lock, warehouse_client
+from console import folder_lock, liveness, warehouse_client
 from console.warehouse import get_warehouse
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,16 @@ def start_heartbeat(sender=None, **_):
         if isinstance(outcome, Exception):  # the worker still loads; the next start tries again
             log.error("at the warehouse worker's start, %s failed: %s", receiver.__qualname__, outcome)
     client = warehouse_client.redis_client()
+    try:
+        liveness.beat(client)  # before the first task: the claims it makes carry its name
+    except Exception as exc:
+        log.warning("heartbeat: %s", exc)
 
     def beat() -> None:
         while not _stop.is_set():
             try:
                 client.set(warehouse_client.HEARTBEAT_KEY, sender.hostname, ex=warehouse_client.HEARTBEAT_TTL)
+                liveness.beat(client)  # this process's own: its claims are freed at once when it dies
             except Exception as exc:  # Redis restarts: keep trying
                 log.warning("heartbeat: %s", exc)
             _stop.wait(warehouse_client.HEARTBEAT_TTL / 3)

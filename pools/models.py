@@ -235,6 +235,9 @@ class Delivery(models.Model):
 
     claim_token = models.CharField(max_length=64, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # The process that holds the claim (console/liveness.py), so that a dead one's claim is freed
+    # at once; '' for a process that does not beat, whose claim only its age frees.
+    claimed_by = models.CharField(max_length=200, blank=True, default="")
     attempts = models.IntegerField(default=0)
     # After a transient fault (disk full, warehouse unreachable, …) the load waits until then.
     retry_at = models.DateTimeField(null=True, blank=True)

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from console import liveness
 from console.warehouse import loggable
 from pools import faults
 from pools.ingest import envelope, journal
@@ -53,6 +54,7 @@ def claim(pool_id: int, limit: int | None = None) -> tuple[str, list[int]]:
         status=Delivery.Status.LOADING,
         claim_token=token,
         claimed_at=timezone.now(),
+        claimed_by=liveness.me(),
         attempts=F("attempts") + 1,
     )
     ids = list(members.filter(claim_token=token).order_by("id").values_list("id", flat=True))
@@ -107,11 +109,13 @@ def release(delivery_id: int, token: str, error: str, *, hold: bool = False) -> 
 
 
 def sweep(stale_after: float | None = None) -> list[int]:
-    """Return stale claims to `landed` and list the pools that have deliveries waiting."""
+    """Return the claims of loaders known dead, and stale ones, to `landed`; list the pools that
+    have deliveries waiting."""
     stale_after = settings.LOAD_STALE_SECONDS if stale_after is None else stale_after
     cutoff = timezone.now() - timedelta(seconds=stale_after)
+    release_dead()
     released = Delivery.objects.filter(status=Delivery.Status.LOADING, claimed_at__lt=cutoff).update(
-        status=Delivery.Status.LANDED, claim_token="", claimed_at=None
+        status=Delivery.Status.LANDED, claim_token="", claimed_at=None, claimed_by=""
     )
     if released:
         log.warning("sweep: %d deliveries were claimed by a loader that stopped; loading again", released)
@@ -123,6 +127,28 @@ def sweep(stale_after: float | None = None) -> list[int]:
         .values_list("pool_id", flat=True)
         .distinct()
     )
+
+
+def release_dead() -> list[int]:
+    """Return to `landed` the claims of loaders known to have stopped (console/liveness.py): a
+    worker killed mid-load, seen dead as soon as its pid is gone or its heartbeat stops, rather
+    than after LOAD_STALE_SECONDS. Returns the pools whose deliveries were given back."""
+    holders = (
+        Delivery.objects.filter(status=Delivery.Status.LOADING)
+        .exclude(claimed_by="")
+        .values_list("claimed_by", flat=True)
+        .distinct()
+    )
+    dead = [name for name in holders if name != liveness.me() and liveness.dead(name)]
+    if not dead:
+        return []
+    orphaned = Delivery.objects.filter(status=Delivery.Status.LOADING, claimed_by__in=dead)
+    pools = list(orphaned.values_list("pool_id", flat=True).distinct())
+    released = orphaned.update(status=Delivery.Status.LANDED, claim_token="", claimed_at=None, claimed_by="")
+    log.warning(
+        "%d deliveries were claimed by a loader that died (%s); loading again", released, ", ".join(dead)
+    )
+    return pools
 
 
 def recover_journal(older_than: float = 30.0) -> int:
