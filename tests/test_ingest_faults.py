@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import uuid
@@ -13,7 +14,7 @@ import pytest
 from django.db import connection
 
 from pools.ingest import journal
-from pools.models import Delivery
+from pools.models import DataPool, Delivery
 from tests.helpers.firehose import (
     assert_firehose_reply,
     change_record,
@@ -164,3 +165,56 @@ def test_oversized_headers_get_the_json_reply_from_the_real_server(web_server, p
     # And an ordinary delivery on the same server is stored.
     reply = http("POST", url, body, firehose_headers(request_id, pool.access_key))
     assert_firehose_reply(reply, request_id, 200)
+
+
+def _post_all_then_read(url: str, body: bytes, headers: dict, chunked: bool = False):
+    """POST as Firehose's sender does: the whole body first, then the answer; a server that
+    answers and closes before reading the body makes this sender see a broken pipe instead."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        if chunked:
+            conn.putrequest("POST", parts.path)
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+            for start in range(0, len(body), 65536):
+                piece = body[start : start + 65536]
+                conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            conn.send(b"0\r\n\r\n")
+        else:
+            conn.request("POST", parts.path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        conn.close()
+
+
+def test_a_refusal_is_answered_after_the_body_is_read_so_the_sender_gets_the_json(web_server, pool):
+    # A pool being deleted answers 503 at once; with a body of 32 MiB on its way, an answer sent
+    # before the body is read reaches the sender as a broken pipe, not as Firehose's JSON.
+    DataPool.objects.filter(pk=pool.pk).update(status=DataPool.Status.DELETING)
+    request_id, body = firehose_body([change_record(f"o{i}", taqueria="x" * 3000) for i in range(8000)])
+    assert len(body) > 32 * 1024 * 1024
+    for keep in ("keep-alive", "close", "close"):
+        status, content_type, reply = _post_all_then_read(
+            web_server + pool.endpoint_path(),
+            body,
+            firehose_headers(request_id, pool.access_key, Connection=keep),
+        )
+        assert (status, content_type) == (503, "application/json")
+        assert json.loads(reply)["requestId"] == request_id
+
+
+def test_a_chunked_body_is_read_within_the_limit(web_server, pool):
+    # Firehose sends Content-Length; another sender may stream its body chunked instead.
+    request_id, body = firehose_body([change_record("o1"), change_record("o2")])
+    status, content_type, reply = _post_all_then_read(
+        web_server + pool.endpoint_path(), body, firehose_headers(request_id, pool.access_key), chunked=True
+    )
+    assert (status, content_type) == (200, "application/json"), reply
+    assert Delivery.objects.get(pool=pool, request_id=request_id).record_count == 2

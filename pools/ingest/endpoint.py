@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 
 from console.ack_latency import ack_latency
-from pools.ingest import auth, envelope, journal
+from pools.ingest import auth, body, envelope, journal
 from pools.ingest.landing import backpressure, disk_short, land
 from pools.models import DataPool
 
@@ -36,9 +36,9 @@ def firehose_response(request_id: str, status: int = 200, error: str = "") -> Ht
     doc: dict = {"requestId": request_id, "timestamp": int(time.time() * 1000)}
     if error:
         doc["errorMessage"] = error[:8192]
-    body = json.dumps(doc).encode()
-    response = HttpResponse(body, status=status, content_type="application/json")
-    response["Content-Length"] = str(len(body))
+    payload = json.dumps(doc).encode()
+    response = HttpResponse(payload, status=status, content_type="application/json")
+    response["Content-Length"] = str(len(payload))
     return response
 
 
@@ -90,7 +90,10 @@ class FirehoseRepliesMiddleware:
             return self.get_response(request)
         started = time.perf_counter()
         response = self._json(request, self.get_response(request))
-        if request.method == "POST":  # the ack latency histogram of /metrics
+        if request.method == "POST":
+            # An answer given before the body was read (back-pressure, a refusal) still reaches
+            # a sender that writes its whole body first (pools/ingest/body.py).
+            body.drain(request, settings.INGEST_MAX_BODY_BYTES)
             ack_latency.observe(response.status_code, time.perf_counter() - started)
         return response
 
@@ -133,7 +136,7 @@ def _answer(request: HttpRequest, public_id: str, header_id: str) -> HttpRespons
     length = request.META.get("CONTENT_LENGTH") or ""
     if length.isdigit() and int(length) > limit:
         return firehose_response(header_id, 400, f"body exceeds {limit} bytes")
-    raw = request.read(limit + 1)
+    raw = body.read(request, limit)
     encoding = request.headers.get("Content-Encoding", "")
     try:
         if len(raw) > limit:
