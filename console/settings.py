@@ -135,6 +135,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # The API's answer while Redis is down: a 503 with Retry-After, never a 500 page.
+    "console.access.api.outage.OutageMiddleware",
     # Last, as django-axes asks: it turns a lock-out into the page that says so.
     "axes.middleware.AxesMiddleware",
 ]

@@ -61,3 +61,31 @@ def test_ingest_answers_at_once_while_redis_is_down(web_on_second_redis, pool, w
         return not Delivery.objects.filter(pool=pool).exclude(status=Delivery.Status.LOADED).exists()
 
     wait_for(all_loaded, timeout=60, interval=1.0, message="the sweep to load what landed")
+
+
+def test_every_api_answer_during_an_outage_is_a_503_with_retry_after(web_on_second_redis, pool):
+    from console.access.api import keys
+
+    base, redis_proc = web_on_second_redis
+    manage = keys.create_key("ops", "manage").key
+    query = keys.create_key("reader", "query").key
+    bearer = {"Authorization": f"Bearer {manage}"}
+    assert http("GET", f"{base}/api/v1/pools/{pool.name}/statistics", None, bearer).status == 200
+
+    redis_proc.terminate()
+    redis_proc.wait(10)
+    asks = [
+        ("GET", f"/api/v1/pools/{pool.name}/statistics", None, bearer),
+        ("GET", "/api/v1/pools", None, bearer),
+        ("POST", "/api/v1/sql", b'{"sql": "SELECT 1"}', {"Authorization": f"Bearer {query}"}),
+    ]
+    for method, path, body, headers in asks:
+        reply = http(method, base + path, body, {"Content-Type": "application/json", **headers})
+        assert reply.status == 503, (path, reply.status, reply.body[:300])
+        assert reply.headers["Content-Type"] == "application/problem+json", path
+        assert int(reply.headers["Retry-After"]) > 0, path
+        assert reply.json()["status"] == 503
+    # ClickHouse's clients get ClickHouse's error shape.
+    reply = http("POST", f"{base}/clickhouse/?user=reader&password={query}", b"SELECT 1", {})
+    assert reply.status == 503 and reply.body.startswith(b"Code: "), reply.body[:300]
+    assert reply.headers["X-ClickHouse-Exception-Code"] and int(reply.headers["Retry-After"]) > 0
