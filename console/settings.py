@@ -260,6 +260,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers try the broker again every second after losing it (console/celery.py's Consumer).
+CELERY_WORKER_CONSUMER = "console.celery:Consumer"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
     # A publish to a Redis that is down fails after one quick retry instead of kombu's default

@@ -20,6 +20,9 @@ _held: list[int] = []  # the warehouse folder's lock, held for the life of the p
 # Sent (with `warehouse=`) once a warehouse worker has opened the warehouse, before it takes work:
 # the apps above connect to it in their AppConfig.ready() (views_mv detaches older views' triggers).
 warehouse_opened = Signal()
+# Sent by a warehouse worker when Redis answers again after its heartbeat found it down: what
+# landed meanwhile could not be queued, and the apps above (pools) queue it at once.
+redis_returned = Signal()
 
 
 def _consumes_warehouse(sender) -> bool:
@@ -50,12 +53,25 @@ def start_heartbeat(sender=None, **_):
         log.warning("heartbeat: %s", exc)
 
     def beat() -> None:
+        down = False
         while not _stop.is_set():
             try:
                 client.set(warehouse_client.HEARTBEAT_KEY, sender.hostname, ex=warehouse_client.HEARTBEAT_TTL)
                 liveness.beat(client)  # this process's own: its claims are freed at once when it dies
-            except Exception as exc:  # Redis restarts: keep trying
-                log.warning("heartbeat: %s", exc)
+            except Exception as exc:  # Redis restarts: try again every half second
+                if not down:
+                    log.warning(
+                        "heartbeat: Redis is unreachable (%s); trying every 0.5 s", type(exc).__name__
+                    )
+                down = True
+                _stop.wait(0.5)
+                continue
+            if down:
+                down = False
+                log.warning("heartbeat: Redis answers again; queueing what landed meanwhile")
+                for receiver, outcome in redis_returned.send_robust(sender=None):
+                    if isinstance(outcome, Exception):
+                        log.error("after Redis returned, %s failed: %s", receiver.__qualname__, outcome)
             _stop.wait(warehouse_client.HEARTBEAT_TTL / 3)
 
     threading.Thread(target=beat, name="warehouse-heartbeat", daemon=True).start()

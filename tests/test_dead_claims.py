@@ -100,6 +100,8 @@ def test_a_worker_killed_mid_load_is_loaded_again_within_seconds(pool, warehouse
         message=f"every delivery loaded ({held} were held by the killed worker)",
     )
     # A loaded CI machine needs more than the 15 s a quiet one does (docs/operations.md).
-    assert time.monotonic() - killed < 45
+    took = time.monotonic() - killed
+    print(f"every delivery loaded {took:.1f} s after the kill")
+    assert took < 45, took
     result = warehouse_client.call(run_sql, f"SELECT count(), uniqExact(event_id) FROM {pool.name}")
     assert result["rows"] == [[batches * per_batch, batches * per_batch]]

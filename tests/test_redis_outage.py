@@ -89,3 +89,55 @@ def test_every_api_answer_during_an_outage_is_a_503_with_retry_after(web_on_seco
     reply = http("POST", f"{base}/clickhouse/?user=reader&password={query}", b"SELECT 1", {})
     assert reply.status == 503 and reply.body.startswith(b"Code: "), reply.body[:300]
     assert reply.headers["X-ClickHouse-Exception-Code"] and int(reply.headers["Retry-After"]) > 0
+
+
+@pytest.mark.worker
+def test_what_landed_during_an_outage_loads_within_seconds_of_redis_s_return(
+    web_on_second_redis, second_redis, pool, no_worker
+):
+    """No beat here: the warehouse worker itself reconnects at once and drains what landed."""
+    import subprocess
+
+    from tests.helpers.workers import WorkerProcess
+
+    base, redis_proc = web_on_second_redis
+    url, _ = second_redis
+    worker = WorkerProcess(env={"REDIS_URL": url}, heartbeat_redis=url)
+    worker.start()
+    try:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        for i in range(3):
+            request_id, body = firehose_body([change_record(f"during-{i}")])
+            reply = http(
+                "POST", base + pool.endpoint_path(), body, firehose_headers(request_id, pool.access_key)
+            )
+            assert_firehose_reply(reply, request_id, 200)
+        time.sleep(12)  # long enough for a client's reconnect back-off to have grown
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        back = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        returned = time.monotonic()
+        try:
+            wait_for(
+                lambda: (
+                    not Delivery.objects.filter(pool=pool).exclude(status=Delivery.Status.LOADED).exists()
+                ),
+                timeout=60,
+                interval=0.2,
+                message="what landed during the outage to load",
+            )
+            # 10 s on a quiet machine (docs/operations.md); a loaded CI machine gets some slack.
+            took = time.monotonic() - returned
+            print(f"loaded {took:.1f} s after Redis returned")
+            assert took < 20, took
+            ready = http("GET", base + "/readyz")
+            assert ready.status == 200, ready.body[:300]
+        finally:
+            back.terminate()
+            back.wait(10)
+    finally:
+        worker.stop()
