@@ -260,6 +260,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# What `make run` starts (console/supervisor.py): web processes and threads, the warehouse worker's
+# threads and its CPU priority (loading yields the CPU to the web process on a small machine).
+WEB_WORKERS = env_int("WEB_WORKERS", 2, minimum=1)
+WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
+WAREHOUSE_CONCURRENCY = env_int("WAREHOUSE_CONCURRENCY", 4, minimum=1)
+WAREHOUSE_NICE = env_int("WAREHOUSE_NICE", 10, minimum=0, maximum=19)
 # Workers try the broker again every second after losing it (console/celery.py's Consumer).
 CELERY_WORKER_CONSUMER = "console.celery:Consumer"
 CELERY_BROKER_TRANSPORT_OPTIONS = {

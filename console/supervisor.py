@@ -96,8 +96,7 @@ def gunicorn_argv(port: int, python: str = sys.executable, *, workers: str, thre
 
 
 def plan(port: int, python: str = sys.executable) -> list[Proc]:
-    web_workers = os.environ.get("WEB_WORKERS", "2")
-    web_threads = os.environ.get("WEB_THREADS", "8")
+    web_workers, web_threads = str(settings.WEB_WORKERS), str(settings.WEB_THREADS)
     celery = [python, "-m", "celery", "-A", "console"]
     procs = [
         Proc(
@@ -116,7 +115,7 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
                 "--pool",
                 "threads",
                 "--concurrency",
-                os.environ.get("WAREHOUSE_CONCURRENCY", "4"),
+                str(settings.WAREHOUSE_CONCURRENCY),
                 "-n",
                 "warehouse@%h",
                 "--loglevel",
@@ -124,7 +123,7 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
                 "--without-gossip",
                 "--without-mingle",
             ],
-            nice=int(os.environ.get("WAREHOUSE_NICE", "10")),
+            nice=settings.WAREHOUSE_NICE,
             ready_when=" ready.",
         ),
         Proc(
@@ -190,6 +189,92 @@ def _child_setup(parent: int, nice: int):
     return setup
 
 
+class _Output:
+    """The supervisor's one terminal: each process's lines labelled with its name (coloured on a
+    terminal), its own lines as `shoal`."""
+
+    def __init__(self, procs: list[Proc], out) -> None:
+        self.out = out
+        self.colour = out.isatty()
+        self.width = max(len(p.name) for p in [*procs, Proc("shoal", [])])
+        self.lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            self.out.write(f"{text}\n")
+            self.out.flush()
+
+    def say(self, message: str) -> None:
+        self.write(f"{'shoal'.ljust(self.width)} | {message}")
+
+    def pump(self, proc: Proc, popen: subprocess.Popen, index: int) -> None:
+        """Copy a process's output, labelled; mark it ready when it prints its ready line."""
+        label = proc.name.ljust(self.width)
+        if self.colour:
+            label = f"{COLOURS[index % len(COLOURS)]}{label}{RESET}"
+        for raw in popen.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            self.write(f"{label} | {line}")
+            if proc.ready_when and proc.ready_when in line:
+                proc.ready.set()
+
+
+def _lock_data_folder(data_dir: Path, output: _Output) -> tuple[bool, int | None]:
+    """The data folder's lock, held for the stack's life (inherited by every process); refused,
+    naming the processes, while an earlier stack or warehouse worker holds it."""
+    held = None
+    try:
+        held = folder_lock.acquire(Path(data_dir) / "shoal.lock")
+        if settings.WAREHOUSE.backend == "chdb":
+            folder_lock.check_free(folder_lock.warehouse_lock(settings.WAREHOUSE.path))
+    except folder_lock.FolderHeld as exc:
+        output.say(str(exc))
+        if held is not None:
+            os.close(held)
+        return False, None
+    return True, held
+
+
+def _start(proc: Proc, index: int, output: _Output, held: int | None) -> None:
+    # Popen runs in the main thread only: PR_SET_PDEATHSIG fires when the thread that started the
+    # child ends, not the process.
+    proc.popen = subprocess.Popen(
+        proc.argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_child_setup(os.getpid(), proc.nice),
+        pass_fds=(held,) if held is not None else (),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    proc.started_at = time.monotonic()
+    threading.Thread(target=output.pump, args=(proc, proc.popen, index), daemon=True).start()
+
+
+def _keep_running(procs: list[Proc], output: _Output, held: int | None) -> None:
+    """One look at every process: start again those whose back-off is over, note the exits."""
+    now = time.monotonic()
+    for index, proc in enumerate(procs):
+        if proc.popen is None:
+            if now >= proc.restart_at:
+                output.say(f"starting {proc.name} again")
+                _start(proc, index, output, held)
+            continue
+        code = proc.popen.poll()
+        if code is None:
+            continue
+        ran = now - proc.started_at
+        proc.failures = 1 if ran >= STABLE_SECONDS else proc.failures + 1
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (proc.failures - 1))
+        output.say(
+            f"{proc.name} exited with status {code} after {ran:.0f} s; the others keep running; "
+            f"restarting it in {delay:g} s"
+        )
+        _signal_group(proc, signal.SIGKILL)  # whatever it left behind in its group
+        proc.popen = None
+        proc.restart_at = now + delay
+
+
 def run(
     procs: list[Proc],
     out=sys.stdout,
@@ -208,62 +293,19 @@ def run(
     is ready, below all their start-up lines, and again every `every` seconds for as long as it
     returns text.
     """
-    colour = out.isatty()
-    width = max(len(p.name) for p in [*procs, Proc("shoal", [])])
-    lock = threading.Lock()
+    output = _Output(procs, out)
     stopping = StopRequest(stop_event)
-
-    def say(message: str) -> None:
-        with lock:
-            out.write(f"{'shoal'.ljust(width)} | {message}\n")
-            out.flush()
-
     signal.signal(signal.SIGINT, stopping)
     signal.signal(signal.SIGTERM, stopping)
-
     held = None
     if data_dir is not None:
-        try:
-            held = folder_lock.acquire(Path(data_dir) / "shoal.lock")
-            if settings.WAREHOUSE.backend == "chdb":
-                folder_lock.check_free(folder_lock.warehouse_lock(settings.WAREHOUSE.path))
-        except folder_lock.FolderHeld as exc:
-            say(str(exc))
-            if held is not None:
-                os.close(held)
+        locked, held = _lock_data_folder(data_dir, output)
+        if not locked:
             return 1
-
-    def pump(proc: Proc, popen: subprocess.Popen, index: int) -> None:
-        label = proc.name.ljust(width)
-        if colour:
-            label = f"{COLOURS[index % len(COLOURS)]}{label}{RESET}"
-        for raw in popen.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            with lock:
-                out.write(f"{label} | {line}\n")
-                out.flush()
-            if proc.ready_when and proc.ready_when in line:
-                proc.ready.set()
-
-    def start(proc: Proc, index: int) -> None:
-        # Popen runs in this (the main) thread only: PR_SET_PDEATHSIG fires when the thread that
-        # started the child ends, not the process.
-        proc.popen = subprocess.Popen(
-            proc.argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_child_setup(os.getpid(), proc.nice),
-            pass_fds=(held,) if held is not None else (),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        proc.started_at = time.monotonic()
-        threading.Thread(target=pump, args=(proc, proc.popen, index), daemon=True).start()
-
     for index, proc in enumerate(procs):
         if stopping.asked():
             break
-        start(proc, index)
+        _start(proc, index, output, held)
 
     next_notice = 0.0
     while not stopping.asked():
@@ -273,31 +315,11 @@ def run(
             if text is None:
                 notice = None
             else:
-                with lock:
-                    out.write(f"{text}\n")
-                    out.flush()
+                output.write(text)
                 next_notice = now + every
-        for index, proc in enumerate(procs):
-            if proc.popen is None:
-                if now >= proc.restart_at:
-                    say(f"starting {proc.name} again")
-                    start(proc, index)
-                continue
-            code = proc.popen.poll()
-            if code is None:
-                continue
-            ran = now - proc.started_at
-            proc.failures = 1 if ran >= STABLE_SECONDS else proc.failures + 1
-            delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (proc.failures - 1))
-            say(
-                f"{proc.name} exited with status {code} after {ran:.0f} s; the others keep running; "
-                f"restarting it in {delay:g} s"
-            )
-            _signal_group(proc, signal.SIGKILL)  # whatever it left behind in its group
-            proc.popen = None
-            proc.restart_at = now + delay
+        _keep_running(procs, output, held)
         time.sleep(0.2)
-    say(f"stopping (at most {grace:g} s)")
+    output.say(f"stopping (at most {grace:g} s)")
     terminate(procs, grace)
     if held is not None:
         os.close(held)
