@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import redis
 from django.conf import settings
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -34,6 +34,85 @@ def _redis():
 # --- the scrape ------------------------------------------------------------------------------------
 
 
+# Each pool's figures: (key, kind, metric, help).
+POOL_FIGURES = (
+    (
+        "received",
+        CounterMetricFamily,
+        "shoal_pool_received_records",
+        "Records Firehose delivered (acknowledged).",
+    ),
+    (
+        "received_bytes",
+        CounterMetricFamily,
+        "shoal_pool_received_bytes",
+        "Request bytes Firehose delivered, as sent.",
+    ),
+    ("loaded", CounterMetricFamily, "shoal_pool_loaded_records", "Records loaded into the pool's table."),
+    (
+        "quarantined",
+        CounterMetricFamily,
+        "shoal_pool_quarantined_records",
+        "Records set aside as not DynamoDB change records.",
+    ),
+    ("backlog", GaugeMetricFamily, "shoal_pool_backlog_bytes", "Bytes landed and not yet loaded."),
+    (
+        "oldest",
+        GaugeMetricFamily,
+        "shoal_pool_oldest_landed_age_seconds",
+        "Age of the oldest delivery waiting to load (0 when none waits).",
+    ),
+    (
+        "errors",
+        GaugeMetricFamily,
+        "shoal_pool_load_errors",
+        "Deliveries whose last load failed (retried, or failed for good).",
+    ),
+    (
+        "failed",
+        GaugeMetricFamily,
+        "shoal_pool_failed_deliveries",
+        "Deliveries that failed every load attempt; re-queue them from the admin.",
+    ),
+)
+
+
+def _delivery_figures():
+    """Each pool's deliveries summed up, in one query."""
+    waiting = [Delivery.Status.LANDED, Delivery.Status.LOADING]
+    return (
+        Delivery.objects.values("pool_id")
+        .annotate(
+            records=Sum("record_count"),
+            bytes=Sum("body_bytes"),
+            loaded=Sum("loaded_count", filter=Q(status=Delivery.Status.LOADED)),
+            quarantined=Sum("quarantined_count", filter=Q(status=Delivery.Status.LOADED)),
+            backlog=Sum("body_bytes", filter=Q(status__in=waiting)),
+            oldest=Min("received_at", filter=Q(status__in=waiting)),
+            errors=Count("id", filter=~Q(error="") & ~Q(status=Delivery.Status.LOADED)),
+            failed=Count("id", filter=Q(status=Delivery.Status.FAILED)),
+        )
+        .order_by()
+    )
+
+
+def _pool_values(row: dict | None, pruned: tuple[int, int, int], now) -> dict:
+    """A pool's figures from its deliveries' sums (None: it has none) and what pruning counted."""
+    earlier_records, earlier_bytes, earlier_loaded = pruned
+    row = row or {}
+    age = (now - row["oldest"]).total_seconds() if row.get("oldest") else 0.0
+    return {
+        "received": (row.get("records") or 0) + earlier_records,
+        "received_bytes": (row.get("bytes") or 0) + earlier_bytes,
+        "loaded": (row.get("loaded") or 0) + earlier_loaded,
+        "quarantined": row.get("quarantined") or 0,
+        "backlog": row.get("backlog") or 0,
+        "oldest": max(age, 0.0),
+        "errors": row.get("errors") or 0,
+        "failed": row.get("failed") or 0,
+    }
+
+
 class ShoalCollector:
     """Reads the figures when Prometheus scrapes."""
 
@@ -44,6 +123,7 @@ class ShoalCollector:
         yield from self._health()
 
     def _pools(self) -> Iterator:
+        families = {key: kind(name, text, labels=["pool"]) for key, kind, name, text in POOL_FIGURES}
         names = dict(DataPool.objects.values_list("pk", "name"))
         # What pruned deliveries counted (pools/retention.py): counters never go down.
         pruned = {
@@ -52,81 +132,12 @@ class ShoalCollector:
                 "pk", "pruned_records", "pruned_bytes", "pruned_loaded"
             )
         }
-        waiting = [Delivery.Status.LANDED, Delivery.Status.LOADING]
-        rows = (
-            Delivery.objects.values("pool_id")
-            .annotate(
-                records=Sum("record_count"),
-                bytes=Sum("body_bytes"),
-                loaded=Sum("loaded_count", filter=Q(status=Delivery.Status.LOADED)),
-                quarantined=Sum("quarantined_count", filter=Q(status=Delivery.Status.LOADED)),
-                backlog=Sum("body_bytes", filter=Q(status__in=waiting)),
-                oldest=Min("received_at", filter=Q(status__in=waiting)),
-                errors=Count("id", filter=~Q(error="") & ~Q(status=Delivery.Status.LOADED)),
-                failed=Count("id", filter=Q(status=Delivery.Status.FAILED)),
-                last=Max("received_at"),
-            )
-            .order_by()
-        )
-        received = CounterMetricFamily(
-            "shoal_pool_received_records", "Records Firehose delivered (acknowledged).", labels=["pool"]
-        )
-        received_bytes = CounterMetricFamily(
-            "shoal_pool_received_bytes", "Request bytes Firehose delivered, as sent.", labels=["pool"]
-        )
-        loaded = CounterMetricFamily(
-            "shoal_pool_loaded_records", "Records loaded into the pool's table.", labels=["pool"]
-        )
-        quarantined = CounterMetricFamily(
-            "shoal_pool_quarantined_records",
-            "Records set aside as not DynamoDB change records.",
-            labels=["pool"],
-        )
-        backlog = GaugeMetricFamily(
-            "shoal_pool_backlog_bytes", "Bytes landed and not yet loaded.", labels=["pool"]
-        )
-        oldest = GaugeMetricFamily(
-            "shoal_pool_oldest_landed_age_seconds",
-            "Age of the oldest delivery waiting to load (0 when none waits).",
-            labels=["pool"],
-        )
-        errors = GaugeMetricFamily(
-            "shoal_pool_load_errors",
-            "Deliveries whose last load failed (retried, or failed for good).",
-            labels=["pool"],
-        )
-        failed = GaugeMetricFamily(
-            "shoal_pool_failed_deliveries",
-            "Deliveries that failed every load attempt; re-queue them from the admin.",
-            labels=["pool"],
-        )
+        by_pool = {row["pool_id"]: row for row in _delivery_figures()}
         now = timezone.now()
-        seen = set()
-        for row in rows:
-            name = names.get(row["pool_id"])
-            if name is None:
-                continue
-            seen.add(name)
-            earlier_records, earlier_bytes, earlier_loaded = pruned[row["pool_id"]]
-            received.add_metric([name], (row["records"] or 0) + earlier_records)
-            received_bytes.add_metric([name], (row["bytes"] or 0) + earlier_bytes)
-            loaded.add_metric([name], (row["loaded"] or 0) + earlier_loaded)
-            quarantined.add_metric([name], row["quarantined"] or 0)
-            backlog.add_metric([name], row["backlog"] or 0)
-            age = (now - row["oldest"]).total_seconds() if row["oldest"] else 0.0
-            oldest.add_metric([name], max(age, 0.0))
-            errors.add_metric([name], row["errors"])
-            failed.add_metric([name], row["failed"])
-        for pk, name in names.items():  # pools without deliveries (yet, or left after pruning)
-            if name in seen:
-                continue
-            earlier_records, earlier_bytes, earlier_loaded = pruned[pk]
-            received.add_metric([name], earlier_records)
-            received_bytes.add_metric([name], earlier_bytes)
-            loaded.add_metric([name], earlier_loaded)
-            for family in (quarantined, backlog, oldest, errors, failed):
-                family.add_metric([name], 0)
-        yield from (received, received_bytes, loaded, quarantined, backlog, oldest, errors, failed)
+        for pk, name in names.items():  # pools without deliveries too (yet, or left after pruning)
+            for key, value in _pool_values(by_pool.get(pk), pruned[pk], now).items():
+                families[key].add_metric([name], value)
+        yield from families.values()
 
     def _views(self) -> Iterator:
         failing = GaugeMetricFamily(
