@@ -101,6 +101,81 @@ def timed(fn, runs: int) -> dict:
     }
 
 
+def _feed(stack: Stack, records: int) -> str:
+    """A pool of `records` change records through the endpoint; returns a query key for it."""
+    pool = json.loads(stack.manage("create_pool", "bench_orders", "--json"))
+    key = json.loads(stack.manage("create_api_key", "bench", "--scope", "query", "--json"))["key"]
+    time.sleep(1.0)
+    with FirehoseSender(pool["endpoint_url"], pool["access_key"]) as sender:
+        for batch in batches(make_records(records, seed=11), 1 << 20):
+            if not sender.send(batch).ok:
+                raise SystemExit("a delivery failed")
+    return key
+
+
+class Api:
+    """`POST /api/v1/sql` with a key."""
+
+    def __init__(self, base: str, key: str):
+        self.base = base
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def __call__(self, sql: str, **extra) -> requests.Response:
+        reply = self.session.post(f"{self.base}/api/v1/sql", json={"sql": sql, **extra})
+        if not reply.ok:
+            raise SystemExit(f"{reply.status_code}: {reply.text}")
+        return reply
+
+    def wait_loaded(self, records: int) -> None:
+        deadline = time.monotonic() + 120
+        while self("SELECT count() FROM bench_orders").json()["rows"][0][0] < records:
+            if time.monotonic() > deadline:
+                raise SystemExit("the records were not loaded within 2 minutes")
+            time.sleep(0.5)
+
+
+def _export(api: Api, stack: Stack, rows: int) -> dict:
+    """The Parquet export, streamed, with the web workers' memory sampled meanwhile."""
+    workers = gunicorn_workers(stack.proc.pid)
+    before = {pid: rss_kib(pid) for pid in workers}
+    peak = dict(before)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            for pid in workers:
+                peak[pid] = max(peak[pid], rss_kib(pid))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    size = 0
+    with api.session.post(
+        f"{api.base}/api/v1/sql", json={"sql": export_sql(rows), "format": "Parquet"}, stream=True
+    ) as reply:
+        reply.raise_for_status()
+        for chunk in reply.iter_content(1 << 20):
+            size += len(chunk)
+    seconds = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    growth_mib = max(peak[p] - before[p] for p in workers) / 1024
+    return {"bytes": size, "seconds": seconds, "growth_mib": growth_mib}
+
+
+def _warehouse_own(rows: int) -> tuple[float, int]:
+    """The same export by chDB in this process: (seconds, bytes)."""
+    import chdb
+
+    local = chdb.connect(":memory:")
+    local.query(export_sql(1000), "Parquet")
+    started = time.perf_counter()
+    own = local.query(export_sql(rows), "Parquet")
+    return time.perf_counter() - started, len(own.bytes())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -110,31 +185,10 @@ def main() -> None:
     args = parser.parse_args()
 
     stack = Stack(redis_db=args.redis_db, prefix="shoal-bench-api-", env={"API_RATE_LIMIT_PER_MINUTE": "0"})
-    base, manage = stack.base_url, stack.manage
     with stack:
-        pool = json.loads(manage("create_pool", "bench_orders", "--json"))
-        key = json.loads(manage("create_api_key", "bench", "--scope", "query", "--json"))["key"]
-        time.sleep(1.0)
-        with FirehoseSender(pool["endpoint_url"], pool["access_key"]) as sender:
-            for batch in batches(make_records(args.records, seed=11), 1 << 20):
-                if not sender.send(batch).ok:
-                    raise SystemExit("a delivery failed")
-
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {key}"
-
-        def api(sql: str, **extra) -> requests.Response:
-            reply = session.post(f"{base}/api/v1/sql", json={"sql": sql, **extra})
-            if not reply.ok:
-                raise SystemExit(f"{reply.status_code}: {reply.text}")
-            return reply
-
-        deadline = time.monotonic() + 120
-        while api("SELECT count() FROM bench_orders").json()["rows"][0][0] < args.records:
-            if time.monotonic() > deadline:
-                raise SystemExit("the records were not loaded within 2 minutes")
-            time.sleep(0.5)
-
+        key = _feed(stack, args.records)
+        api = Api(stack.base_url, key)
+        api.wait_loaded(args.records)
         import clickhouse_connect
 
         client = clickhouse_connect.get_client(
@@ -147,43 +201,8 @@ def main() -> None:
             "/api/v1/sql (JSON)": timed(lambda: api(SMALL).json()["rows"], args.runs),
             "clickhouse-connect query (Native)": timed(lambda: client.query(SMALL).result_rows, args.runs),
         }
-
-        # The Parquet export, streamed, with the web workers' memory sampled meanwhile.
-        workers = gunicorn_workers(stack.proc.pid)
-        before = {pid: rss_kib(pid) for pid in workers}
-        peak = dict(before)
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                for pid in workers:
-                    peak[pid] = max(peak[pid], rss_kib(pid))
-                time.sleep(0.01)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        started = time.perf_counter()
-        size = 0
-        with session.post(
-            f"{base}/api/v1/sql", json={"sql": export_sql(args.export_rows), "format": "Parquet"}, stream=True
-        ) as reply:
-            reply.raise_for_status()
-            for chunk in reply.iter_content(1 << 20):
-                size += len(chunk)
-        export_seconds = time.perf_counter() - started
-        stop.set()
-        sampler.join()
-        growth_mib = max(peak[p] - before[p] for p in workers) / 1024
-
-    import chdb
-
-    local = chdb.connect(":memory:")
-    local.query(export_sql(1000), "Parquet")
-    started = time.perf_counter()
-    own = local.query(export_sql(args.export_rows), "Parquet")
-    own_seconds = time.perf_counter() - started
-    own_bytes = len(own.bytes())
-
+        export = _export(api, stack, args.export_rows)
+    own_seconds, own_bytes = _warehouse_own(args.export_rows)
     print(
         json.dumps(
             {
@@ -195,14 +214,14 @@ def main() -> None:
                 "small_query_round_trip": small,
                 "parquet_export": {
                     "rows": args.export_rows,
-                    "bytes": size,
-                    "seconds": round(export_seconds, 3),
-                    "rows_per_s": round(args.export_rows / export_seconds),
+                    "bytes": export["bytes"],
+                    "seconds": round(export["seconds"], 3),
+                    "rows_per_s": round(args.export_rows / export["seconds"]),
                     "warehouse_own_seconds": round(own_seconds, 3),
                     "warehouse_own_rows_per_s": round(args.export_rows / own_seconds),
                     "warehouse_own_bytes": own_bytes,
-                    "ratio": round(own_seconds / export_seconds, 2),
-                    "web_worker_peak_rss_growth_mib": round(growth_mib, 1),
+                    "ratio": round(own_seconds / export["seconds"], 2),
+                    "web_worker_peak_rss_growth_mib": round(export["growth_mib"], 1),
                 },
             },
             indent=2,
