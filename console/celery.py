@@ -7,7 +7,9 @@ import functools
 import logging
 import os
 from collections.abc import Callable
+from typing import Any, overload
 
+import celery
 from celery import Celery, Signature
 from celery.app import trace
 from celery.contrib.django.task import DjangoTask
@@ -34,6 +36,18 @@ class Task(DjangoTask):
     def enqueue(self, *args, **options) -> bool:
         """Queue this task with `args` now, fire-and-forget: see the module's `enqueue`."""
         return enqueue(self.signature(args), **options)
+
+
+@overload
+def shared_task(fn: Callable[..., Any]) -> Task: ...
+@overload
+def shared_task(**options: Any) -> Callable[[Callable[..., Any]], Task]: ...
+def shared_task(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """Celery's `shared_task` with Shoal's Task as its base, so that a task's `enqueue` and
+    `enqueue_on_commit` are what a type checker sees too. Every task is defined with it."""
+    if fn is not None:
+        return celery.shared_task(base=Task)(fn)
+    return celery.shared_task(base=Task, **options)
 
 
 def enqueue_on_commit(signature: Signature, *, refused: Refused | None = None, **options) -> None:

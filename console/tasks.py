@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from celery import shared_task
 from django.conf import settings
 
 from console import json_paths, sql_guard, user_queries
+from console.celery import shared_task
 from console.warehouse import Warehouse, WarehouseError, get_warehouse
 
 TIMEOUT_EXCEEDED = 159

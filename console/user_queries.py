@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import states
@@ -119,5 +119,5 @@ def _expired(expires: Any) -> bool:
         return False
     when = expires if isinstance(expires, datetime) else datetime.fromisoformat(str(expires))
     if timezone.is_naive(when):
-        when = timezone.make_aware(when, timezone.utc)
+        when = timezone.make_aware(when, UTC)  # django.utils.timezone.utc is gone since Django 5
     return timezone.now() > when

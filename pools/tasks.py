@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import shutil
 
-from celery import shared_task
 from django.core.exceptions import ValidationError
 
 from console import sql_guard, user_queries
+from console.celery import shared_task
 from console.warehouse import WarehouseError, get_warehouse
 from pools import loader, retention, stats, tables
 from pools.ingest import journal

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from console import celery, json_paths, sql_guard, user_queries
+from console.celery import shared_task
 from console.warehouse import WarehouseError, get_warehouse, loggable
 from console.warehouse.base import quote_string
 from pools import loader

@@ -95,15 +95,6 @@ class ChdbWarehouse(Warehouse):
             setattr(self._local, attr, conn)
         return conn
 
-    def _discard(self, readonly: bool) -> None:
-        attr = "ro" if readonly else "rw"
-        conn = getattr(self._local, attr, None)
-        setattr(self._local, attr, None)
-        if conn is not None:
-            # It is being thrown away; a failed close changes nothing.
-            with contextlib.suppress(Exception):
-                conn.close()
-
     def bootstrap(self) -> None:
         super().bootstrap()
         self._bootstrapped = True
@@ -116,7 +107,9 @@ class ChdbWarehouse(Warehouse):
         conn = getattr(self._local, attr, None)
         setattr(self._local, attr, None)
         if conn is not None:
-            conn.close()
+            # It is being thrown away; a failed close changes nothing.
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def execute(self, sql: str, *, settings: dict[str, Any] | None = None) -> int:
         try:

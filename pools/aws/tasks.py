@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 
-from celery import chain, shared_task
+from celery import chain
 from celery.exceptions import Ignore
 from django.utils import timezone
 
+from console.celery import shared_task
 from pools.aws import errors, monitoring, runner
 from pools.aws import snapshot as snapshots
 from pools.aws.clients import connect

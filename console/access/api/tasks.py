@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
 from console import sql_guard
 from console.access.api import channel
+from console.celery import shared_task
 from console.warehouse import WarehouseError, get_warehouse
 
 

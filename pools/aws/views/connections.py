@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from console.htmx import HtmxHttpRequest
 from console.roles import ADMIN, VIEWER, requires
 from pools.aws import discovery, errors, forms
 from pools.aws.models import AwsConnection, Pipeline
@@ -42,7 +43,7 @@ def connection_form(request: HttpRequest, pk: int | None = None) -> HttpResponse
 
 @requires(ADMIN)
 @require_POST
-def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
+def connection_test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(AwsConnection, pk=pk)
     context: dict = {"connection": connection}
     try:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
+from console.htmx import HtmxHttpRequest
 from console.roles import ADMIN, EDITOR, VIEWER, requires
 from pools.aws import errors, forms, pipelines, sandbox
 from pools.aws.clients import connect
@@ -56,7 +57,7 @@ def pipeline_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(VIEWER)
-def pipeline_progress(request: HttpRequest, pk: int) -> HttpResponse:
+def pipeline_progress(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The steps and progress bar; polled by htmx every second while a phase runs."""
     pipeline = pipeline_or_404(pk)
     response = render(request, "aws/_steps.html", _steps_context(pipeline))
@@ -132,7 +133,7 @@ def pipeline_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 @requires(EDITOR)
 @require_POST
-def pipeline_check(request: HttpRequest, pk: int) -> HttpResponse:
+def pipeline_check(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     pipeline = pipeline_or_404(pk)
     _maybe_check(pipeline, force=True)
     if request.htmx:

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from console.htmx import HtmxHttpRequest
 from console.roles import EDITOR, VIEWER, requires
 from pools.aws import snapshot as snapshots
 from pools.aws.forms import SnapshotForm
@@ -50,7 +51,7 @@ def snapshot_progress(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "aws/_snapshot.html", snapshot_context(pipeline_or_404(pk)))
 
 
-def _snapshot_answer(request: HttpRequest, pipeline) -> HttpResponse:
+def _snapshot_answer(request: HtmxHttpRequest, pipeline) -> HttpResponse:
     """After a snapshot action: the card again (htmx), or back to it on the pipeline page."""
     if request.htmx:
         return render(request, "aws/_snapshot.html", snapshot_context(pipeline))
@@ -59,7 +60,7 @@ def _snapshot_answer(request: HttpRequest, pipeline) -> HttpResponse:
 
 @requires(EDITOR)
 @require_POST
-def snapshot_start(request: HttpRequest, pk: int) -> HttpResponse:
+def snapshot_start(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     pipeline = pipeline_or_404(pk)
     form = SnapshotForm(request.POST)
     if not form.is_valid():
