@@ -16,3 +16,11 @@ def is_partial(request: HtmxHttpRequest) -> bool:
     A history restore (back/forward to a page htmx did not cache) needs the whole page.
     """
     return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def region(request: HtmxHttpRequest) -> str | None:
+    """Which region of its page an htmx request asks for: the `part` it names ('' for the page's
+    main region), or None for the whole page. Shoal's one rule: a view renders the region's
+    fragment (`templates/<app>/_<region>.html`, which the page includes) for a partial request,
+    the page otherwise; an action (POST) answers its region for htmx and redirects otherwise."""
+    return request.GET.get("part", "") if is_partial(request) else None

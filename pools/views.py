@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from console import owned_results, warehouse_client
-from console.htmx import HtmxHttpRequest
+from console.htmx import HtmxHttpRequest, region
 from console.roles import ADMIN, EDITOR, VIEWER, requires
 from pools import charts, services, stats, tables
 from pools.models import DataPool
@@ -26,7 +26,7 @@ def pool_list(request: HttpRequest) -> HttpResponse:
 def pool_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     pool = get_object_or_404(DataPool, name=name)
     live = _live(pool)
-    if request.htmx and request.GET.get("part") == "live":
+    if region(request) == "live":
         return render(request, "pools/_live.html", {"pool": pool, **live})
     context = {
         "pool": pool,
@@ -100,7 +100,7 @@ def preview(request: HtmxHttpRequest, name: str) -> HttpResponse:
         return render(request, "pools/_preview.html", {"pool": pool, "error": str(exc), "limit": limit})
     token = owned_results.token(task_id, request.user, _preview_page(pool))
     context = {"pool": pool, "result_token": token, "limit": limit, "pending": True, "limits": PREVIEW_LIMITS}
-    template = "pools/_preview.html" if request.htmx else "pools/preview.html"
+    template = "pools/_preview.html" if region(request) is not None else "pools/preview.html"
     return render(request, template, context)
 
 
@@ -122,7 +122,7 @@ def preview_result(request: HtmxHttpRequest, name: str, token: str) -> HttpRespo
             context["result"] = data
             context["rows"] = [list(zip(data["columns"], row, strict=False)) for row in data["rows"]]
         result.forget()
-    template = "pools/_preview.html" if request.htmx else "pools/preview.html"
+    template = "pools/_preview.html" if region(request) is not None else "pools/preview.html"
     return render(request, template, context)
 
 

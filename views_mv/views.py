@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from console import warehouse_client
-from console.htmx import HtmxHttpRequest
+from console.htmx import HtmxHttpRequest, region
 from console.roles import EDITOR, VIEWER, requires
 from pools.aws.models import AwsConnection
 from pools.models import DataPool
@@ -31,7 +31,7 @@ PARTS = {"progress": "views_mv/_progress.html", "replica": "views_mv/_replica.ht
 @requires(VIEWER)
 def mv_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     mv = get_object_or_404(MaterializedView.objects.select_related("source_pool", "target_pool"), name=name)
-    template = PARTS.get(request.GET.get("part", "")) if request.htmx else None
+    template = PARTS.get(region(request) or "")
     context = {
         "mv": mv,
         "backfill": getattr(mv, "backfill", None),

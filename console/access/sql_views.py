@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from console import sql_guard, warehouse_client
-from console.htmx import HtmxHttpRequest
+from console.htmx import HtmxHttpRequest, is_partial
 from console.models import QueryRun
 from console.roles import VIEWER, requires
 from console.tasks import run_sql
@@ -61,7 +61,7 @@ def sql_run(request: HtmxHttpRequest) -> HttpResponse:
         run.finish({"error": str(exc)})
         return _answer(request, {"sql": sql, "run": run, "error": str(exc)})
     run.save(update_fields=["task_id"])
-    if not request.htmx:
+    if not is_partial(request):
         return redirect(f"{reverse('sql:console')}?run={run.pk}")
     return _answer(request, {"sql": sql, **_outcome(run, wait=FAST_WAIT_SECONDS)})
 
@@ -69,7 +69,7 @@ def sql_run(request: HtmxHttpRequest) -> HttpResponse:
 @requires(VIEWER)
 def sql_result(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(QueryRun, pk=pk, user=request.user)
-    wait = POLL_WAIT_SECONDS if request.htmx else 0
+    wait = POLL_WAIT_SECONDS if is_partial(request) else 0
     return _answer(request, {"sql": run.sql, **_outcome(run, wait=wait)})
 
 
@@ -149,7 +149,7 @@ def error_excerpt(sql: str, position: int) -> dict:
 
 
 def _answer(request: HtmxHttpRequest, context: dict) -> HttpResponse:
-    if request.htmx:
+    if is_partial(request):
         context["history"] = _history(request)
         return render(request, "console/sql_result.html", {**context, "oob_history": True})
     return render(request, "console/sql.html", _page(request, context))

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from console.htmx import HtmxHttpRequest
+from console.htmx import HtmxHttpRequest, is_partial
 from console.roles import ADMIN, VIEWER, requires
 from pools.aws import discovery, errors, forms
 from pools.aws.models import AwsConnection, Pipeline
@@ -50,7 +50,7 @@ def connection_test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         context["identity"] = discovery.test_connection(connection)
     except errors.AwsError as exc:
         context["error"] = exc
-    if request.htmx:
+    if is_partial(request):
         return render(request, "aws/_test_result.html", context)
     if "error" in context:
         messages.error(request, f"Test failed. {context['error']}")

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from console.htmx import HtmxHttpRequest
+from console.htmx import HtmxHttpRequest, is_partial
 from console.roles import ADMIN, EDITOR, VIEWER, requires
 from pools.aws import errors, forms, pipelines, sandbox
 from pools.aws.clients import connect
@@ -61,7 +61,7 @@ def pipeline_progress(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The steps and progress bar; polled by htmx every second while a phase runs."""
     pipeline = pipeline_or_404(pk)
     response = render(request, "aws/_steps.html", _steps_context(pipeline))
-    if request.htmx and request.GET.get("was") == "running" and not pipeline.running:
+    if is_partial(request) and request.GET.get("was") == "running" and not pipeline.running:
         response["HX-Refresh"] = "true"  # finished: reload so that the rest of the page follows
     return response
 
@@ -136,7 +136,7 @@ def pipeline_status(request: HttpRequest, pk: int) -> HttpResponse:
 def pipeline_check(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     pipeline = pipeline_or_404(pk)
     _maybe_check(pipeline, force=True)
-    if request.htmx:
+    if is_partial(request):
         return render(request, "aws/_status.html", _status_context(pipeline))
     return redirect(pipeline)
 

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from console.htmx import HtmxHttpRequest
+from console.htmx import HtmxHttpRequest, is_partial
 from console.roles import EDITOR, VIEWER, requires
 from pools.aws import snapshot as snapshots
 from pools.aws.forms import SnapshotForm
@@ -53,7 +53,7 @@ def snapshot_progress(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _snapshot_answer(request: HtmxHttpRequest, pipeline) -> HttpResponse:
     """After a snapshot action: the card again (htmx), or back to it on the pipeline page."""
-    if request.htmx:
+    if is_partial(request):
         return render(request, "aws/_snapshot.html", snapshot_context(pipeline))
     return redirect(f"{pipeline.get_absolute_url()}#snapshot")
 
@@ -64,7 +64,7 @@ def snapshot_start(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     pipeline = pipeline_or_404(pk)
     form = SnapshotForm(request.POST)
     if not form.is_valid():
-        if request.htmx:
+        if is_partial(request):
             return render(request, "aws/_snapshot.html", snapshot_context(pipeline, form))
         messages.error(request, "Check the backfill settings.")
         return redirect(pipeline)
