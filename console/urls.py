@@ -6,11 +6,13 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from console.access import views
+from console.access.api import clickhouse_http
 from console.access.api.urls import console_patterns as api_key_pages
 from console.access.api.urls import management_patterns
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="pools:list", permanent=False)),
+    # The console for a browser; ClickHouse's HTTP interface for a ClickHouse client (console/access/api).
+    path("", clickhouse_http.root, name="root"),
     path("setup/<str:token>/", views.first_admin, name="setup"),
     path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -24,8 +24,9 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 
+from console import request_body
 from console.ack_latency import ack_latency
-from pools.ingest import auth, body, envelope, journal
+from pools.ingest import auth, envelope, journal
 from pools.ingest.landing import backpressure, disk_short, land
 from pools.models import DataPool
 
@@ -92,8 +93,8 @@ class FirehoseRepliesMiddleware:
         response = self._json(request, self.get_response(request))
         if request.method == "POST":
             # An answer given before the body was read (back-pressure, a refusal) still reaches
-            # a sender that writes its whole body first (pools/ingest/body.py).
-            body.drain(request, settings.INGEST_MAX_BODY_BYTES)
+            # a sender that writes its whole body first (console/request_body.py).
+            request_body.drain(request, settings.INGEST_MAX_BODY_BYTES)
             ack_latency.observe(response.status_code, time.perf_counter() - started)
         return response
 
@@ -136,7 +137,7 @@ def _answer(request: HttpRequest, public_id: str, header_id: str) -> HttpRespons
     length = request.META.get("CONTENT_LENGTH") or ""
     if length.isdigit() and int(length) > limit:
         return firehose_response(header_id, 400, f"body exceeds {limit} bytes")
-    raw = body.read(request, limit)
+    raw = request_body.read(request, limit)
     encoding = request.headers.get("Content-Encoding", "")
     try:
         if len(raw) > limit:

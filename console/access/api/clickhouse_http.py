@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
+import zlib
 from urllib.parse import parse_qsl
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
 from django.views.decorators.csrf import csrf_exempt
 
-from console import sql_guard, warehouse_client
+from console import request_body, sql_guard, warehouse_client
 from console.access.api import query
 from console.access.api.auth import QUERY, api_key_required
 from console.warehouse.base import quote_string
@@ -33,6 +37,7 @@ from pools.models import DataPool
 READONLY = sql_guard.READONLY
 UNKNOWN_FORMAT = 73
 UNKNOWN_DATABASE = 81
+BAD_ARGUMENTS = 36
 TRANSPORT = frozenset(
     {
         "query",
@@ -66,6 +71,7 @@ _CODE_NAMES = {
     sql_guard.ACCESS_DENIED: "ACCESS_DENIED",
     UNKNOWN_FORMAT: "UNKNOWN_FORMAT",
     UNKNOWN_DATABASE: "UNKNOWN_DATABASE",
+    BAD_ARGUMENTS: "BAD_ARGUMENTS",
     516: "AUTHENTICATION_FAILED",
     202: "TOO_MANY_SIMULTANEOUS_QUERIES",
 }
@@ -126,12 +132,23 @@ def _settings(api_key, match) -> str:
     return _settings_answer()
 
 
+def _exists(api_key, match) -> str:
+    """EXISTS of a pool: 1 for one this key may read; for any other name (another key's pool
+    included) what ClickHouse answers for a table that does not exist."""
+    database = (match.group("db") or "").rstrip(".")
+    known = database in ("", *DATABASE_ALIASES, settings.WAREHOUSE.database) and any(
+        p.name == match.group("table") for p in _readable_pools(api_key)
+    )
+    return _values("result UInt8", [(1 if known else 0,)])
+
+
 # Connect-time questions about system.* (clickhouse-connect's system.settings; the catalogue
 # that BI drivers list), by their text with runs of spaces collapsed, answered with SQL Shoal
 # writes over literal rows: the Data Pools this key may read, never the real system tables.
 CATALOG = [
     (
-        re.compile(r"^SELECT name, value, readonly as readonly FROM system\.settings LIMIT 10000$", re.I),
+        # clickhouse-connect 0.x writes `readonly as readonly`, 1.x `readonly`.
+        re.compile(r"^SELECT name, value, readonly( as readonly)? FROM system\.settings LIMIT 10000$", re.I),
         _settings,
     ),
     (re.compile(r"^SELECT name FROM system\.databases( ORDER BY name)?$", re.I), _databases),
@@ -150,6 +167,12 @@ CATALOG = [
         ),
         _columns,
     ),
+    (
+        re.compile(
+            r"^EXISTS( TEMPORARY)?( TABLE)? `?(?P<db>[A-Za-z0-9_]+\.)?(?P<table>[A-Za-z0-9_]+)`?$", re.I
+        ),
+        _exists,
+    ),
 ]
 
 
@@ -161,6 +184,15 @@ def catalog_answer(api_key, text: str) -> str | None:
         if match:
             return answer(api_key, match)
     return None
+
+
+# ClickHouse suggests close names ("Maybe you meant shoal.orders?"): with a key limited to some
+# pools, that would name the others.
+_HINT = re.compile(r"\.?\s*Maybe you meant [^?]*\?", re.I)
+
+
+def without_hints(message: str) -> str:
+    return _HINT.sub("", message)
 
 
 def exception_text(code: int | None, message: str) -> str:
@@ -193,16 +225,50 @@ def ping(request: HttpRequest) -> HttpResponse:
 ping.shoal_api_scope = "public"
 
 
+# The longest query text read from a request's body.
+MAX_QUERY_BYTES = 1 << 20
+# Databases a client may name: the pools' own, `default`, and `clickhouse`, which
+# @clickhouse/client reads from a URL such as http://host:8000/clickhouse (it takes a URL's path
+# for the database and posts to /, which Shoal routes here: console/urls.py).
+DATABASE_ALIASES = ("", "default", "clickhouse")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _query_text(request: HttpRequest, params: dict[str, str]) -> str:
+    """The query: `query=` in the URL, then the body (sent whole or chunked)."""
+    text = params.get("query", "")
+    if request.method == "POST":
+        raw = request_body.read(request, MAX_QUERY_BYTES)
+        if len(raw) > MAX_QUERY_BYTES:
+            raise ValueError(f"the query is longer than {MAX_QUERY_BYTES} bytes")
+        body = raw.decode("utf-8", "replace")
+        text = f"{text}\n{body}" if text and body else text or body
+    return text
+
+
+def _gzipped(chunks):
+    """The answer gzip-compressed as it streams (enable_http_compression=1 and Accept-Encoding)."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
+    for chunk in chunks:
+        out = compressor.compress(chunk)
+        if out:
+            yield out
+    yield compressor.flush()
+
+
 def _view(request: HttpRequest) -> HttpResponse:
     params = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True))
-    text = params.get("query", "")
-    if request.method == "POST" and request.body:
-        body = request.body.decode("utf-8", "replace")
-        text = f"{text}\n{body}" if text else body
+    query_id = params.get("query_id") or str(uuid.uuid4())
+    if _CONTROL.search(query_id) or len(query_id) > 256:
+        return error(400, "query_id must be at most 256 printable characters.", BAD_ARGUMENTS)
+    try:
+        text = _query_text(request, params)
+    except ValueError as exc:
+        return error(413, str(exc), BAD_ARGUMENTS)
     if not text.strip():
         return HttpResponse("Ok.\n", content_type="text/plain; charset=UTF-8")
     database = params.get("database")
-    if database not in (None, "", "default", settings.WAREHOUSE.database):
+    if database not in (None, *DATABASE_ALIASES, settings.WAREHOUSE.database):
         return error(
             404,
             f"Database {database} does not exist: the pools are in {settings.WAREHOUSE.database}.",
@@ -236,11 +302,21 @@ def _view(request: HttpRequest) -> HttpResponse:
     if answer.error:
         answer.reader.close()
         status = 403 if answer.code in (READONLY, sql_guard.ACCESS_DENIED) else 400
-        return error(status, answer.error, answer.code)
-    response = StreamingHttpResponse(answer.reader.chunks(), content_type=query.FORMATS[fmt])
-    response["Content-Length"] = str(answer.header["bytes"])
+        return error(status, without_hints(answer.error), answer.code, {"X-ClickHouse-Query-Id": query_id})
+    chunks = answer.reader.chunks()
+    compress = params.get("enable_http_compression") == "1" and "gzip" in request.headers.get(
+        "Accept-Encoding", ""
+    )
+    response = StreamingHttpResponse(
+        _gzipped(chunks) if compress else chunks, content_type=query.FORMATS[fmt]
+    )
+    if compress:
+        response["Content-Encoding"] = "gzip"
+    else:
+        response["Content-Length"] = str(answer.header["bytes"])
     response["X-ClickHouse-Format"] = fmt
-    response["X-ClickHouse-Query-Id"] = params.get("query_id", "")
+    response["X-ClickHouse-Query-Id"] = query_id
+    response["X-ClickHouse-Timezone"] = "UTC"
     response["X-ClickHouse-Summary"] = json.dumps(
         {
             "read_rows": str(answer.header["rows_read"]),
@@ -255,3 +331,31 @@ def _view(request: HttpRequest) -> HttpResponse:
 
 _view.credentials_from = _url_credentials
 interface = api_key_required(QUERY, refuse=error)(_view)
+
+
+# What marks a request to / as a ClickHouse client's rather than a browser's.
+_CLICKHOUSE_PARAMS = frozenset({"query", "query_id", "database", "default_format", "user"})
+
+
+def _from_a_clickhouse_client(request: HttpRequest) -> bool:
+    if request.headers.get("X-ClickHouse-User") or request.headers.get("X-ClickHouse-Key"):
+        return True
+    if _CLICKHOUSE_PARAMS & set(request.GET):
+        return True
+    return request.method == "POST" and request.headers.get("Authorization", "").startswith("Basic ")
+
+
+@csrf_exempt
+@login_not_required
+def root(request: HttpRequest) -> HttpResponse:
+    """`/`: the console for a browser; ClickHouse's HTTP interface for a ClickHouse client. Given
+    the URL http://host:8000/clickhouse, @clickhouse/client takes `clickhouse` for the database
+    and sends its queries to `/`; real ClickHouse answers there too (`curl 'host:8123/?query=…'`)."""
+    if _from_a_clickhouse_client(request):
+        return interface(request)
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    return redirect("pools:list")
+
+
+root.shoal_api_scope = "query"

@@ -1,11 +1,12 @@
-"""Reading a Firehose request's body, and discarding what an early answer left unread.
+"""Reading a request's body, and discarding what an early answer left unread (the Firehose
+endpoint and the ClickHouse interface, whose clients may send their bodies chunked).
 
 Django reads a body by its Content-Length; a body sent chunked (no Content-Length) reads as empty
 through `request.read()`, so it is read from the server's input stream, which decodes the chunks
 (gunicorn's does). Either way at most `limit + 1` bytes are read, so the caller can tell a body
 over the limit.
 
-An answer sent before the body is read (a 503 for back-pressure, a 401, a 404) reaches a sender
+An answer sent before the body is read (a 503 for Firehose's back-pressure, a 401, a 404) reaches a sender
 that writes the whole body before it reads as a broken pipe when the server closes the connection:
 `drain` reads and drops the rest, up to the limit, before the answer goes out.
 """
