@@ -183,3 +183,14 @@ def test_a_loaded_delivery_whose_bookkeeping_was_lost_is_recognised(pool, local_
     assert (outcome.deliveries, outcome.failed) == (1, 0)
     assert Delivery.objects.get(pool=pool).status == Delivery.Status.LOADED
     assert count_rows(local_warehouse, pool) == 2
+
+
+def test_a_table_dropped_behind_the_loader_s_back_is_created_again(pool, local_warehouse, no_worker):
+    # The loader remembers the tables it created; a drop that ran beside that create (a test's
+    # clean-up, an operator) left it inserting into a table that was gone, retrying with back-off.
+    loader_batch.ensure_table(local_warehouse, pool)
+    local_warehouse.execute(f"DROP TABLE {pool.table}")
+    land_direct(pool, [change_record("o1"), change_record("o2")])
+    outcome = loader.load_pool(local_warehouse, pool.pk)
+    assert (outcome.records, outcome.failed) == (2, 0)
+    assert local_warehouse.query(f"SELECT count() FROM {pool.table}").rows == [[2]]

@@ -24,6 +24,7 @@ from pools.loader.claims import release
 from pools.models import DataPool, Delivery, QuarantinedRecord
 
 log = logging.getLogger(__name__)
+UNKNOWN_TABLE = 60  # ClickHouse's code
 
 _known_tables: set[tuple[int, str]] = set()
 
@@ -109,6 +110,7 @@ def _insert_isolating(
     source = sources.of_pool(pool)
     refused: dict[int, list[list]] = {}
     pending: list[tuple[list[_Member], int | None, int | None, str]] = [(members, None, None, token)]
+    recreated = False
     while pending:
         group, first, last, part_token = pending.pop()
         files = [(m.path.name, m.delivery.pk, m.received_ms) for m in group]
@@ -120,6 +122,14 @@ def _insert_isolating(
                 settings={"insert_deduplication_token": part_token, **ONE_BLOCK},
             )
         except WarehouseError as exc:
+            if exc.code == UNKNOWN_TABLE and not recreated:
+                # The table is gone though this process remembered creating it (a drop ran beside
+                # that create, or the table was dropped by hand): create it again and go on.
+                recreated = True
+                forget_table(pool.pk)
+                ensure_table(warehouse, pool)
+                pending.append((group, first, last, part_token))
+                continue
             if not faults.is_content_error(exc):
                 raise
             view = faults.refusing_view(exc)
