@@ -202,3 +202,73 @@ def test_every_failure_is_clickhouse_s_error_never_a_page(shoal):
         "POST", url, b"SELECT 1", {"Authorization": "Basic " + base64.b64encode(b"notebook:x").decode()}
     )
     assert wrong.status in (401, 403) and wrong.body.startswith(b"Code: 516")
+
+
+SQLALCHEMY = r"""
+import json, os
+import sqlalchemy as sa
+
+e = os.environ
+# What Superset's ClickHouse connection (clickhouse-sqlalchemy's HTTP dialect) is given.
+engine = sa.create_engine(f"clickhouse+http://{e['NAME']}:{e['KEY']}@{e['HOST']}:{e['PORT']}/default")
+out = {}
+with engine.connect() as conn:
+    rows = conn.execute(sa.text(e["GUIDE"])).fetchall()
+    out["first"] = [str(v) for v in rows[0][:3]]
+    out["count"] = len(rows)
+    out["param"] = conn.execute(sa.text("SELECT :n + 1 AS x"), {"n": 41}).scalar()
+    out["tables"] = sa.inspect(conn).get_table_names()
+    try:
+        conn.execute(sa.text(f"SELECT count() FROM {e['OTHER']}"))
+        out["other"] = None
+    except Exception as exc:
+        out["other"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_clickhouse_sqlalchemy_as_superset_uses_it(shoal):
+    python = python_client("clickhouse-sqlalchemy", "clickhouse-sqlalchemy", deps=True)
+    out = run_program([str(python), "-c"], SQLALCHEMY, shoal)
+    assert out["count"] == 4 and out["first"][0] == "o1" and out["first"][1].startswith("2024-")
+    assert out["param"] == 42
+    assert out["tables"] == [shoal["POOL"]]  # the key's pools only
+    assert f"Data Pool {shoal['OTHER']} is not available" in out["other"]
+
+
+AIOCHCLIENT = r"""
+import asyncio, json, os
+import aiohttp
+from aiochclient import ChClient
+
+async def main():
+    e = os.environ
+    async with aiohttp.ClientSession() as session:
+        client = ChClient(session, url=f"{e['URL']}/clickhouse/", user=e["NAME"], password=e["KEY"])
+        out = {"alive": await client.is_alive()}
+        # aiochclient knows no Dynamic or JSON type (not from a ClickHouse server either): the
+        # guide's columns with their types stated.
+        rows = await client.fetch(
+            "SELECT toString(keys.order_id.S) AS order_id, "
+            "parseDateTimeBestEffort(toString(keys.timestamp.S)) AS timestamp, "
+            f"event_name = 'REMOVE' AS deleted FROM {e['POOL']}"
+        )
+        out["first"] = [type(v).__name__ for v in rows[0].values()]
+        out["count"] = len(rows)
+        try:
+            await client.fetch(f"SELECT count() FROM {e['OTHER']}")
+            out["other"] = None
+        except Exception as exc:
+            out["other"] = str(exc)
+        print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def test_aiochclient(shoal):
+    python = python_client("aiochclient", "aiochclient[aiohttp]", deps=True)
+    out = run_program([str(python), "-c"], AIOCHCLIENT, shoal)
+    assert out["alive"] is True and out["count"] == 4
+    assert out["first"] == ["str", "datetime", "int"]  # a comparison is UInt8, as ClickHouse answers it
+    assert f"Data Pool {shoal['OTHER']} is not available" in out["other"]

@@ -158,11 +158,18 @@ class Warehouse(abc.ABC):
         """Run a SELECT whose FROM placeholder `{source}` yields the file as one `raw_blob` row."""
 
     def query_format(
-        self, sql: str, fmt: str, *, max_rows: int, params: dict[str, str] | None = None
+        self,
+        sql: str,
+        fmt: str,
+        *,
+        max_rows: int,
+        params: dict[str, str] | None = None,
+        output: dict[str, str] | None = None,
     ) -> RawResult:
         """Run a user's checked SELECT on a read-only connection limited to max_rows result rows
         (and the SQL Console's time limit) and answer in ClickHouse output format `fmt`;
-        `params` are the query's {name:Type} parameters, bound by ClickHouse itself."""
+        `params` are the query's {name:Type} parameters, bound by ClickHouse itself; `output`
+        overrides SESSION_SETTINGS' output settings (ClickHouse's own defaults for its clients)."""
         raise NotImplementedError
 
     def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing to release

@@ -152,15 +152,22 @@ class ChdbWarehouse(Warehouse):
         )
 
     def query_format(
-        self, sql: str, fmt: str, *, max_rows: int, params: dict[str, str] | None = None
+        self,
+        sql: str,
+        fmt: str,
+        *,
+        max_rows: int,
+        params: dict[str, str] | None = None,
+        output: dict[str, str] | None = None,
     ) -> RawResult:
-        conn = self._limited_connection(max_rows)
+        key = (max_rows, tuple(sorted((output or {}).items())))
+        conn = self._limited_connection(key)
         started = time.perf_counter()
         try:
             raw = conn.query(sql.strip().rstrip(";"), fmt, params=params or None)
         except Exception as exc:
             # As _discard: a failed query's partial output would head the next result.
-            self._local.limited.pop(max_rows, None)
+            self._local.limited.pop(key, None)
             conn.close()
             raise _error(exc) from None
         elapsed = (time.perf_counter() - started) * 1000
@@ -168,24 +175,27 @@ class ChdbWarehouse(Warehouse):
             return RawResult(b"", elapsed)
         return RawResult(raw.bytes(), elapsed, int(raw.rows_read()), int(raw.bytes_read()))
 
-    def _limited_connection(self, max_rows: int):
+    def _limited_connection(self, key: tuple[int, tuple]):
         """A read-only connection like the SQL Console's, with its own result-row limit (API
-        exports); one per thread and limit, since the limits are fixed when it opens."""
+        exports) and output settings; one per thread, limit and output settings, since they are
+        fixed when it opens."""
+        max_rows, output = key
         connections = getattr(self._local, "limited", None)
         if connections is None:
             connections = self._local.limited = {}
-        conn = connections.get(max_rows)
+        conn = connections.get(key)
         if conn is None:
             params = {
                 **readonly_settings(settings.SQL_MAX_EXECUTION_SECONDS, max_rows),
                 **SESSION_SETTINGS,
+                **dict(output),
                 # Exports stream whole results: the row limit is the bound, not the bytes.
                 "max_result_bytes": 0,
             }
             conn = chdb.connect(f"{self.path}?{urlencode(params)}")
             if self._bootstrapped:
                 conn.query(f"USE {quote_identifier(self.database)}")
-            connections[max_rows] = conn
+            connections[key] = conn
         return conn
 
     def insert_files(

@@ -84,9 +84,19 @@ class ClickHouseWarehouse(Warehouse):
         )
 
     def query_format(
-        self, sql: str, fmt: str, *, max_rows: int, params: dict[str, str] | None = None
+        self,
+        sql: str,
+        fmt: str,
+        *,
+        max_rows: int,
+        params: dict[str, str] | None = None,
+        output: dict[str, str] | None = None,
     ) -> RawResult:
-        limits = {**readonly_settings(settings.SQL_MAX_EXECUTION_SECONDS, max_rows), "max_result_bytes": 0}
+        limits = {
+            **readonly_settings(settings.SQL_MAX_EXECUTION_SECONDS, max_rows),
+            "max_result_bytes": 0,
+            **(output or {}),
+        }
         started = time.perf_counter()
         try:
             data = self.client.raw_query(

@@ -22,10 +22,10 @@ def _folder(name: str) -> Path:
     return path
 
 
-def python_client(name: str, *requirements: str) -> Path:
+def python_client(name: str, *requirements: str, deps: bool = False) -> Path:
     """A virtualenv with `requirements` at their newest matching release; it also sees this
-    suite's site-packages (after its own), so that pandas and pyarrow need no second install.
-    Returns its python."""
+    suite's site-packages (after its own), so that pandas and pyarrow need no second install;
+    with `deps`, what they need and the suite lacks is installed too. Returns its python."""
     folder = _folder(name)
     python = folder / "bin" / "python"
     if not python.exists():
@@ -39,7 +39,16 @@ def python_client(name: str, *requirements: str) -> Path:
         ours = [p for p in sys.path if p.endswith("site-packages")]
         Path(purelib, "zz_shoal_suite.pth").write_text("\n".join(ours) + "\n")
     done = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--upgrade", "--no-deps", *requirements],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--upgrade",
+            *([] if deps else ["--no-deps"]),
+            *requirements,
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -85,7 +85,7 @@ def _settings_answer() -> str:
         ("max_execution_time", str(settings.SQL_MAX_EXECUTION_SECONDS)),
         ("max_result_rows", str(settings.API_EXPORT_MAX_ROWS)),
         ("final", "1"),
-        ("date_time_output_format", "iso"),
+        ("date_time_output_format", CLICKHOUSE_OUTPUT["date_time_output_format"]),
     ]
     values = ", ".join(f"({quote_string(n)}, {quote_string(v)}, 1)" for n, v in rows)
     return f"SELECT name, value, readonly FROM values('name String, value String, readonly UInt8', {values})"
@@ -113,15 +113,48 @@ def _databases(api_key, match) -> str:
     return _values("name String", [(settings.WAREHOUSE.database,)])
 
 
+def _ours(database: str | None) -> bool:
+    """Whether a client's database name means the pools' database."""
+    return (database or "") in (*DATABASE_ALIASES, settings.WAREHOUSE.database)
+
+
+def _pool(api_key, match):
+    """The readable pool a catalogue question names, or None."""
+    if not _ours(match.group("db")):
+        return None
+    return next((p for p in _readable_pools(api_key) if p.name == match.group("table")), None)
+
+
 def _tables(api_key, match) -> str:
-    database = match.group("db")
-    names = [(p.name,) for p in _readable_pools(api_key)] if database == settings.WAREHOUSE.database else []
+    views = "negated" in match.groupdict() and match.group("negated") is None  # engine LIKE '%View'
+
+    names = [] if views or not _ours(match.group("db")) else [(p.name,) for p in _readable_pools(api_key)]
     return _values("name String", names)
+
+
+def _table_facts(api_key, match) -> str | None:
+    """What SQLAlchemy's dialect reflects of a table (engine, keys, comment)."""
+    pool = _pool(api_key, match)
+    facts = {
+        "name": match.group("table"),
+        "engine_full": pool.engine if pool else "",
+        "engine": pool.engine.split("(")[0] if pool else "",
+        "partition_key": pool.partition_key if pool else "",
+        "sorting_key": pool.sorting_key if pool else "",
+        "primary_key": pool.sorting_key if pool else "",
+        "sampling_key": "",
+        "comment": pool.description if pool else "",
+    }
+    wanted = [c.strip() for c in match.group("columns").split(",")]
+    if any(c not in facts for c in wanted):
+        return None  # not a question Shoal answers: refused as any system table
+    rows = [tuple(facts[c] for c in wanted)] if pool else []
+    return _values(", ".join(f"{c} String" for c in wanted), rows)
 
 
 def _columns(api_key, match) -> str:
     rows = []
-    if match.group("db") == settings.WAREHOUSE.database:
+    if _ours(match.group("db")):
         for pool in _readable_pools(api_key):
             if pool.name == match.group("table"):
                 rows = [(name, type_.split(" CODEC(")[0]) for name, type_ in pool.column_list()]
@@ -152,6 +185,24 @@ CATALOG = [
         _settings,
     ),
     (re.compile(r"^SELECT name FROM system\.databases( ORDER BY name)?$", re.I), _databases),
+    (re.compile(r"^SHOW DATABASES$", re.I), _databases),
+    # clickhouse-sqlalchemy (Superset): tables, and views (none: Shoal's views are not tables).
+    (
+        re.compile(
+            r"^SELECT name FROM system\.tables WHERE engine (?P<negated>NOT )?LIKE '%View' "
+            r"(AND name NOT LIKE '\.inner%' )?AND database = '(?P<db>[A-Za-z0-9_]+)'$",
+            re.I,
+        ),
+        _tables,
+    ),
+    (
+        re.compile(
+            r"^SELECT (?P<columns>[a-z_]+(, [a-z_]+)*) FROM system\.tables WHERE "
+            r"(database ?= ?'(?P<db>[A-Za-z0-9_]+)' AND )?name ?= ?'(?P<table>[A-Za-z0-9_]+)'$",
+            re.I,
+        ),
+        _table_facts,
+    ),
     (
         re.compile(
             r"^SELECT name FROM system\.tables WHERE database = '(?P<db>[A-Za-z0-9_]+)'( ORDER BY name)?$",
@@ -225,6 +276,9 @@ def ping(request: HttpRequest) -> HttpResponse:
 ping.shoal_api_scope = "public"
 
 
+# ClickHouse's own output defaults, which its clients parse (Shoal's pages and /api/v1/sql write
+# date-times as ISO 8601).
+CLICKHOUSE_OUTPUT = {"date_time_output_format": "simple"}
 # The longest query text read from a request's body.
 MAX_QUERY_BYTES = 1 << 20
 # Databases a client may name: the pools' own, `default`, and `clickhouse`, which
@@ -295,7 +349,12 @@ def _view(request: HttpRequest) -> HttpResponse:
     sql = catalog_answer(request.api_key, text) or text
     try:
         answer = query.run(
-            request.api_key, sql, fmt, params=query_params, max_rows=settings.API_EXPORT_MAX_ROWS
+            request.api_key,
+            sql,
+            fmt,
+            params=query_params,
+            max_rows=settings.API_EXPORT_MAX_ROWS,
+            output=CLICKHOUSE_OUTPUT,
         )
     except warehouse_client.WarehouseUnavailable as exc:
         return error(503, str(exc), 0)

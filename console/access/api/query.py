@@ -65,7 +65,13 @@ class Answer:
 
 
 def run(
-    api_key: ApiKey, sql: str, fmt: str, *, params: dict[str, str] | None = None, max_rows: int
+    api_key: ApiKey,
+    sql: str,
+    fmt: str,
+    *,
+    params: dict[str, str] | None = None,
+    max_rows: int,
+    output: dict[str, str] | None = None,
 ) -> Answer:
     """Send the query to a warehouse worker and wait for the head of its answer (statistics or
     the error); the rows follow through answer.reader. WarehouseUnavailable when nobody answers."""
@@ -80,6 +86,7 @@ def run(
             "pools": api_key.readable_pools(),
             "max_rows": max_rows,
             "where": WHERE,
+            "output": output,
         },
         expires=settings.WAREHOUSE_TIMEOUT,
     )

@@ -18,13 +18,14 @@ def api_query(
     pools: list[str] | None = None,
     max_rows: int,
     where: str,
+    output: dict[str, str] | None = None,
 ) -> None:
     """Check `sql` with the SQL Console's guard (limited to `pools` when given), run it on a
     read-only connection and send the answer, in ClickHouse format `fmt`, to channel `reply_to`."""
     warehouse = get_warehouse()
     try:
         sql_guard.check(warehouse, sql, where=where, pools=pools, params=params)
-        result = warehouse.query_format(sql, fmt, max_rows=max_rows, params=params)
+        result = warehouse.query_format(sql, fmt, max_rows=max_rows, params=params, output=output)
     except WarehouseError as exc:
         channel.publish(reply_to, {"error": str(exc), "code": exc.code})
         return
