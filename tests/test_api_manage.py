@@ -177,3 +177,16 @@ def test_the_openapi_document_describes_every_operation(live_server, editor_key)
         "/api/v1/views/{name}",
     } <= set(document["paths"])
     assert document["components"]["securitySchemes"]["ManageKey"]["scheme"] == "bearer"
+
+
+def test_without_a_key_the_api_says_which_key_each_operation_takes(client):
+    sql = client.post("/api/v1/sql", {"sql": "SELECT 1"}, content_type="application/json")
+    assert sql.status_code == 401 and "an API key (query or manage)" in sql.json()["detail"]
+    pools = client.get("/api/v1/pools")
+    assert pools.status_code == 401 and "a manage API key" in pools.json()["detail"]
+
+
+def test_the_api_reference_shows_the_authorization_header_as_written():
+    from console.access.api.manage.api import api
+
+    assert "`Authorization: Bearer <key>`" in api.description  # a code span: <key> is not a tag

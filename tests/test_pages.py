@@ -81,3 +81,15 @@ def test_preview_data_runs_in_the_warehouse_and_shows_the_newest_rows(admin_clie
     body = wait_for(poll, message="preview result")
     assert body.index("o-new") < body.index("o-old")  # newest first
     assert "El Farolito" in body and "event_name" in body and "LowCardinality(String)" in body
+
+
+def test_preview_counts_its_rows_in_words_that_agree():
+    from django.template.loader import render_to_string
+
+    from pools.models import DataPool
+
+    pool = DataPool(name="orders_cdc")
+    one = {"columns": ["a"], "types": ["UInt8"], "rows": [[1]], "elapsed_ms": 1.0}
+    assert "1 newest row ·" in render_to_string("pools/_preview.html", {"pool": pool, "result": one})
+    two = {**one, "rows": [[1], [2]]}
+    assert "2 newest rows ·" in render_to_string("pools/_preview.html", {"pool": pool, "result": two})

@@ -61,9 +61,10 @@ class ShoalApi(NinjaAPI):
 api = ShoalApi(
     title="Shoal API",
     version="1",
-    description="Manage Data Pools and Materialized Views. Queries: POST /api/v1/sql and ClickHouse "
-    "clients at /clickhouse (see docs/api.md). Authenticate with a manage API key: "
-    "Authorization: Bearer <key>.",
+    # Markdown: the header in a code span, so that `<key>` is shown rather than read as a tag.
+    description="Manage Data Pools and Materialized Views with a manage API key. Queries: "
+    "`POST /api/v1/sql` with any API key (query or manage), and ClickHouse clients at `/clickhouse` "
+    "(docs/api.md). Authenticate with `Authorization: Bearer <key>`.",
     auth=ManageKey(),
     urls_namespace="manage",
     docs_url="/docs",
@@ -87,10 +88,11 @@ def _refused(request, exc: Refused):
 
 @api.exception_handler(AuthenticationError)
 def _no_key(request, exc):
+    match = request.resolver_match
+    any_key = match is not None and getattr(match.func, "shoal_api_scope", "") == "query"
+    needed = "an API key (query or manage)" if any_key else "a manage API key"
     return problem(
-        401,
-        "This needs a manage API key: Authorization: Bearer <key>.",
-        headers={"WWW-Authenticate": "Bearer"},
+        401, f"This needs {needed}: Authorization: Bearer <key>.", headers={"WWW-Authenticate": "Bearer"}
     )
 
 
