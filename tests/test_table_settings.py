@@ -196,3 +196,15 @@ def test_pool_fields_are_what_create_pool_takes():
         "timestamp_column": "_received_at",
         "version_column": "",
     }
+
+
+def test_the_version_question_says_which_answer_is_the_guide_s_and_why_shoal_recommends_the_other():
+    from views_mv.forms import TableForm
+
+    form = TableForm(columns={"order_id": "String"}, dynamodb_source=True)
+    labels = dict(form.fields["version"].choices)
+    assert "recommended" in labels[""] and "whatever order" in labels[""]
+    assert (
+        "what the guide does by leaving this empty" in labels["arrival"]
+        and "delivered late" in labels["arrival"]
+    )

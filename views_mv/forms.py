@@ -112,9 +112,20 @@ class TableForm(forms.Form):
             (c, c) for c in table_settings.time_columns(columns)
         ]
         if dynamodb_source:
+            # The guide leaves this question empty, which means the second answer. Kinesis and
+            # Firehose may deliver one item's changes out of order and more than once, so with
+            # it an older change that arrives late overwrites a newer one: Shoal recommends the first.
             defaults = [
-                ("", "The time of each DynamoDB change (recommended)"),
-                ("arrival", "No: the last change received wins (the guide's default)"),
+                (
+                    "",
+                    "Yes, the time of each DynamoDB change (recommended: the latest change wins, "
+                    "whatever order Kinesis delivers them in)",
+                ),
+                (
+                    "arrival",
+                    "No, what the guide does by leaving this empty: the change received last "
+                    "wins, even an older one delivered late",
+                ),
             ]
         else:
             defaults = [("", "No (the last change received wins)")]
