@@ -311,8 +311,12 @@ class PoolWizard(wizard.Wizard):
     def redirect_for(self, run: Run, step: str) -> str | None:
         created = run.state.get("created")
         if created is not None:
-            # This run has finished: every step (a repeated final submit too) shows its done page.
+            # This run has finished: the first step asked for again starts a new pool; any other
+            # step (a repeated final submit too) shows the done page.
             if step != "done":
+                if run.request.method == "GET" and step == self.order(run)[0]:
+                    run.reset()
+                    return super().redirect_for(run, step)
                 return "done"
             if DataPool.objects.filter(pk=created).exists():
                 return None

@@ -444,6 +444,15 @@ def test_after_creating_a_pool_the_wizard_starts_afresh(maria):
     assert maria.get(url("schema"))["Location"] == url("source")
 
 
+def test_opening_the_first_step_after_creating_a_pool_starts_a_new_one(maria):
+    walk(maria, "name")
+    finish(maria)
+    page = maria.get(url("source"))  # a bookmark, or "Create Data Pool" typed again
+    assert page.status_code == 200
+    assert "Your Data Pool is ready" not in page.content.decode()
+    assert maria.get(url("done"))["Location"] == url("source")  # that run is forgotten
+
+
 def test_the_wizard_resumes_where_it_was_left_and_cancel_forgets_it(maria):
     walk(maria, "table")
     assert maria.get(reverse("pools:create"))["Location"] == url("table")
