@@ -63,14 +63,17 @@ def test_create_api_key_command_says_what_is_wrong(transactional_db, args, messa
 def test_an_admin_creates_lists_and_revokes_keys_in_the_console(transactional_db):
     create_pool("orders_api")
     admin = signed_in(Client(), roles.ADMIN)
-    page = admin.post("/api-keys/new/", {"name": "grafana", "scope": "query", "pools": ["orders_api"]})
-    assert page.status_code == 200
-    html = page.content.decode()
+    created = admin.post("/api-keys/new/", {"name": "grafana", "scope": "query", "pools": ["orders_api"]})
+    # Post, then redirect: a reload or Back shows the list, and makes no second key.
+    assert created.status_code == 302 and created["Location"] == "/api-keys/"
+    html = admin.get("/api-keys/").content.decode()
     key = re.search(r'data-testid="new-key">([^<]+)<', html).group(1)
+    assert 'data-copy="new-key-value"' in html  # a Copy button, as the pool page has
     api_key = keys.authenticate(key, name="grafana")
     assert api_key.readable_pools() == ["orders_api"] and api_key.created_by is not None
-    listing = admin.get("/api-keys/").content.decode()
+    listing = admin.get("/api-keys/").content.decode()  # shown once
     assert "grafana" in listing and key not in listing and api_key.prefix in listing
+    assert key not in str(dict(admin.session))  # waited in the session encrypted only
     duplicate = admin.post("/api-keys/new/", {"name": "grafana", "scope": "query"})
     assert duplicate.status_code == 400 and "already exists" in duplicate.content.decode()
     assert admin.post(f"/api-keys/{api_key.pk}/revoke/").status_code == 302

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from console import encryption
 from console.access.api import keys
 from console.access.api.models import ApiKey
 from console.roles import ADMIN, requires
@@ -41,9 +42,30 @@ class ApiKeyForm(forms.Form):
         self.fields["pools"].choices = [(n, n) for n in names]
 
 
+# The key just made, shown once on the page the POST redirects to (post/redirect/get: a reload or
+# Back then neither creates a second key nor meets a 405). It waits in the session encrypted, as
+# every secret Shoal keeps (console/encryption.py), and is gone once shown.
+_SHOWN_ONCE = "api_keys:new"
+_PURPOSE = b"shoal-api-key-shown-once"
+
+
+def _keep_for_one_showing(request: HttpRequest, name: str, key: str) -> None:
+    request.session[_SHOWN_ONCE] = {"name": name, "key": encryption.encrypt(key, _PURPOSE)}
+
+
+def _take_shown_once(request: HttpRequest) -> dict | None:
+    kept = request.session.pop(_SHOWN_ONCE, None)
+    if not kept:
+        return None
+    try:
+        return {"name": kept["name"], "key": encryption.decrypt(kept["key"], _PURPOSE)}
+    except Exception:  # a key rotated meanwhile: nothing to show
+        return None
+
+
 @requires(ADMIN)
 def key_list(request: HttpRequest) -> HttpResponse:
-    return _page(request, ApiKeyForm())
+    return _page(request, ApiKeyForm(), new=_take_shown_once(request))
 
 
 @requires(ADMIN)
@@ -65,7 +87,8 @@ def key_create(request: HttpRequest) -> HttpResponse:
             for field, messages in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, messages)
         else:
-            return _page(request, ApiKeyForm(), new=new)
+            _keep_for_one_showing(request, new.api_key.name, new.key)
+            return redirect("api_keys:list")
     return _page(request, form, status=400)
 
 
