@@ -176,3 +176,25 @@ def test_a_requested_backfill_reads_queued_until_the_worker_plans_it(maria, pool
     MaterializedView.objects.filter(pk=mv.pk).update(backfill_requested=False, status="active")
     page = maria.get(mv.get_absolute_url()).content.decode()
     assert "not requested" in page
+
+
+def test_the_view_page_s_forms_say_what_is_missing(transactional_db):
+    from django.contrib.messages import get_messages
+    from django.test import Client
+
+    from console import roles
+    from pools.services import create_pool
+    from views_mv.models import MaterializedView
+
+    source, target = create_pool("orders_cdc_forms"), create_pool("orders_forms")
+    mv = MaterializedView.objects.create(name="orders_forms_mv", source_pool=source, target_pool=target)
+    editor = signed_in(Client(), roles.EDITOR)
+    check = editor.post(f"/views/{mv.name}/replica-check/", {"connection": "", "table": ""})
+    assert check.status_code == 302
+    assert "Choose the AWS connection and the DynamoDB table" in " ".join(
+        str(m) for m in get_messages(check.wsgi_request)
+    )
+    edit = editor.post(f"/views/{mv.name}/sql/", {"sql": ""})
+    assert "Write the SELECT that defines the view." in " ".join(
+        str(m) for m in get_messages(edit.wsgi_request)
+    )

@@ -153,3 +153,32 @@ class ConfirmForm(forms.Form):
     backfill = forms.BooleanField(
         required=False, initial=True, label="Backfill: copy the records already in the source"
     )
+
+
+class EditSqlForm(forms.Form):
+    """The view page's "Edit SQL": the new SELECT (checked by services.replace_sql)."""
+
+    sql = forms.CharField(strip=False, error_messages={"required": "Write the SELECT that defines the view."})
+
+
+class ReplicaCheckForm(forms.Form):
+    """The view page's Replica check: which table, through which AWS connection."""
+
+    connection = forms.ModelChoiceField(queryset=None)
+    table = forms.CharField(max_length=255)
+
+    def __init__(self, *args, **kwargs):
+        from pools.aws.models import AwsConnection
+
+        super().__init__(*args, **kwargs)
+        self.fields["connection"].queryset = AwsConnection.objects.all()
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            raise forms.ValidationError("Choose the AWS connection and the DynamoDB table to compare with.")
+        return data
+
+
+class DeleteViewForm(forms.Form):
+    delete_target = forms.BooleanField(required=False)

@@ -14,7 +14,7 @@ from console.htmx import HtmxHttpRequest, region
 from console.roles import EDITOR, VIEWER, requires
 from pools.aws.models import AwsConnection
 from pools.models import DataPool
-from views_mv import services, tasks, wizard
+from views_mv import forms, services, tasks, wizard
 from views_mv import transform as transform_sql
 from views_mv.models import MaterializedView, ReplicaCheck
 
@@ -59,8 +59,11 @@ def mv_retry_failures(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def mv_edit_sql(request: HttpRequest, name: str) -> HttpResponse:
     mv = get_object_or_404(MaterializedView.objects.select_related("source_pool", "target_pool"), name=name)
+    form = forms.EditSqlForm(request.POST)
     try:
-        services.replace_sql(mv, request.POST.get("sql", ""))
+        if not form.is_valid():
+            raise ValidationError(list(form.errors["sql"]))
+        services.replace_sql(mv, form.cleaned_data["sql"])
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -73,12 +76,13 @@ def mv_edit_sql(request: HttpRequest, name: str) -> HttpResponse:
 def mv_replica_check(request: HttpRequest, name: str) -> HttpResponse:
     """Start comparing the view's pool with the DynamoDB table it replicates."""
     mv = get_object_or_404(MaterializedView, name=name)
-    connection = AwsConnection.objects.filter(pk=request.POST.get("connection") or 0).first()
-    table = request.POST.get("table", "").strip()
-    if connection is None or not table:
-        messages.error(request, "Choose the AWS connection and the DynamoDB table to compare with.")
+    form = forms.ReplicaCheckForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for e in form.non_field_errors()))
         return redirect(mv)
-    check = ReplicaCheck.objects.create(mv=mv, connection=connection, table_name=table)
+    check = ReplicaCheck.objects.create(
+        mv=mv, connection=form.cleaned_data["connection"], table_name=form.cleaned_data["table"]
+    )
     tasks.start_replica_check(check.pk)
     return redirect(mv)
 
@@ -87,7 +91,8 @@ def mv_replica_check(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def mv_delete(request: HttpRequest, name: str) -> HttpResponse:
     mv = get_object_or_404(MaterializedView, name=name)
-    delete_target = request.POST.get("delete_target") == "on"
+    form = forms.DeleteViewForm(request.POST)
+    delete_target = form.is_valid() and form.cleaned_data["delete_target"]
     services.delete_mv(mv, delete_target=delete_target)
     kept = "" if delete_target else f" Its Data Pool {mv.target_pool.name} is kept."
     messages.success(request, f"Materialized View {mv.name} is being removed.{kept}")
