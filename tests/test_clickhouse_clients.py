@@ -93,14 +93,14 @@ def _check_python_answers(out: dict, shoal: dict) -> None:
 
 
 def test_clickhouse_connect_at_its_latest_release(shoal):
-    python = python_client("clickhouse-connect-latest", "clickhouse-connect")
+    python = python_client("clickhouse-connect-latest", "clickhouse-connect", deps=True)
     assert version_of(python, "clickhouse-connect") >= "1.12"
     out = run_program([str(python), "-c"], PYTHON, shoal)
     _check_python_answers(out, shoal)
 
 
 def test_clickhouse_connect_0_8(shoal):
-    python = python_client("clickhouse-connect-0.8", "clickhouse-connect>=0.8,<1")
+    python = python_client("clickhouse-connect-0.8", "clickhouse-connect>=0.8,<1", deps=True)
     out = run_program([str(python), "-c"], PYTHON, shoal)
     _check_python_answers(out, shoal)
 

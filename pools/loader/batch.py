@@ -96,6 +96,36 @@ def load_batch(warehouse: Warehouse, ids: list[int], token: str) -> list[tuple[i
     return [accounts[m.delivery.pk] for m in members if m.delivery.pk in accounts]
 
 
+def _insert_part(
+    warehouse: Warehouse,
+    pool: DataPool,
+    group: list[_Member],
+    span: tuple[int | None, int | None],
+    token: str,
+) -> None:
+    """One INSERT of the group's records (positions `span` of a single delivery, or all)."""
+    files = [(m.path.name, m.delivery.pk, m.received_ms) for m in group]
+
+    def insert() -> None:
+        warehouse.insert_files(
+            sources.of_pool(pool).load_select(files, *span),
+            pool.table,
+            [m.path for m in group],
+            settings={"insert_deduplication_token": token, **ONE_BLOCK},
+        )
+
+    try:
+        insert()
+    except WarehouseError as exc:
+        if exc.code != UNKNOWN_TABLE:
+            raise
+        # The table is gone though this process remembered creating it (a drop ran beside that
+        # create, or the table was dropped by hand): create it again and insert.
+        forget_table(pool.pk)
+        ensure_table(warehouse, pool)
+        insert()
+
+
 def _insert_isolating(
     warehouse: Warehouse, pool: DataPool, members: list[_Member], token: str
 ) -> tuple[dict[int, list[list]], str]:
@@ -110,26 +140,11 @@ def _insert_isolating(
     source = sources.of_pool(pool)
     refused: dict[int, list[list]] = {}
     pending: list[tuple[list[_Member], int | None, int | None, str]] = [(members, None, None, token)]
-    recreated = False
     while pending:
         group, first, last, part_token = pending.pop()
-        files = [(m.path.name, m.delivery.pk, m.received_ms) for m in group]
         try:
-            warehouse.insert_files(
-                source.load_select(files, first, last),
-                pool.table,
-                [m.path for m in group],
-                settings={"insert_deduplication_token": part_token, **ONE_BLOCK},
-            )
+            _insert_part(warehouse, pool, group, (first, last), part_token)
         except WarehouseError as exc:
-            if exc.code == UNKNOWN_TABLE and not recreated:
-                # The table is gone though this process remembered creating it (a drop ran beside
-                # that create, or the table was dropped by hand): create it again and go on.
-                recreated = True
-                forget_table(pool.pk)
-                ensure_table(warehouse, pool)
-                pending.append((group, first, last, part_token))
-                continue
             if not faults.is_content_error(exc):
                 raise
             view = faults.refusing_view(exc)

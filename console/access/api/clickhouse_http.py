@@ -19,6 +19,7 @@ import json
 import re
 import uuid
 import zlib
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from django.conf import settings
@@ -310,71 +311,65 @@ def _gzipped(chunks):
     yield compressor.flush()
 
 
-def _view(request: HttpRequest) -> HttpResponse:
-    params = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True))
+class _Refused(Exception):
+    def __init__(self, response: HttpResponse):
+        self.response = response
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What a client asked: the query, its format, its {name:Type} parameters and its id."""
+
+    text: str
+    fmt: str
+    query_params: dict[str, str]
+    query_id: str
+
+
+def _parse(request: HttpRequest, params: dict[str, str]) -> _Request:
     query_id = params.get("query_id") or str(uuid.uuid4())
     if _CONTROL.search(query_id) or len(query_id) > 256:
-        return error(400, "query_id must be at most 256 printable characters.", BAD_ARGUMENTS)
+        raise _Refused(error(400, "query_id must be at most 256 printable characters.", BAD_ARGUMENTS))
     try:
         text = _query_text(request, params)
     except ValueError as exc:
-        return error(413, str(exc), BAD_ARGUMENTS)
-    if not text.strip():
-        return HttpResponse("Ok.\n", content_type="text/plain; charset=UTF-8")
+        raise _Refused(error(413, str(exc), BAD_ARGUMENTS)) from None
     database = params.get("database")
     if database not in (None, *DATABASE_ALIASES, settings.WAREHOUSE.database):
-        return error(
-            404,
-            f"Database {database} does not exist: the pools are in {settings.WAREHOUSE.database}.",
-            UNKNOWN_DATABASE,
-        )
+        message = f"Database {database} does not exist: the pools are in {settings.WAREHOUSE.database}."
+        raise _Refused(error(404, message, UNKNOWN_DATABASE))
     query_params = {}
     for name, value in params.items():
         if name.startswith("param_"):
             query_params[name[len("param_") :]] = value
         elif name not in TRANSPORT:
-            return error(
-                403,
-                f"Cannot modify '{name}' setting in readonly mode: Shoal's limits are fixed.",
-                READONLY,
-            )
+            message = f"Cannot modify '{name}' setting in readonly mode: Shoal's limits are fixed."
+            raise _Refused(error(403, message, READONLY))
     fmt = params.get("default_format") or "TabSeparated"
     match = _FORMAT.search(text)
     if match:
         fmt, text = match.group(1), text[: match.start()]
     if fmt not in query.FORMATS:
-        return error(
-            400, f"Unknown format {fmt}: Shoal answers in {', '.join(query.FORMATS)}.", UNKNOWN_FORMAT
-        )
-    sql = catalog_answer(request.api_key, text) or text
-    try:
-        answer = query.run(
-            request.api_key,
-            sql,
-            fmt,
-            params=query_params,
-            max_rows=settings.API_EXPORT_MAX_ROWS,
-            output=CLICKHOUSE_OUTPUT,
-        )
-    except warehouse_client.WarehouseUnavailable as exc:
-        return error(503, str(exc), 0)
-    if answer.error:
-        answer.reader.close()
-        status = 403 if answer.code in (READONLY, sql_guard.ACCESS_DENIED) else 400
-        return error(status, without_hints(answer.error), answer.code, {"X-ClickHouse-Query-Id": query_id})
+        message = f"Unknown format {fmt}: Shoal answers in {', '.join(query.FORMATS)}."
+        raise _Refused(error(400, message, UNKNOWN_FORMAT))
+    return _Request(text, fmt, query_params, query_id)
+
+
+def _streamed(request: HttpRequest, params: dict[str, str], asked: _Request, answer) -> HttpResponse:
+    """The answer's rows as they come, with ClickHouse's headers (gzip-compressed when asked)."""
     chunks = answer.reader.chunks()
     compress = params.get("enable_http_compression") == "1" and "gzip" in request.headers.get(
         "Accept-Encoding", ""
     )
     response = StreamingHttpResponse(
-        _gzipped(chunks) if compress else chunks, content_type=query.FORMATS[fmt]
+        _gzipped(chunks) if compress else chunks, content_type=query.FORMATS[asked.fmt]
     )
     if compress:
         response["Content-Encoding"] = "gzip"
     else:
         response["Content-Length"] = str(answer.header["bytes"])
-    response["X-ClickHouse-Format"] = fmt
-    response["X-ClickHouse-Query-Id"] = query_id
+    response["X-ClickHouse-Format"] = asked.fmt
+    response["X-ClickHouse-Query-Id"] = asked.query_id
     response["X-ClickHouse-Timezone"] = "UTC"
     response["X-ClickHouse-Summary"] = json.dumps(
         {
@@ -386,6 +381,34 @@ def _view(request: HttpRequest) -> HttpResponse:
     for name, value in answer.cost_headers().items():
         response[name] = value
     return response
+
+
+def _view(request: HttpRequest) -> HttpResponse:
+    params = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True))
+    try:
+        asked = _parse(request, params)
+    except _Refused as refused:
+        return refused.response
+    if not asked.text.strip():
+        return HttpResponse("Ok.\n", content_type="text/plain; charset=UTF-8")
+    sql = catalog_answer(request.api_key, asked.text) or asked.text
+    try:
+        answer = query.run(
+            request.api_key,
+            sql,
+            asked.fmt,
+            params=asked.query_params,
+            max_rows=settings.API_EXPORT_MAX_ROWS,
+            output=CLICKHOUSE_OUTPUT,
+        )
+    except warehouse_client.WarehouseUnavailable as exc:
+        return error(503, str(exc), 0)
+    if answer.error:
+        answer.reader.close()
+        status = 403 if answer.code in (READONLY, sql_guard.ACCESS_DENIED) else 400
+        headers = {"X-ClickHouse-Query-Id": asked.query_id}
+        return error(status, without_hints(answer.error), answer.code, headers)
+    return _streamed(request, params, asked, answer)
 
 
 _view.credentials_from = _url_credentials
