@@ -151,6 +151,9 @@
     }
   });
 
+  // As soon as the result is in the page (afterSwap), and again once settled in case a swap was
+  // deferred: markError marks a result once.
+  document.addEventListener("htmx:afterSwap", markError);
   document.addEventListener("htmx:afterSettle", markError);
 
   function init() {

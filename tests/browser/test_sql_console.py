@@ -59,6 +59,8 @@ def test_run_sql_see_typed_rows_and_errors_and_reuse_history(page, live_server, 
     error.wait_for()
     assert "Syntax error" in error.inner_text() and "failed at position" in error.inner_text()
     assert page.locator(".sql-excerpt mark").count() == 1
+    # The editor's selection is set by script once the result is swapped in (data-marked says so).
+    page.locator("#sql-result [data-marked]").wait_for(state="attached")
     assert editor.evaluate("e => e.selectionEnd - e.selectionStart") == 1
 
     # Clicking a pool name inserts it; a good query then shows rows with column types.
