@@ -263,7 +263,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # What `make run` starts (console/supervisor.py): web processes and threads, the warehouse worker's
 # threads and its CPU priority (loading yields the CPU to the web process on a small machine).
 WEB_WORKERS = env_int("WEB_WORKERS", 2, minimum=1)
-WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
+WEB_THREADS = env_int("WEB_THREADS", 16, minimum=2)
+# Of each web process's threads, how many may wait on the warehouse at once (queries, Preview,
+# exports streaming out; console/admission.py): the others stay free for Firehose deliveries,
+# /healthz, /readyz and the console's pages, whatever users run. By default all but 4.
+WEB_QUERY_SLOTS = env_int("WEB_QUERY_SLOTS", max(1, WEB_THREADS - 4), minimum=1)
+if WEB_QUERY_SLOTS >= WEB_THREADS:
+    raise ImproperlyConfigured(
+        f"WEB_QUERY_SLOTS={WEB_QUERY_SLOTS} must be below WEB_THREADS={WEB_THREADS}: "
+        "ingest and health checks need threads that no query can take"
+    )
 WAREHOUSE_CONCURRENCY = env_int("WAREHOUSE_CONCURRENCY", 4, minimum=1)
 WAREHOUSE_NICE = env_int("WAREHOUSE_NICE", 10, minimum=0, maximum=19)
 # Workers try the broker again every second after losing it (console/celery.py's Consumer).
@@ -307,13 +316,16 @@ WAREHOUSE = warehouse_from_url(env_str("WAREHOUSE_URL"), data_dir=DATA_DIR)
 WAREHOUSE_TIMEOUT = env_float("WAREHOUSE_TIMEOUT", 30.0, minimum=1.0)
 SQL_MAX_EXECUTION_SECONDS = env_int("SQL_MAX_EXECUTION_SECONDS", 30, minimum=1)
 SQL_MAX_RESULT_ROWS = env_int("SQL_MAX_RESULT_ROWS", 10_000, minimum=1)
-# Users' queries (SQL Console, Preview, Replica check) run on a pool of their own in the warehouse
-# worker (console/user_queries.py), apart from loading and backfills: at most
+# Users' queries (SQL Console, Preview, Replica check, a view's Test, the query APIs) run on a
+# fair pool of their own in the warehouse worker (console/user_queries.py), apart from loading and
+# backfills: at most
 # WAREHOUSE_USER_CONCURRENCY at once, SQL_MAX_CONCURRENT_PER_USER of them for one user, each with
 # SQL_MAX_THREADS threads at the lowest CPU priority and SQL_MAX_MEMORY_BYTES of memory (spilling
 # to disk past half).
-WAREHOUSE_USER_CONCURRENCY = env_int("WAREHOUSE_USER_CONCURRENCY", 4, minimum=1)
+WAREHOUSE_USER_CONCURRENCY = env_int("WAREHOUSE_USER_CONCURRENCY", 8, minimum=1)
 SQL_MAX_CONCURRENT_PER_USER = env_int("SQL_MAX_CONCURRENT_PER_USER", 2, minimum=1)
+# Queries one identity may have waiting for a thread, past which one more is refused (429).
+SQL_MAX_QUEUED_PER_USER = env_int("SQL_MAX_QUEUED_PER_USER", 2, minimum=0)
 SQL_MAX_MEMORY_BYTES = env_int("SQL_MAX_MEMORY_BYTES", 2 * 1024**3, minimum=16 * 1024**2)
 SQL_MAX_THREADS = env_int("SQL_MAX_THREADS", 2, minimum=1)
 # How the warehouse worker is confined (console/sandbox.py): "landlock" where the kernel has it
@@ -329,6 +341,10 @@ WAREHOUSE_SANDBOX_READ = [p for p in env_str("WAREHOUSE_SANDBOX_READ").split(":"
 # /clickhouse interface), whose JSON answers keep SQL_MAX_RESULT_ROWS.
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=0)
 API_EXPORT_MAX_ROWS = env_int("API_EXPORT_MAX_ROWS", 10_000_000, minimum=1)
+# Bytes of one streamed answer (exports, /clickhouse), past which it stops with ClickHouse's
+# TOO_MANY_ROWS_OR_BYTES error; bytes of a JSON answer, which the web process builds whole.
+SQL_MAX_RESULT_BYTES = env_int("SQL_MAX_RESULT_BYTES", 16 * 1024**3, minimum=1024)
+API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", 32 * 1024**2, minimum=1024)
 
 # --- AWS (pools/aws/clients.py) ---------------------------------------------------------------
 AWS_CONNECT_TIMEOUT = env_float("AWS_CONNECT_TIMEOUT", 5.0, minimum=0.1)
@@ -366,6 +382,10 @@ INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 128 * 1024 * 1024, mini
 INGEST_AUTH_FAILURE_LIMIT = env_int("INGEST_AUTH_FAILURE_LIMIT", 20, minimum=1)
 INGEST_AUTH_LOCKOUT_SECONDS = env_int("INGEST_AUTH_LOCKOUT_SECONDS", 300, minimum=1)
 # A delivery claimed by a loader that has not finished after this long is loaded again.
+# A view's insert over one batch (views_mv/apply.py): past either limit the batch's records are
+# listed as the view's failures and the pool goes on loading.
+VIEW_MAX_EXECUTION_SECONDS = env_int("VIEW_MAX_EXECUTION_SECONDS", 60, minimum=1)
+VIEW_MAX_MEMORY_BYTES = env_int("VIEW_MAX_MEMORY_BYTES", 2 * 1024**3, minimum=16 * 1024**2)
 LOAD_STALE_SECONDS = env_float("SHOAL_LOAD_STALE_SECONDS", 120.0, minimum=1.0)
 # Rows per chunk of a Materialized View's backfill (a chunk is one resumable INSERT … SELECT).
 MV_BACKFILL_CHUNK_ROWS = env_int("MV_BACKFILL_CHUNK_ROWS", 2_500_000, minimum=1)

@@ -1,26 +1,31 @@
-"""Users' queries run on a bounded pool of their own inside the warehouse worker.
+"""The admission point for users' queries, inside the warehouse worker: a fair, bounded pool.
 
-The warehouse worker's Celery threads load deliveries and run backfills: that work has a freshness
-target. A user's query (SQL Console, Preview Data, a Replica check) can take the whole execution
-time limit, so four of them used to occupy every Celery thread and hold loading back for as long.
-Here a user's task only hands its work to this pool and returns at once; the pool stores the
-work's return value as the task's result when it is done, so callers wait on the task as before
-(AsyncResult, warehouse_client.call).
+Every query a person or key sends (SQL Console, Preview, Replica check, a view's Test,
+/api/v1/sql, /clickhouse) reaches the warehouse worker as a Celery task that only hands its work
+to this pool and returns at once, so the worker's Celery threads stay free to load deliveries and
+run backfills (that work has a freshness target). The pool then:
 
-- at most WAREHOUSE_USER_CONCURRENCY users' queries run at once (the rest wait in the pool's queue);
-- one user may have SQL_MAX_CONCURRENT_PER_USER queued or running; one more is answered at once
-  with an error saying so;
-- a query whose caller has given up (the task's `expires`) is not started.
+- runs at most WAREHOUSE_USER_CONCURRENCY queries at once;
+- lets one identity (a user, a key) run SQL_MAX_CONCURRENT_PER_USER of them and queue
+  SQL_MAX_QUEUED_PER_USER more; one more is refused at once with a Retry-After estimate (the web
+  side answers 429), never queued behind that identity's own heavy queries;
+- serves identities round-robin: a free thread goes to the next identity in turn that has work
+  waiting and is under its running limit, so one identity's queue never makes another's small
+  query wait for it;
+- does not start a query whose caller has given up.
+
+Counts are mirrored in Redis (console.admission) for /metrics, whichever process answers it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections import Counter
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,71 +34,167 @@ from celery.exceptions import Ignore
 from django.conf import settings
 from django.utils import timezone
 
+from console import admission
 from console.warehouse import loggable
 
 log = logging.getLogger(__name__)
 
+
+@dataclass
+class Refusal:
+    """Why a query was not admitted, and when trying again makes sense."""
+
+    message: str
+    retry_after: int
+
+    def as_error(self) -> dict:
+        return {"error": self.message, "code": None, "refused": True, "retry_after": self.retry_after}
+
+
+@dataclass
+class _Identity:
+    queue: deque = field(default_factory=deque)
+    started: list[float] = field(default_factory=list)  # start times of its running queries
+
+
+class FairPool:
+    """Threads that serve identities round-robin, with per-identity running and queued bounds."""
+
+    def __init__(self, workers: int, per_identity: int, queued_per_identity: int):
+        self.workers, self.per_identity, self.queued_per_identity = workers, per_identity, queued_per_identity
+        self._cv = threading.Condition()
+        self._identities: dict[str, _Identity] = {}
+        self._turn: deque[str] = deque()  # identities with work waiting, in serving order
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, identity: str, job: Callable[[], None]) -> Refusal | None:
+        """Queue `job` for `identity`; a Refusal (nothing queued) when it is over its bounds."""
+        with self._cv:
+            state = self._identities.setdefault(identity, _Identity())
+            running, queued = len(state.started), len(state.queue)
+            if running + queued >= self.per_identity + self.queued_per_identity:
+                refusal = self._refusal(state)
+            else:
+                refusal = None
+                state.queue.append(job)
+                if identity not in self._turn:
+                    self._turn.append(identity)
+                self._start_threads()
+                self._cv.notify()
+        admission.record_worker(identity, "refused" if refusal else "queued")
+        return refusal
+
+    def _refusal(self, state: _Identity) -> Refusal:
+        limit = settings.SQL_MAX_EXECUTION_SECONDS
+        oldest = min(state.started) if state.started else time.monotonic()
+        retry = max(1, min(limit, math.ceil(limit - (time.monotonic() - oldest))))
+        return Refusal(
+            f"You already have {len(state.started)} queries running and {len(state.queue)} waiting "
+            f"(SQL_MAX_CONCURRENT_PER_USER={self.per_identity}, "
+            f"SQL_MAX_QUEUED_PER_USER={self.queued_per_identity}); "
+            f"try again in {retry} s, when one has finished.",
+            retry,
+        )
+
+    def counts(self, identity: str) -> tuple[int, int]:
+        with self._cv:
+            state = self._identities.get(identity)
+            return (len(state.started), len(state.queue)) if state else (0, 0)
+
+    def _start_threads(self) -> None:
+        while len(self._threads) < self.workers:
+            thread = threading.Thread(
+                target=self._serve, name=f"user-query-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _next(self) -> tuple[str, Callable[[], None]] | None:
+        for _ in range(len(self._turn)):
+            identity = self._turn[0]
+            self._turn.rotate(-1)  # whoever is served goes to the back of the line
+            state = self._identities[identity]
+            if len(state.started) < self.per_identity:
+                job = state.queue.popleft()
+                if not state.queue:
+                    self._turn.remove(identity)
+                state.started.append(time.monotonic())
+                return identity, job
+        return None
+
+    def _serve(self) -> None:
+        while True:
+            with self._cv:
+                picked = self._next()
+                while picked is None:
+                    self._cv.wait()
+                    picked = self._next()
+            identity, job = picked
+            admission.record_worker(identity, "started")
+            try:
+                job()
+            except Exception:  # a job reports its own errors; never lose the thread
+                log.exception("a user query's job failed")
+            finally:
+                self._finish(identity)
+
+    def _finish(self, identity: str) -> None:
+        with self._cv:
+            state = self._identities[identity]
+            state.started.pop(0)
+            if not state.started and not state.queue:
+                del self._identities[identity]
+            self._cv.notify_all()
+        admission.record_worker(identity, "finished")
+
+
 _lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-_active: Counter[str] = Counter()
+_pool: FairPool | None = None
 
 
-def _executor() -> ThreadPoolExecutor:
+def pool() -> FairPool:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=settings.WAREHOUSE_USER_CONCURRENCY, thread_name_prefix="user-query"
+            _pool = FairPool(
+                settings.WAREHOUSE_USER_CONCURRENCY,
+                settings.SQL_MAX_CONCURRENT_PER_USER,
+                settings.SQL_MAX_QUEUED_PER_USER,
             )
         return _pool
 
 
 def active(user: str) -> int:
-    with _lock:
-        return _active[user]
+    return pool().counts(user)[0]
+
+
+def submit(identity: str, job: Callable[[], None]) -> Refusal | None:
+    return pool().submit(identity or "anonymous", job)
 
 
 def hand_off(task, work: Callable[..., Any], *args: Any, user: str = "") -> Any:
     """Run `work(*args)` on the users' pool as the result of the Celery `task` (a bound task).
 
     Inside a worker this raises celery.exceptions.Ignore (the Celery thread is free at once and
-    the result is stored later); called directly (task.request has no id), it runs inline.
-    """
+    the result is stored later; a refusal is stored at once as {"error", "refused",
+    "retry_after"}); called directly (task.request has no id), it runs inline."""
     task_id = task.request.id
     if not task_id or task.request.called_directly:
         return work(*args)
     backend = task.backend
-    limit = settings.SQL_MAX_CONCURRENT_PER_USER
-    with _lock:
-        if user and _active[user] >= limit:
-            refused = True
-        else:
-            refused = False
-            _active[user] += 1
-    if refused:
-        backend.store_result(
-            task_id,
-            {
-                "error": f"You already have {limit} queries running (SQL_MAX_CONCURRENT_PER_USER); "
-                "wait for one to finish and run this one again.",
-                "code": None,
-            },
-            states.SUCCESS,
-        )
-        raise Ignore()
     expires = task.request.expires
     name = task.name
 
     def job() -> None:
         started = time.monotonic()
+        if _expired(expires):
+            backend.store_result(
+                task_id,
+                {"error": "The query waited too long for the warehouse; run it again."},
+                states.SUCCESS,
+            )
+            return
         try:
-            if _expired(expires):
-                backend.store_result(
-                    task_id,
-                    {"error": "The query waited too long for the warehouse; run it again."},
-                    states.SUCCESS,
-                )
-                return
             result = work(*args)
         except Exception as exc:  # stored as the task's failure, as Celery would
             log.warning("user query %s failed: %s", task_id, loggable(exc))
@@ -104,13 +205,10 @@ def hand_off(task, work: Callable[..., Any], *args: Any, user: str = "") -> Any:
             log.info(
                 "Task %s[%s] succeeded in %.3fs on the users' pool", name, task_id, time.monotonic() - started
             )
-        finally:
-            with _lock:
-                _active[user] -= 1
-                if _active[user] <= 0:
-                    del _active[user]
 
-    _executor().submit(job)
+    refusal = submit(user, job)
+    if refusal is not None:
+        backend.store_result(task_id, refusal.as_error(), states.SUCCESS)
     raise Ignore()
 
 

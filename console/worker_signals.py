@@ -10,7 +10,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.dispatch import Signal
 
-from console import folder_lock, liveness, warehouse_client
+from console import admission, folder_lock, liveness, warehouse_client
 from console.warehouse import get_warehouse
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def start_heartbeat(sender=None, **_):
     except Exception as exc:
         log.critical("cannot open the warehouse: %s", exc)
         raise SystemExit(1) from exc  # not an Exception: Celery lets it stop the worker
+    admission.reset_gauges()  # nothing of this worker's runs or waits yet
     for receiver, outcome in warehouse_opened.send_robust(sender=None, warehouse=warehouse):
         if isinstance(outcome, Exception):  # the worker still loads; the next start tries again
             log.error("at the warehouse worker's start, %s failed: %s", receiver.__qualname__, outcome)

@@ -25,7 +25,12 @@ def limited_worker(no_worker):
     """A warehouse worker (in place of the suite's) whose users' queries stop after 12 s and may
     use 256 MiB."""
     worker = WorkerProcess(
-        env={"SQL_MAX_EXECUTION_SECONDS": str(LIMIT_SECONDS), "SQL_MAX_MEMORY_BYTES": str(256 * 2**20)}
+        env={
+            "SQL_MAX_EXECUTION_SECONDS": str(LIMIT_SECONDS),
+            "SQL_MAX_MEMORY_BYTES": str(256 * 2**20),
+            "SQL_MAX_QUEUED_PER_USER": "0",
+            "WAREHOUSE_USER_CONCURRENCY": "4",
+        }
     )
     worker.start()
     yield worker

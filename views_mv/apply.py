@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from console import sql_guard
 from console.sql_guard import CheckedSelect
-from console.warehouse import Warehouse, loggable
+from console.warehouse import Warehouse, WarehouseError, loggable
 from pools import faults
 from pools.tables import INSERT_VERSION_COLUMN, table_ref
 from views_mv import ddl
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 # The event id of a failure that concerns a whole delivery (the view's SQL itself was refused);
 # DynamoDB's eventIDs are hexadecimal, so it cannot be one.
 WHOLE_DELIVERY = "*"
+
+TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED = 159, 241
+LIMIT_CODES = frozenset({TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED})
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,11 @@ def run_view(
         try:
             _insert_once(warehouse, mv, select, current, events, current_token, scope)
         except Exception as exc:
+            if past_limit(exc):
+                # Splitting would pay the limit again for every half: the slice's records are
+                # the view's failures at once, and the pool's loading goes on.
+                failed += _record_slice(mv, current, events, limit_message(exc))
+                continue
             if not faults.is_content_error(exc):
                 raise
             ids = current.delivery_ids
@@ -133,6 +142,31 @@ def _insert_once(
     ViewRun.objects.get_or_create(mv=mv, token=token, defaults={"scope": scope})
 
 
+def past_limit(exc: BaseException) -> bool:
+    return isinstance(exc, WarehouseError) and exc.code in LIMIT_CODES
+
+
+def limit_message(exc: BaseException) -> str:
+    which = (
+        "VIEW_MAX_EXECUTION_SECONDS"
+        if getattr(exc, "code", None) == TIMEOUT_EXCEEDED
+        else "VIEW_MAX_MEMORY_BYTES"
+    )
+    return (
+        f"The view's insert over this batch passed its limit ({which}={getattr(django_settings, which)}), "
+        f"so the batch's records are listed here and the pool went on loading. Make the SELECT cheaper "
+        f"for such records, or raise {which}, then retry them. ClickHouse said: {exc}"
+    )
+
+
+def _record_slice(mv: MaterializedView, part: Slice, events: list[str] | None, error: str) -> int:
+    """Each delivery of the slice as one failure (its events when the slice named them): a
+    retry runs exactly these again."""
+    if events is not None and len(part.delivery_ids) == 1:
+        return sum(_record(mv, part.delivery_ids[0], event_id, error) for event_id in events)
+    return sum(_record(mv, delivery_id, WHOLE_DELIVERY, error) for delivery_id in part.delivery_ids)
+
+
 def finished(scope: str) -> None:
     """Forget the inserts of a finished batch, chunk or repair."""
     ViewRun.objects.filter(scope=scope).delete()
@@ -149,6 +183,10 @@ def _insert(
     settings = {
         **ddl.chunk_filter(mv, part.delivery_ids, part.bounds, events),
         "insert_deduplication_token": token,
+        # A view's insert cannot hold its pool's loading past these, whatever one record asks of it.
+        "max_execution_time": django_settings.VIEW_MAX_EXECUTION_SECONDS,
+        "timeout_overflow_mode": "throw",
+        "max_memory_usage": django_settings.VIEW_MAX_MEMORY_BYTES,
     }
     if INSERT_VERSION_COLUMN in mv.target_pool.engine:
         # The target orders changes by arrival: read the source in arrival order.

@@ -31,16 +31,17 @@ class Plan:
         return self.effective or self.sql
 
 
-def inspect(sql: str) -> Plan:
-    """Ask the warehouse what the SELECT reads and returns; ValidationError if it cannot be a view."""
+def inspect(sql: str, user: str = "") -> Plan:
+    """Ask the warehouse what the SELECT reads and returns; ValidationError if it cannot be a view.
+    `user` is whose Test it is (console/user_queries.py serves each user in turn)."""
     if not sql.strip():
         raise ValidationError("Write the SELECT that defines the view.")
     try:
-        found = warehouse_client.call(tasks.warehouse_inspect_sql, sql)
+        found = warehouse_client.call(tasks.warehouse_inspect_sql, sql, 10, user)
     except warehouse_client.WarehouseUnavailable as exc:
         raise ValidationError(str(exc)) from None
     if "error" in found:
-        raise ValidationError(found["error"])
+        raise ValidationError(found["error"])  # a refusal too: it says when to try again
     sources = found["sources"]
     if len(sources) != 1:
         raise ValidationError(

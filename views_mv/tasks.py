@@ -27,9 +27,14 @@ log = logging.getLogger(__name__)
 STALE_BACKFILL = timedelta(seconds=60)
 
 
-@shared_task
-def warehouse_inspect_sql(sql: str, sample_rows: int = 10) -> dict:
-    """What a view's SELECT reads and returns: source tables, typed columns and a few rows."""
+@shared_task(bind=True)
+def warehouse_inspect_sql(self, sql: str, sample_rows: int = 10, user: str = "") -> dict:
+    """What a view's SELECT reads and returns: source tables, typed columns and a few rows (a
+    view's Test). A user's query: it runs on the users' pool (console/user_queries.py), as `user`."""
+    return user_queries.hand_off(self, _inspect_sql, sql, sample_rows, user=user or "system:view-test")
+
+
+def _inspect_sql(sql: str, sample_rows: int) -> dict:
     warehouse = get_warehouse()
     try:
         sql = sql_guard.checked_select(warehouse, sql)

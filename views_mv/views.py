@@ -117,7 +117,7 @@ def transform(request: HtmxHttpRequest, pool: str) -> HttpResponse:
             time_keys=set(found["time_keys"]),
             attributes=[tuple(a) for a in found["attributes"]],
         )
-        plan = services.inspect(transform_sql.step4_sql(source.name, seen))
+        plan = services.inspect(transform_sql.step4_sql(source.name, seen), user=f"user:{request.user.pk}")
     except (ValidationError, warehouse_client.WarehouseUnavailable) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
         return redirect(source)

@@ -26,7 +26,7 @@ def _sql_form(run: Run, data) -> forms.SqlForm:
 
 def _save_sql(run: Run, form) -> dict | None:
     try:
-        plan = services.inspect(form.cleaned_data["sql"])
+        plan = services.inspect(form.cleaned_data["sql"], user=f"user:{run.request.user.pk}")
     except ValidationError as exc:
         form.add_error("sql", exc)
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,16 @@ class RawResult:
     elapsed_ms: float = 0.0
     rows_read: int = 0
     bytes_read: int = 0
+
+
+@dataclass
+class Stream:
+    """A read-only query's answer as it is written: `chunks` yields the bytes block by block
+    (the engine holds a few blocks, never the whole answer); `stats` (rows_read, bytes_read,
+    elapsed_ms) is complete once `chunks` is exhausted. Closing `chunks` cancels the query."""
+
+    chunks: Iterator[bytes]
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 # Settings every session runs with. JSON date inference is off so that a DynamoDB string such as
@@ -170,6 +181,19 @@ class Warehouse(abc.ABC):
         (and the SQL Console's time limit) and answer in ClickHouse output format `fmt`;
         `params` are the query's {name:Type} parameters, bound by ClickHouse itself; `output`
         overrides SESSION_SETTINGS' output settings (ClickHouse's own defaults for its clients)."""
+        raise NotImplementedError
+
+    def stream_format(
+        self,
+        sql: str,
+        fmt: str,
+        *,
+        max_rows: int,
+        params: dict[str, str] | None = None,
+        output: dict[str, str] | None = None,
+    ) -> Stream:
+        """As query_format, streamed: errors the engine finds while running are raised (as
+        WarehouseError) from the iteration, not from this call."""
         raise NotImplementedError
 
     def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing to release

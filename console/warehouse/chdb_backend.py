@@ -17,6 +17,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -28,6 +29,7 @@ from console.warehouse.base import (
     SESSION_SETTINGS,
     RawResult,
     Result,
+    Stream,
     Warehouse,
     WarehouseError,
     quote_identifier,
@@ -39,9 +41,13 @@ from console.warehouse.base import (
 
 _CODE = re.compile(r"Code: (\d+)\. ")
 
+# Formats whose file has one header and footer: chDB's streaming writes one whole file per block,
+# which do not add up to one file, so these are written whole (bounded by the export row limit).
+WHOLE_FORMATS = frozenset({"Parquet", "Arrow", "ArrowStream"})
+
 
 def _error(exc: Exception) -> WarehouseError:
-    message = str(exc)
+    message = str(exc).removeprefix("Streaming query failed: ")
     match = _CODE.search(message)
     # chDB repeats "Code: N. DB::Exception:" when it wraps; keep the innermost text readable.
     message = re.sub(r"^(Code: \d+\. DB::Exception: )+", "", message).strip()
@@ -174,6 +180,57 @@ class ChdbWarehouse(Warehouse):
         if raw is None:
             return RawResult(b"", elapsed)
         return RawResult(raw.bytes(), elapsed, int(raw.rows_read()), int(raw.bytes_read()))
+
+    def stream_format(
+        self,
+        sql: str,
+        fmt: str,
+        *,
+        max_rows: int,
+        params: dict[str, str] | None = None,
+        output: dict[str, str] | None = None,
+    ) -> Stream:
+        if fmt in WHOLE_FORMATS:
+            raw = self.query_format(sql, fmt, max_rows=max_rows, params=params, output=output)
+            stats = {"rows_read": raw.rows_read, "bytes_read": raw.bytes_read, "elapsed_ms": raw.elapsed_ms}
+            return Stream(iter([raw.data] if raw.data else []), stats)
+        key = (max_rows, tuple(sorted((output or {}).items())))
+        conn = self._limited_connection(key)
+        stats = {"rows_read": 0, "bytes_read": 0, "elapsed_ms": 0.0}
+        started = time.perf_counter()
+        try:
+            streaming = conn.send_query(sql.strip().rstrip(";"), fmt, params=params or None)
+        except Exception as exc:
+            self._drop_limited(key)
+            raise _error(exc) from None
+        return Stream(self._chunks(streaming, key, stats, started), stats)
+
+    def _chunks(self, streaming, key: tuple, stats: dict[str, float], started: float) -> Iterator[bytes]:
+        finished = False
+        try:
+            for chunk in streaming:
+                stats["rows_read"] += int(chunk.rows_read())
+                stats["bytes_read"] += int(chunk.bytes_read())
+                data = chunk.bytes()
+                if data:
+                    yield data
+            finished = True
+        except Exception as exc:
+            self._drop_limited(key)
+            raise _error(exc) from None
+        finally:
+            stats["elapsed_ms"] = (time.perf_counter() - started) * 1000
+            if not finished:
+                # Abandoned half way (the client went away, a byte limit): stop the query.
+                with contextlib.suppress(Exception):
+                    streaming.cancel()
+
+    def _drop_limited(self, key: tuple) -> None:
+        """As _discard, for a limited connection: a failed query's output would head the next."""
+        conn = (getattr(self._local, "limited", None) or {}).pop(key, None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _limited_connection(self, key: tuple[int, tuple]):
         """A read-only connection like the SQL Console's, with its own result-row limit (API

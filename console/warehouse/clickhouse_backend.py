@@ -4,6 +4,7 @@ the transport differs: files are streamed to the server and read there with inpu
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from console.warehouse.base import (
     SESSION_SETTINGS,
     RawResult,
     Result,
+    Stream,
     Warehouse,
     WarehouseError,
     readonly_settings,
@@ -105,6 +107,40 @@ class ClickHouseWarehouse(Warehouse):
         except ClickHouseError as exc:
             raise _error(exc) from None
         return RawResult(data, (time.perf_counter() - started) * 1000)
+
+    def stream_format(
+        self,
+        sql: str,
+        fmt: str,
+        *,
+        max_rows: int,
+        params: dict[str, str] | None = None,
+        output: dict[str, str] | None = None,
+    ) -> Stream:
+        limits = {
+            **readonly_settings(settings.SQL_MAX_EXECUTION_SECONDS, max_rows),
+            "max_result_bytes": 0,
+            **(output or {}),
+        }
+        stats: dict[str, float] = {"rows_read": 0, "bytes_read": 0, "elapsed_ms": 0.0}
+        started = time.perf_counter()
+        try:
+            response = self.client.raw_stream(
+                sql.strip().rstrip(";"), parameters=params or None, settings=limits, fmt=fmt
+            )
+        except ClickHouseError as exc:
+            raise _error(exc) from None
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from response
+            except ClickHouseError as exc:
+                raise _error(exc) from None
+            finally:
+                stats["elapsed_ms"] = (time.perf_counter() - started) * 1000
+                response.close()
+
+        return Stream(chunks(), stats)
 
     def insert_files(
         self, select_sql: str, table: str, paths: list[Path], *, settings: dict[str, Any] | None = None

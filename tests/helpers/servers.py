@@ -69,8 +69,10 @@ def start_web_server(**env: str) -> tuple[subprocess.Popen, str]:
 
     port = free_port()
     log = Path(settings.DATA_DIR) / "web-server.log"
+    env.setdefault("WEB_THREADS", "4")
+    threads = env["WEB_THREADS"]  # the web process's settings read the same number
     proc = subprocess.Popen(
-        supervisor.gunicorn_argv(port, sys.executable, workers=str(processes("WEB")), threads="4"),
+        supervisor.gunicorn_argv(port, sys.executable, workers=str(processes("WEB")), threads=threads),
         cwd=ROOT,
         env=child_env(**env),
         stdout=log.open("ab"),

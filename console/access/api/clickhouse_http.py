@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-import zlib
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -29,7 +28,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.csrf import csrf_exempt
 
-from console import request_body, sql_guard, warehouse_client
+from console import admission, request_body, sql_guard, warehouse_client
 from console.access.api import query
 from console.access.api.auth import QUERY, api_key_required
 from console.warehouse.base import quote_string
@@ -37,6 +36,7 @@ from pools.models import DataPool
 
 READONLY = sql_guard.READONLY
 UNKNOWN_FORMAT = 73
+TOO_MANY_SIMULTANEOUS_QUERIES = 202
 UNKNOWN_DATABASE = 81
 BAD_ARGUMENTS = 36
 TRANSPORT = frozenset(
@@ -301,16 +301,6 @@ def _query_text(request: HttpRequest, params: dict[str, str]) -> str:
     return text
 
 
-def _gzipped(chunks):
-    """The answer gzip-compressed as it streams (enable_http_compression=1 and Accept-Encoding)."""
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
-    for chunk in chunks:
-        out = compressor.compress(chunk)
-        if out:
-            yield out
-    yield compressor.flush()
-
-
 class _Refused(Exception):
     def __init__(self, response: HttpResponse):
         self.response = response
@@ -357,17 +347,14 @@ def _parse(request: HttpRequest, params: dict[str, str]) -> _Request:
 
 def _streamed(request: HttpRequest, params: dict[str, str], asked: _Request, answer) -> HttpResponse:
     """The answer's rows as they come, with ClickHouse's headers (gzip-compressed when asked)."""
-    chunks = answer.reader.chunks()
     compress = params.get("enable_http_compression") == "1" and "gzip" in request.headers.get(
         "Accept-Encoding", ""
     )
-    response = StreamingHttpResponse(
-        _gzipped(chunks) if compress else chunks, content_type=query.FORMATS[asked.fmt]
-    )
+    response = StreamingHttpResponse(answer.stream(gzip=compress), content_type=query.FORMATS[asked.fmt])
     if compress:
         response["Content-Encoding"] = "gzip"
-    else:
-        response["Content-Length"] = str(answer.header["bytes"])
+    elif answer.length is not None:
+        response["Content-Length"] = str(answer.length)
     response["X-ClickHouse-Format"] = asked.fmt
     response["X-ClickHouse-Query-Id"] = asked.query_id
     response["X-ClickHouse-Timezone"] = "UTC"
@@ -399,10 +386,17 @@ def _view(request: HttpRequest) -> HttpResponse:
             asked.fmt,
             params=asked.query_params,
             max_rows=settings.API_EXPORT_MAX_ROWS,
+            max_bytes=settings.SQL_MAX_RESULT_BYTES,
             output=CLICKHOUSE_OUTPUT,
         )
+    except admission.Busy as exc:
+        return error(429, str(exc), TOO_MANY_SIMULTANEOUS_QUERIES, {"Retry-After": str(exc.retry_after)})
     except warehouse_client.WarehouseUnavailable as exc:
         return error(503, str(exc), 0)
+    if answer.refused:
+        answer.reader.close()
+        headers = {"Retry-After": str(answer.retry_after), "X-ClickHouse-Query-Id": asked.query_id}
+        return error(429, answer.error or "", TOO_MANY_SIMULTANEOUS_QUERIES, headers)
     if answer.error:
         answer.reader.close()
         status = 403 if answer.code in (READONLY, sql_guard.ACCESS_DENIED) else 400

@@ -34,7 +34,7 @@ class OutageMiddleware:
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if not isinstance(exc, OUTAGES) or not request.path.startswith(API_PREFIXES):
             return None
-        log.warning("API answered 503: Redis is unreachable (%s)", type(exc).__name__)
+        log.warning("API answered 503: Redis is unreachable (%s)", type(exc).__name__, exc_info=exc)
         if request.path.startswith("/clickhouse"):
             return clickhouse_http.error(503, MESSAGE, NETWORK_ERROR, {"Retry-After": RETRY_AFTER})
         return problem(503, MESSAGE, headers={"Retry-After": RETRY_AFTER})

@@ -10,9 +10,10 @@ import json
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
-from console import sql_guard, warehouse_client
-from console.access.api import query
+from console import admission, sql_guard, warehouse_client
+from console.access.api import channel, query
 from console.access.api.problems import problem
+from console.access.api.tasks import RESULT_TOO_LARGE
 
 # What /api/v1/sql streams besides its own JSON answer (names as ClickHouse spells them).
 STREAMED = (
@@ -31,17 +32,30 @@ REFUSED_CODES = (sql_guard.ACCESS_DENIED, sql_guard.READONLY)
 def answer(request: HttpRequest, statement: str, params: dict[str, str], fmt: str) -> HttpResponse:
     """Run `statement` for request.api_key and answer: JSON (columns, types, rows, statistics) or
     the rows streamed in `fmt`; problem details when it is refused or fails."""
-    max_rows = settings.SQL_MAX_RESULT_ROWS if fmt == "JSON" else settings.API_EXPORT_MAX_ROWS
+    as_json = fmt == "JSON"
+    max_rows = settings.SQL_MAX_RESULT_ROWS if as_json else settings.API_EXPORT_MAX_ROWS
     try:
         result = query.run(
             request.api_key,
             statement,
-            "JSONCompact" if fmt == "JSON" else fmt,
+            "JSONCompact" if as_json else fmt,
             params=params,
             max_rows=max_rows,
+            # The JSON answer is built in this process: its bound is tighter than an export's.
+            max_bytes=settings.API_JSON_MAX_BYTES if as_json else settings.SQL_MAX_RESULT_BYTES,
         )
+    except admission.Busy as exc:
+        return problem(429, str(exc), title="Too many queries", headers={"Retry-After": str(exc.retry_after)})
     except warehouse_client.WarehouseUnavailable as exc:
         return problem(503, str(exc), headers={"Retry-After": "5"})
+    if result.refused:
+        result.reader.close()
+        return problem(
+            429,
+            result.error or "",
+            title="Too many queries",
+            headers={"Retry-After": str(result.retry_after)},
+        )
     if result.error:
         result.reader.close()
         status = 403 if result.code in REFUSED_CODES else 400
@@ -52,13 +66,18 @@ def answer(request: HttpRequest, statement: str, params: dict[str, str], fmt: st
         return problem(
             status, result.error, title="Query refused" if status == 403 else "Query failed", **extra
         )
-    if fmt != "JSON":
-        response = StreamingHttpResponse(result.reader.chunks(), content_type=query.FORMATS[fmt])
-        response["Content-Length"] = str(result.header["bytes"])
+    if not as_json:
+        response = StreamingHttpResponse(result.stream(), content_type=query.FORMATS[fmt])
+        if result.length is not None:
+            response["Content-Length"] = str(result.length)
         extension = {"Parquet": "parquet", "Arrow": "arrow"}.get(fmt, "csv" if "CSV" in fmt else "txt")
         response["Content-Disposition"] = f'inline; filename="result.{extension}"'
     else:
-        payload = json.loads(result.reader.read_all() or b'{"meta": [], "data": []}')
+        try:
+            payload = json.loads(result.reader.read_all() or b'{"meta": [], "data": []}')
+        except channel.StreamFailed as exc:
+            status = 413 if exc.code == RESULT_TOO_LARGE else 400
+            return problem(status, str(exc), title="Query failed", code=exc.code)
         rows = payload.get("data", [])
         response = JsonResponse(
             {
