@@ -18,6 +18,7 @@ from console.access.api import keys
 from pools.models import Delivery
 from pools.services import create_pool
 from tests.helpers.firehose import change_record, firehose_body, firehose_headers
+from tests.helpers.metrics import TOKEN, scrape
 from tests.helpers.servers import http, start_web_server, stop_web_server
 from tests.helpers.waiting import wait_for
 from tests.helpers.workers import WorkerProcess
@@ -56,7 +57,9 @@ def timed(call):
     return reply, time.monotonic() - started
 
 
-def test_heavy_api_queries_stall_neither_ingest_nor_health_nor_another_key(small_web, limited_worker):
+def test_heavy_api_queries_stall_neither_ingest_nor_health_nor_another_key(
+    small_web, limited_worker, client, settings
+):
     url = small_web
     target = create_pool("isolation_target")
     other = create_pool("isolation_other")
@@ -109,5 +112,10 @@ def test_heavy_api_queries_stall_neither_ingest_nor_health_nor_another_key(small
             stop.set()
             for future in futures:
                 future.result(timeout=LIMIT_SECONDS + 60)
-    # One key's surplus was refused with 429, not queued behind its own heavy queries.
+    # One key's surplus was refused with 429, not queued behind its own heavy queries, and
+    # /metrics says so.
     assert 429 in statuses
+    settings.METRICS_TOKEN = TOKEN
+    figures = scrape(client)
+    assert figures[("shoal_queries_refused_total", (("kind", "key"),))] > 0
+    assert figures[("shoal_queries_admitted_total", (("kind", "key"),))] >= 6

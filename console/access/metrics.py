@@ -18,6 +18,7 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from console import admission
 from console.access import health
 from console.ack_latency import ACK_BUCKETS, ACK_KEY, le
 from pools.ingest import journal
@@ -77,6 +78,25 @@ POOL_FIGURES = (
 )
 
 
+QUERY_FIGURES = (
+    ("running", GaugeMetricFamily, "shoal_queries_running", "Users' queries running in the warehouse."),
+    ("queued", GaugeMetricFamily, "shoal_queries_queued", "Users' queries waiting for a thread."),
+    ("admitted_total", CounterMetricFamily, "shoal_queries_admitted", "Queries admitted."),
+    (
+        "refused_total",
+        CounterMetricFamily,
+        "shoal_queries_refused",
+        "Queries refused (429): their identity had its share running and queued.",
+    ),
+    (
+        "busy_total",
+        CounterMetricFamily,
+        "shoal_queries_busy",
+        "Queries refused (429): every query slot of the web process was taken (WEB_QUERY_SLOTS).",
+    ),
+)
+
+
 def _delivery_figures():
     """Each pool's deliveries summed up, in one query."""
     waiting = [Delivery.Status.LANDED, Delivery.Status.LOADING]
@@ -121,6 +141,7 @@ class ShoalCollector:
         yield from self._views()
         yield from self._ack()
         yield from self._health()
+        yield from self._queries()
 
     def _pools(self) -> Iterator:
         families = {key: kind(name, text, labels=["pool"]) for key, kind, name, text in POOL_FIGURES}
@@ -191,6 +212,16 @@ class ShoalCollector:
         except OSError:
             return
         yield GaugeMetricFamily("shoal_disk_free_bytes", "Free bytes in the data folder.", value=free)
+
+    def _queries(self) -> Iterator:
+        """Users' queries by identity kind (user, key, system): what runs and waits in the
+        warehouse worker's fair pool, and the admission decisions (console/admission.py)."""
+        figures = admission.figures()
+        for suffix, kind, name, text in QUERY_FIGURES:
+            family = kind(name, text, labels=["kind"])
+            for who in ("user", "key", "system"):
+                family.add_metric([who], figures.get(f"{who}:{suffix}", 0))
+            yield family
 
 
 def render() -> bytes:

@@ -44,6 +44,7 @@ _CODE = re.compile(r"Code: (\d+)\. ")
 # Formats whose file has one header and footer: chDB's streaming writes one whole file per block,
 # which do not add up to one file, so these are written whole (bounded by the export row limit).
 WHOLE_FORMATS = frozenset({"Parquet", "Arrow", "ArrowStream"})
+STREAM_BLOCK_ROWS = 4096
 
 
 def _error(exc: Exception) -> WarehouseError:
@@ -248,6 +249,11 @@ class ChdbWarehouse(Warehouse):
                 **dict(output),
                 # Exports stream whole results: the row limit is the bound, not the bytes.
                 "max_result_bytes": 0,
+                # chDB's streaming runs ahead of its reader by a few blocks: small blocks keep
+                # that bounded (a 400 MB export grew the worker by ~540 MiB at 65,536 rows a
+                # block of 1 kB rows, by ~60 MiB at 4,096), bytes as well as rows.
+                "max_block_size": min(max_rows + 1, STREAM_BLOCK_ROWS),
+                "preferred_block_size_bytes": 1024 * 1024,
             }
             conn = chdb.connect(f"{self.path}?{urlencode(params)}")
             if self._bootstrapped:

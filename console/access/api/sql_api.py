@@ -58,7 +58,7 @@ def answer(request: HttpRequest, statement: str, params: dict[str, str], fmt: st
         )
     if result.error:
         result.reader.close()
-        status = 403 if result.code in REFUSED_CODES else 400
+        status = 403 if result.code in REFUSED_CODES else 413 if result.code == RESULT_TOO_LARGE else 400
         extra = {"code": result.code}
         position = sql_guard.error_position(result.error, statement)
         if position is not None:
