@@ -62,9 +62,7 @@ def test_an_export_past_its_byte_limit_stops_with_clickhouse_s_error(live_server
         except http.client.IncompleteRead as cut:  # HTTP/1.1 chunked (gunicorn): the cut shows
             partial = cut.partial
     assert len(partial) < 101 * 1024 * 1024
-    assert (
-        b"Code: 396. DB::Exception: The result is larger than 104857600 bytes (SQL_MAX_RESULT" in partial
-    )
+    assert b"Code: 396. DB::Exception: The result is larger than 104857600 bytes (SQL_MAX_RESULT" in partial
 
 
 def test_a_json_answer_past_its_byte_limit_is_refused_clearly(live_server, warehouse_worker, settings):
