@@ -376,6 +376,11 @@ INGEST_BACKLOG_HARD_BYTES = env_int("INGEST_BACKLOG_HARD_BYTES", 4 * 1024 * 1024
 INGEST_MIN_FREE_BYTES = env_int("INGEST_MIN_FREE_BYTES", 256 * 1024 * 1024, minimum=0)
 # Firehose sends at most 64 MiB before compression, plus base64 and JSON overhead.
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 128 * 1024 * 1024, minimum=1024)
+# Bodies over INGEST_LARGE_BODY_BYTES (or of unknown length) are held INGEST_LARGE_BODIES at a
+# time per web process; one that waits INGEST_LARGE_BODY_WAIT seconds is answered 503 (retried).
+INGEST_LARGE_BODY_BYTES = env_int("INGEST_LARGE_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+INGEST_LARGE_BODIES = env_int("INGEST_LARGE_BODIES", 2, minimum=1)
+INGEST_LARGE_BODY_WAIT = env_float("INGEST_LARGE_BODY_WAIT", 10.0, minimum=0.0)
 # INGEST_AUTH_FAILURE_LIMIT wrong credentials from one address to one pool within
 # INGEST_AUTH_LOCKOUT_SECONDS hold back that address's Basic credentials for the rest of the period
 # (pools/ingest/auth.py); the pool's access key is never held back.

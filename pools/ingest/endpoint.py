@@ -26,7 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from console import request_body
 from console.ack_latency import ack_latency
-from pools.ingest import auth, envelope, journal
+from pools.ingest import auth, envelope, inflight, journal
 from pools.ingest.landing import backpressure, disk_short, land
 from pools.models import DataPool
 
@@ -137,6 +137,13 @@ def _answer(request: HttpRequest, public_id: str, header_id: str) -> HttpRespons
     length = request.META.get("CONTENT_LENGTH") or ""
     if length.isdigit() and int(length) > limit:
         return firehose_response(header_id, 400, f"body exceeds {limit} bytes")
+    with inflight.permit(int(length) if length.isdigit() else None) as admitted:
+        if not admitted:
+            return firehose_response(header_id, 503, inflight.BUSY)
+        return _receive(request, pool, header_id, limit)
+
+
+def _receive(request: HttpRequest, pool: DataPool, header_id: str, limit: int) -> HttpResponse:
     raw = request_body.read(request, limit)
     encoding = request.headers.get("Content-Encoding", "")
     try:
