@@ -162,7 +162,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "date": time.strftime("%Y-%m-%d %H:%M"),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                 f"Python {platform.python_version()}",
                 "load_average": os.getloadavg(),

@@ -48,24 +48,9 @@ def answer(request: HttpRequest, statement: str, params: dict[str, str], fmt: st
         return problem(429, str(exc), title="Too many queries", headers={"Retry-After": str(exc.retry_after)})
     except warehouse_client.WarehouseUnavailable as exc:
         return problem(503, str(exc), headers={"Retry-After": "5"})
-    if result.refused:
-        result.reader.close()
-        return problem(
-            429,
-            result.error or "",
-            title="Too many queries",
-            headers={"Retry-After": str(result.retry_after)},
-        )
-    if result.error:
-        result.reader.close()
-        status = 403 if result.code in REFUSED_CODES else 413 if result.code == RESULT_TOO_LARGE else 400
-        extra = {"code": result.code}
-        position = sql_guard.error_position(result.error, statement)
-        if position is not None:
-            extra["position"] = position
-        return problem(
-            status, result.error, title="Query refused" if status == 403 else "Query failed", **extra
-        )
+    refused = _refused(result, statement)
+    if refused is not None:
+        return refused
     if not as_json:
         response = StreamingHttpResponse(result.stream(), content_type=query.FORMATS[fmt])
         if result.length is not None:
@@ -96,3 +81,24 @@ def answer(request: HttpRequest, statement: str, params: dict[str, str], fmt: st
     for name, value in result.cost_headers().items():
         response[name] = value
     return response
+
+
+def _refused(result: query.Answer, statement: str) -> HttpResponse | None:
+    """Problem details for a query not admitted (429) or refused or failed before its first byte."""
+    if not (result.refused or result.error):
+        return None
+    result.reader.close()
+    if result.refused:
+        return problem(
+            429,
+            result.error or "",
+            title="Too many queries",
+            headers={"Retry-After": str(result.retry_after)},
+        )
+    error = result.error or ""
+    status = 403 if result.code in REFUSED_CODES else 413 if result.code == RESULT_TOO_LARGE else 400
+    extra = {"code": result.code}
+    position = sql_guard.error_position(error, statement)
+    if position is not None:
+        extra["position"] = position
+    return problem(status, error, title="Query refused" if status == 403 else "Query failed", **extra)
