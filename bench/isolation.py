@@ -49,6 +49,8 @@ def hammer(base: str, secret: str, stop: threading.Event, outcomes: list) -> Non
             outcomes.append(0)
             continue
         outcomes.append(reply.status_code)
+        if reply.status_code >= 500:
+            print(f"{reply.status_code}: {reply.text[:300]}", file=sys.stderr)
         if reply.status_code == 429:
             stop.wait(float(reply.headers.get("Retry-After", "1")))
 

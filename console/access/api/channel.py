@@ -10,6 +10,7 @@ the size of the result (a 3 GB CSV export streams in constant memory on both).
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable
@@ -48,9 +49,17 @@ def client() -> redis.Redis:
     url = settings.REDIS_URL
     found = _clients.get(url)
     if found is None:
-        longest = settings.WAREHOUSE_TIMEOUT + settings.SQL_MAX_EXECUTION_SECONDS + READ_TIMEOUT + 5
+        longest = header_wait() + READ_TIMEOUT + 5
         found = _clients[url] = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=longest)
     return found
+
+
+def header_wait() -> float:
+    """How long the web process waits for a query's first frame: the warehouse's answer time, and
+    the query's own time limit once for running and once more for each round of its identity's
+    queue (console/user_queries.py) it may wait through."""
+    rounds = 1 + math.ceil(settings.SQL_MAX_QUEUED_PER_USER / settings.SQL_MAX_CONCURRENT_PER_USER)
+    return settings.WAREHOUSE_TIMEOUT + settings.SQL_MAX_EXECUTION_SECONDS * rounds
 
 
 def new_channel() -> str:

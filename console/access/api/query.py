@@ -107,7 +107,7 @@ def run(
     identity = f"key:{api_key.pk}"
     admission.take_slot(identity)
     reader = channel.Reader(channel.new_channel(), on_close=lambda: admission.give_slot(identity))
-    wait = settings.WAREHOUSE_TIMEOUT + settings.SQL_MAX_EXECUTION_SECONDS
+    wait = channel.header_wait()
     try:
         api_query.apply_async(
             (reader.channel, sql, fmt),
@@ -119,8 +119,8 @@ def run(
                 "where": WHERE,
                 "output": output,
                 "identity": identity,
-                # A query still queued when the caller stops waiting is not started.
-                "deadline": time.time() + wait,
+                # A query that could not end before the caller stops waiting is not started.
+                "deadline": time.time() + wait - settings.SQL_MAX_EXECUTION_SECONDS,
             },
             expires=settings.WAREHOUSE_TIMEOUT,
         )
