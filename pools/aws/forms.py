@@ -275,6 +275,25 @@ class TeardownForm(forms.Form):
 
 
 class SnapshotForm(forms.Form):
+    method = forms.ChoiceField(
+        label="Method",
+        choices=[
+            ("scan", "Scan: reads the table's capacity; good for small tables"),
+            ("export", "Export to S3: no read capacity; needs point-in-time recovery (DynamoDB JSON)"),
+        ],
+        initial="scan",
+        widget=forms.RadioSelect,
+    )
+    export_bucket = forms.CharField(
+        label="Export bucket",
+        max_length=63,
+        required=False,
+        help_text="Export to S3 only: the bucket AWS writes the export to; empty: the pipeline's bucket.",
+    )
+    enable_pitr = forms.BooleanField(
+        label="Turn on point-in-time recovery if it is off (billed per GB-month of table size)",
+        required=False,
+    )
     total_segments = forms.IntegerField(
         label="Parallel segments",
         min_value=1,

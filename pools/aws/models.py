@@ -286,9 +286,28 @@ class Snapshot(models.Model):
         PAUSED = "paused", "Paused"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Method(models.TextChoices):
+        SCAN = "scan", "Scan"
+        EXPORT = "export", "Export to S3"
 
     uid = models.CharField(max_length=32, unique=True, default=new_uid, editable=False)
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="snapshots")
+    method = models.CharField(max_length=8, choices=Method.choices, default=Method.SCAN)
+    # Export to S3 (pools/aws/export_snapshot.py): where, AWS's id and state, and each data file's
+    # load: {"<dataFileS3Key>": {"items": n, "loaded": true}, ...}, saved after each file.
+    export_bucket = models.CharField(max_length=63, blank=True)
+    export_prefix = models.CharField(max_length=255, blank=True)
+    export_arn = models.CharField(max_length=1024, blank=True)
+    export_status = models.CharField(max_length=16, blank=True, help_text="DescribeExport's ExportStatus.")
+    export_time = models.DateTimeField(null=True, blank=True, help_text="Every exported item's version.")
+    export_files = models.JSONField(default=dict, blank=True)
+    export_files_total = models.PositiveIntegerField(default=0)
+    enable_pitr = models.BooleanField(
+        default=False, help_text="Turn point-in-time recovery on for the export."
+    )
+    cancel_requested = models.BooleanField(default=False)
     table_name = models.CharField(max_length=255)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     total_segments = models.PositiveSmallIntegerField(default=4)

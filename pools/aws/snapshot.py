@@ -29,7 +29,7 @@ from django.db import close_old_connections, connections
 from django.db.models import F, Q
 from django.utils import timezone
 
-from pools.aws import errors
+from pools.aws import errors, export_snapshot
 from pools.aws.clients import connect
 from pools.aws.models import Pipeline, Snapshot
 from pools.aws.snapshot_pages import (
@@ -66,9 +66,13 @@ def start(
     total_segments: int = 4,
     max_rcu_per_second: float = 0,
     page_limit: int = 0,
+    method: str = Snapshot.Method.SCAN,
+    export_bucket: str = "",
+    enable_pitr: bool = False,
     user=None,
 ) -> Snapshot:
-    """Create a snapshot (not queued: see tasks.start_snapshot)."""
+    """Create a snapshot (not queued: see tasks.start_snapshot). An export turns point-in-time
+    recovery on first when asked to (enable_pitr), in the task, as the other AWS calls."""
     if not streaming_ready(pipeline):
         raise SnapshotError("The backfill can start once the table streams to the pool (the last step).")
     if pipeline.snapshots.filter(status__in=[Snapshot.Status.PENDING, Snapshot.Status.RUNNING]).exists():
@@ -79,6 +83,9 @@ def start(
         total_segments=max(1, min(MAX_SEGMENTS, int(total_segments))),
         max_rcu_per_second=max(0.0, float(max_rcu_per_second or 0)),
         page_limit=max(0, int(page_limit or 0)),
+        method=method,
+        export_bucket=(export_bucket or "").strip(),
+        enable_pitr=bool(enable_pitr),
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
 
@@ -139,22 +146,15 @@ def run_snapshot(
     if not claim(snapshot_id, task_id):
         return Snapshot.objects.get(pk=snapshot_id)
     snapshot = Snapshot.objects.select_related("pipeline__connection", "pipeline__pool").get(pk=snapshot_id)
-    pipeline = snapshot.pipeline
     run = _Run(snapshot, CapacityBudget(snapshot.max_rcu_per_second, sleep=sleep), stop_after_pages)
     try:
-        client = connect(pipeline.connection).client("dynamodb")
-        _describe(snapshot, client)
-        pending = [
-            seg
-            for seg in range(snapshot.total_segments)
-            if not snapshot.segments.get(str(seg), {}).get("finished")
-        ]
-        if pending:
-            with ThreadPoolExecutor(max_workers=len(pending), thread_name_prefix="snapshot") as pool:
-                futures = [pool.submit(_run_segment, run, seg) for seg in pending]
-                failures = [f.exception() for f in futures if f.exception() is not None]
-            if failures:
-                raise failures[0]
+        _describe(snapshot, connect(snapshot.pipeline.connection).client("dynamodb"))
+        if snapshot.method == Snapshot.Method.EXPORT:
+            export_snapshot.run(snapshot, lambda: _wait_for_room(run, snapshot.pipeline.pool))
+        else:
+            _scan(run)
+    except export_snapshot.Stopped:
+        pass  # paused or cancelled: the status says which, below
     except Exception as exc:
         log.warning("snapshot %s of %s failed: %s", snapshot_id, snapshot.table_name, exc)
         Snapshot.objects.filter(pk=snapshot_id).update(
@@ -162,7 +162,9 @@ def run_snapshot(
         )
         return Snapshot.objects.get(pk=snapshot_id)
     snapshot.refresh_from_db()
-    if all(snapshot.segments.get(str(s), {}).get("finished") for s in range(snapshot.total_segments)):
+    if snapshot.cancel_requested:
+        status = Snapshot.Status.CANCELLED
+    elif finished(snapshot):
         status = Snapshot.Status.DONE
     else:
         status = Snapshot.Status.PAUSED
@@ -171,6 +173,28 @@ def run_snapshot(
     )
     snapshot.refresh_from_db()
     return snapshot
+
+
+def finished(snapshot: Snapshot) -> bool:
+    if snapshot.method == Snapshot.Method.EXPORT:
+        return export_snapshot.finished(snapshot)
+    return all(snapshot.segments.get(str(s), {}).get("finished") for s in range(snapshot.total_segments))
+
+
+def _scan(run: _Run) -> None:
+    """The parallel Scan: every segment not finished yet, each in a thread of its own."""
+    snapshot = run.snapshot
+    pending = [
+        seg
+        for seg in range(snapshot.total_segments)
+        if not snapshot.segments.get(str(seg), {}).get("finished")
+    ]
+    if pending:
+        with ThreadPoolExecutor(max_workers=len(pending), thread_name_prefix="snapshot") as pool:
+            futures = [pool.submit(_run_segment, run, seg) for seg in pending]
+            failures = [f.exception() for f in futures if f.exception() is not None]
+        if failures:
+            raise failures[0]
 
 
 def _describe(snapshot: Snapshot, client) -> None:

@@ -35,17 +35,20 @@ def event_id(keys: dict) -> str:
     return "snapshot-" + hashlib.sha1(canonical_key(keys).encode()).hexdigest()
 
 
-def item_to_change_record(item: dict, key_names: list[str], table_name: str, region: str) -> bytes:
+def item_to_change_record(
+    item: dict, key_names: list[str], table_name: str, region: str, *, created: int = SNAPSHOT_CREATION_TIME
+) -> bytes:
     """A KDS-shaped INSERT change record of an item in DynamoDB JSON, as the low-level client's Scan
-    returns it (binary values as bytes are written as base64). The snapshot's creation time is 0,
-    older than any streamed change, so that a streamed change of the same item wins."""
+    returns it (binary values as bytes are written as base64). A Scan's creation time is 0, older
+    than any streamed change, so that a streamed change of the same item wins; an export's is the
+    export's time (pools/aws/export_snapshot.py), so that a change before it loses."""
     keys = {name: item[name] for name in key_names if name in item}
     record = records.change_record(
         "INSERT",
         keys=keys,
         new_image=item,
         event_id=event_id(keys),
-        created=SNAPSHOT_CREATION_TIME,
+        created=created,
         table_name=table_name,
         region=region,
     )

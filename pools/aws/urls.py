@@ -28,4 +28,5 @@ urlpatterns = [
     path("pipelines/<int:pk>/snapshot/start/", snapshot.snapshot_start, name="snapshot_start"),
     path("pipelines/<int:pk>/snapshot/resume/", snapshot.snapshot_resume, name="snapshot_resume"),
     path("pipelines/<int:pk>/snapshot/pause/", snapshot.snapshot_pause, name="snapshot_pause"),
+    path("pipelines/<int:pk>/snapshot/cancel/", snapshot.snapshot_cancel, name="snapshot_cancel"),
 ]

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from console.htmx import HtmxHttpRequest, is_partial
 from console.roles import EDITOR, VIEWER, requires
 from pools.aws import snapshot as snapshots
+from pools.aws import snapshot_plan
 from pools.aws.forms import SnapshotForm
 from pools.aws.models import Pipeline, Snapshot
 from pools.aws.tasks import run_snapshot
@@ -22,16 +23,26 @@ def snapshot_context(pipeline: Pipeline, form: SnapshotForm | None = None) -> di
     snapshot = pipeline.snapshots.first()
     interrupted = bool(snapshot and snapshots.interrupted(snapshot))
     running = bool(snapshot and snapshot.status in (Snapshot.Status.PENDING, Snapshot.Status.RUNNING))
+    resumable = bool(
+        snapshot and (interrupted or snapshot.status in (Snapshot.Status.FAILED, Snapshot.Status.PAUSED))
+    )
+    # The table's size and point-in-time recovery, asked of AWS only when the choice is shown.
+    plan = (
+        snapshot_plan.plan(pipeline)
+        if snapshots.streaming_ready(pipeline) and not (running or resumable)
+        else None
+    )
+    if form is None:
+        form = SnapshotForm(initial={"method": plan.recommended if plan else "scan"})
     return {
+        "snapshot_plan": plan,
         "pipeline": pipeline,
         "snapshot": snapshot,
         "snapshot_ready": snapshots.streaming_ready(pipeline),
         "snapshot_running": running and not interrupted,
         "snapshot_interrupted": interrupted,
-        "snapshot_resumable": bool(
-            snapshot and (interrupted or snapshot.status in (Snapshot.Status.FAILED, Snapshot.Status.PAUSED))
-        ),
-        "snapshot_form": form or SnapshotForm(),
+        "snapshot_resumable": resumable,
+        "snapshot_form": form,
     }
 
 
@@ -87,6 +98,21 @@ def snapshot_resume(request: HttpRequest, pk: int) -> HttpResponse:
         messages.info(request, "There is no stopped backfill to resume.")
     elif _queue_snapshot(request, snapshot):
         messages.success(request, "Resuming the backfill from the last page each segment saved.")
+    return _snapshot_answer(request, pipeline)
+
+
+@requires(EDITOR)
+@require_POST
+def snapshot_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Stop a backfill for good: a running one at its next file or page (AWS's export itself, once
+    asked for, runs to its end in the bucket), a paused or failed one at once."""
+    pipeline = pipeline_or_404(pk)
+    Snapshot.objects.filter(pipeline=pipeline, status=Snapshot.Status.RUNNING).update(cancel_requested=True)
+    Snapshot.objects.filter(
+        pipeline=pipeline,
+        status__in=[Snapshot.Status.PENDING, Snapshot.Status.PAUSED, Snapshot.Status.FAILED],
+    ).update(status=Snapshot.Status.CANCELLED, cancel_requested=True)
+    messages.info(request, "The backfill is cancelled; what it loaded stays in the pool.")
     return _snapshot_answer(request, pipeline)
 
 
