@@ -116,14 +116,21 @@ def setup_aws(stack: Stack, moto_url: str, items: int, files: int):
         export_time=datetime(2026, 12, 1, tzinfo=UTC),
         partitions=parts,
     )
-    export_snapshot.start_export = lambda ddb, **kw: arn
-    export_snapshot.describe_export = lambda ddb, a: {
-        "ExportArn": a,
-        "ExportStatus": "COMPLETED",
-        "S3Bucket": BUCKET,
-        "S3Prefix": "",
-        "ExportManifest": f"{base}/manifest-summary.json",
-    }
+
+    class Prebuilt:  # the export written above, as AWS would have written it
+        def start(self, **kwargs):
+            return arn
+
+        def describe(self, *, export_arn, bucket, prefix):
+            return {
+                "ExportArn": arn,
+                "ExportStatus": "COMPLETED",
+                "S3Bucket": BUCKET,
+                "S3Prefix": "",
+                "ExportManifest": f"{base}/manifest-summary.json",
+            }
+
+    export_snapshot.exporter_for = lambda snapshot: Prebuilt()
     return pipeline, s3, base
 
 

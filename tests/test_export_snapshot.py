@@ -1,6 +1,6 @@
 """Initial load from DynamoDB's export to S3 (issue 23), against a real moto server and warehouse
 worker. moto's ExportTableToPointInTime does not write AWS's documented layout, so these two calls
-only (export_snapshot.start_export and describe_export) are replaced by one that writes the layout
+only (export_snapshot.exporter_for) are replaced by one that writes the layout
 into moto's S3 (pools/aws/export_layout.write_export); point-in-time recovery, S3 and the whole
 load are the real code path (docs/aws.md)."""
 
@@ -63,34 +63,34 @@ def stub_export(aws, monkeypatch):
     state: dict = {"parts": [], "asked": 0, "described": 0}
     monkeypatch.setattr(export_snapshot, "POLL_SECONDS", 0.01)
 
-    def start(ddb, *, table_arn, bucket, prefix, token):
-        state["asked"] += 1
-        arn = f"{table_arn}/export/{uuid.uuid4().hex[:20]}"
-        base = export_layout.write_export(
-            aws.client("s3"),
-            bucket=bucket,
-            prefix=prefix,
-            export_arn=arn,
-            table_arn=table_arn,
-            export_time=EXPORT_TIME,
-            partitions=state["parts"],
-        )
-        state.update(arn=arn, bucket=bucket, prefix=prefix, base=base)
-        return arn
+    class Stub:
+        def start(self, *, table, table_arn, bucket, prefix, token):
+            state["asked"] += 1
+            arn = f"{table_arn}/export/{uuid.uuid4().hex[:20]}"
+            base = export_layout.write_export(
+                aws.client("s3"),
+                bucket=bucket,
+                prefix=prefix,
+                export_arn=arn,
+                table_arn=table_arn,
+                export_time=EXPORT_TIME,
+                partitions=state["parts"],
+            )
+            state.update(arn=arn, bucket=bucket, prefix=prefix, base=base)
+            return arn
 
-    def describe(ddb, arn):
-        state["described"] += 1
-        status = "IN_PROGRESS" if state["described"] == 1 else "COMPLETED"  # AWS takes a while
-        return {
-            "ExportArn": arn,
-            "ExportStatus": status,
-            "S3Bucket": state["bucket"],
-            "S3Prefix": state["prefix"],
-            "ExportManifest": f"{state['base']}/manifest-summary.json",
-        }
+        def describe(self, *, export_arn, bucket, prefix):
+            state["described"] += 1
+            status = "IN_PROGRESS" if state["described"] == 1 else "COMPLETED"  # AWS takes a while
+            return {
+                "ExportArn": export_arn,
+                "ExportStatus": status,
+                "S3Bucket": state["bucket"],
+                "S3Prefix": state["prefix"],
+                "ExportManifest": f"{state['base']}/manifest-summary.json",
+            }
 
-    monkeypatch.setattr(export_snapshot, "start_export", start)
-    monkeypatch.setattr(export_snapshot, "describe_export", describe)
+    monkeypatch.setattr(export_snapshot, "exporter_for", lambda snapshot: Stub())
 
     def configure(parts: list[list[dict]]):
         state["parts"] = parts

@@ -16,8 +16,9 @@ whatever order they arrive in.
    crash is stored once), and the file is marked loaded. A restart resumes at the files not yet
    loaded; the count loaded must equal the manifests'.
 
-Only ExportTableToPointInTime and DescribeExport are behind `start_export` and `describe_export`,
-which the tests replace: moto's export does not write AWS's layout (docs/aws.md).
+Only ExportTableToPointInTime and DescribeExport are behind `exporter_for`, which the tests
+replace: moto's export does not write AWS's layout (docs/aws.md). For an emulator connection
+(`make demo`) the sandbox stands in for those two (pools/aws/sandbox_export.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
-from pools.aws import export_layout
+from pools.aws import export_layout, sandbox_export
 from pools.aws.clients import connect
 from pools.aws.models import Snapshot
 from pools.aws.snapshot_pages import land_page
@@ -47,22 +48,36 @@ class Stopped(Exception):
 # --- the two calls moto does not emulate as AWS does ------------------------------------------------
 
 
-def start_export(ddb, *, table_arn: str, bucket: str, prefix: str, token: str) -> str:
-    """ExportTableToPointInTime; returns the export's ARN. ClientToken makes a retry of this call
-    (a crash between the request and saving its ARN) the same export."""
-    params = {
-        "TableArn": table_arn,
-        "S3Bucket": bucket,
-        "ExportFormat": export_layout.FORMAT,
-        "ClientToken": token,
-    }
-    if prefix:
-        params["S3Prefix"] = prefix
-    return ddb.export_table_to_point_in_time(**params)["ExportDescription"]["ExportArn"]
+class AwsExport:
+    """ExportTableToPointInTime and DescribeExport against AWS."""
+
+    def __init__(self, ddb):
+        self.ddb = ddb
+
+    def start(self, *, table: str, table_arn: str, bucket: str, prefix: str, token: str) -> str:
+        """Returns the export's ARN. ClientToken makes a retry of this call (a crash between the
+        request and saving its ARN) the same export."""
+        params = {
+            "TableArn": table_arn,
+            "S3Bucket": bucket,
+            "ExportFormat": export_layout.FORMAT,
+            "ClientToken": token,
+        }
+        if prefix:
+            params["S3Prefix"] = prefix
+        return self.ddb.export_table_to_point_in_time(**params)["ExportDescription"]["ExportArn"]
+
+    def describe(self, *, export_arn: str, bucket: str, prefix: str) -> dict:
+        return self.ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
 
 
-def describe_export(ddb, export_arn: str) -> dict:
-    return ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
+def exporter_for(snapshot: Snapshot):
+    """AWS's export, or for an emulator connection (`make demo`) the sandbox's stand-in, since moto
+    writes no AWS layout (pools/aws/sandbox_export.py). The tests replace this one function."""
+    aws = connect(snapshot.pipeline.connection)
+    if snapshot.pipeline.connection.is_emulator:
+        return sandbox_export.SandboxExport(aws)
+    return AwsExport(aws.client("dynamodb"))
 
 
 # --- point-in-time recovery ------------------------------------------------------------------------
@@ -127,15 +142,22 @@ def _request(ddb, snapshot: Snapshot) -> None:
         )
     table_arn = pipeline.table_arn or ddb.describe_table(TableName=snapshot.table_name)["Table"]["TableArn"]
     bucket = snapshot.export_bucket or pipeline.bucket_name
-    arn = start_export(
-        ddb, table_arn=table_arn, bucket=bucket, prefix=snapshot.export_prefix, token=snapshot.uid
+    arn = exporter_for(snapshot).start(
+        table=snapshot.table_name,
+        table_arn=table_arn,
+        bucket=bucket,
+        prefix=snapshot.export_prefix,
+        token=snapshot.uid,
     )
     _save(snapshot, export_arn=arn, export_bucket=bucket, export_status="IN_PROGRESS")
 
 
 def _wait_for_export(ddb, snapshot: Snapshot) -> dict:
+    exporter = exporter_for(snapshot)
     while True:
-        description = describe_export(ddb, snapshot.export_arn)
+        description = exporter.describe(
+            export_arn=snapshot.export_arn, bucket=snapshot.export_bucket, prefix=snapshot.export_prefix
+        )
         status = description.get("ExportStatus", "")
         _save(snapshot, export_status=status)
         if status == "COMPLETED":
