@@ -68,6 +68,10 @@ def test_the_catalogue_drivers_ask_for_is_the_keys_pools_not_system_tables(live_
         ask(f"SELECT name, type FROM system.columns WHERE database = 'shoal' AND table = '{other.name}'")
         == b""
     )
-    # Anything else about system.* still meets the guard.
-    refused = http("POST", url, b"SELECT name FROM system.tables", basic("grafana", key))
-    assert refused.status == 403
+    # Any wording over those four tables is the key's pools only, never the others.
+    assert ask("SELECT name FROM system.tables") == b"catalog_mine\n"
+    assert ask(f"SELECT count() FROM system.tables t WHERE t.name = '{other.name}'") == b"0\n"
+    # Any other system table still meets the guard.
+    for sql in (b"SELECT query FROM system.query_log", b"SELECT * FROM system.tables, system.numbers"):
+        refused = http("POST", url, sql, basic("grafana", key))
+        assert refused.status == 403, (sql, refused.body)

@@ -151,7 +151,7 @@ def test_clickhouse_connect_reads_the_guides_step_4_with_a_query_key(
     with pytest.raises(DatabaseError, match="readonly|not allowed"):
         client.command(f"INSERT INTO {pool.name} (event_name) VALUES ('x')")
     with pytest.raises(DatabaseError, match="system tables are not available"):
-        client.query("SELECT name FROM system.tables")
+        client.query("SELECT query FROM system.query_log")
 
 
 def test_revoked_expired_and_wrong_name_keys_are_refused(live_server, warehouse_worker):

@@ -73,3 +73,14 @@ def test_a_json_answer_past_its_byte_limit_is_refused_clearly(live_server, wareh
     assert refused.value.code == 413
     problem = json.loads(refused.value.read())
     assert "API_JSON_MAX_BYTES" in problem["detail"] and problem["code"] == 396
+
+
+def test_an_empty_answer_keeps_its_format_s_header(live_server, warehouse_worker):
+    """chDB's streaming writes nothing for an empty result: the column names and types, which
+    clients read even with no rows, must still be there."""
+    key = keys.create_key("empty", "query").key
+    with stream_sql(live_server, key, "SELECT 1 AS x WHERE 0", "JSON") as reply:
+        answer = json.loads(reply.read())
+    assert answer["columns"] == ["x"] and answer["types"] == ["UInt8"] and answer["rows"] == []
+    with stream_sql(live_server, key, "SELECT 1 AS x WHERE 0", "CSVWithNames") as reply:
+        assert reply.read() == b'"x"\n'

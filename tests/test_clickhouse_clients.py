@@ -69,7 +69,7 @@ with client.query_row_block_stream("SELECT number FROM numbers(200000)") as stre
     out["streamed"] = sum(len(block) for block in stream)
 for what, sql in [
     ("other", f"SELECT count() FROM {e['OTHER']}"),
-    ("system", "SELECT name FROM system.tables"),
+    ("system", "SELECT * FROM system.users"),
     ("write", f"INSERT INTO {e['POOL']} (event_name) VALUES ('x')"),
 ]:
     try:
@@ -116,7 +116,7 @@ const e = process.env
   out.rows = await rs.json()
   rs = await client.query({ query: 'SELECT {n: UInt32} + 1 AS x', format: 'JSON', query_params: { n: 41 } })
   out.json = await rs.json()
-  const refused = [['other', `SELECT count() FROM ${e.OTHER}`], ['system', 'SELECT name FROM system.tables']]
+  const refused = [['other', `SELECT count() FROM ${e.OTHER}`], ['system', 'SELECT * FROM system.users']]
   for (const [what, query] of refused) {
     try { await client.query({ query, format: 'JSONEachRow' }); out[what] = null }
     catch (err) { out[what] = `${err.code} ${err.type} ${err.message}` }

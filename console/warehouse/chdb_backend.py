@@ -17,7 +17,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -204,9 +204,30 @@ class ChdbWarehouse(Warehouse):
         except Exception as exc:
             self._drop_limited(key)
             raise _error(exc) from None
-        return Stream(self._chunks(streaming, key, stats, started), stats)
+        chunks = self._chunks(streaming, key, stats, started)
+        return Stream(self._with_header(chunks, sql, fmt, max_rows, params, output), stats)
 
-    def _chunks(self, streaming, key: tuple, stats: dict[str, float], started: float) -> Iterator[bytes]:
+    def _with_header(
+        self, chunks: Generator[bytes, None, None], sql: str, fmt: str, max_rows: int, params, output
+    ):
+        """chDB's streaming writes nothing at all for an empty result, not even the format's
+        header (JSON's meta, CSVWithNames' names, RowBinaryWithNamesAndTypes' types, which
+        clients read): an empty stream is answered by the query run whole, as small as it is."""
+        empty = True
+        try:
+            for data in chunks:
+                empty = False
+                yield data
+        finally:
+            chunks.close()  # abandoned half way: the query is cancelled
+        if empty:
+            whole = self.query_format(sql, fmt, max_rows=max_rows, params=params, output=output)
+            if whole.data:
+                yield whole.data
+
+    def _chunks(
+        self, streaming, key: tuple, stats: dict[str, float], started: float
+    ) -> Generator[bytes, None, None]:
         finished = False
         try:
             for chunk in streaming:

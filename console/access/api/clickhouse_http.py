@@ -29,10 +29,8 @@ from django.shortcuts import redirect
 from django.views.decorators.csrf import csrf_exempt
 
 from console import admission, request_body, sql_guard, warehouse_client
-from console.access.api import query
+from console.access.api import catalog, query
 from console.access.api.auth import QUERY, api_key_required
-from console.warehouse.base import quote_string
-from pools.models import DataPool
 
 READONLY = sql_guard.READONLY
 UNKNOWN_FORMAT = 73
@@ -78,164 +76,13 @@ _CODE_NAMES = {
 }
 
 
-def _settings_answer() -> str:
-    """system.settings as clients see it: Shoal's fixed limits, all read-only, so that a client
-    does not try to change them (clickhouse-connect reads this list when it connects)."""
-    rows = [
-        ("readonly", "1"),
-        ("max_execution_time", str(settings.SQL_MAX_EXECUTION_SECONDS)),
-        ("max_result_rows", str(settings.API_EXPORT_MAX_ROWS)),
-        ("final", "1"),
-        ("date_time_output_format", CLICKHOUSE_OUTPUT["date_time_output_format"]),
-    ]
-    values = ", ".join(f"({quote_string(n)}, {quote_string(v)}, 1)" for n, v in rows)
-    return f"SELECT name, value, readonly FROM values('name String, value String, readonly UInt8', {values})"
-
-
-def _values(structure: str, rows: list[tuple]) -> str:
-    """A SELECT over literal rows (values() passes the guard like any query)."""
-    if not rows:
-        return f"SELECT * FROM values({quote_string(structure)}, {_empty_row(structure)}) WHERE 0"
-    body = ", ".join("(" + ", ".join(quote_string(str(v)) for v in row) + ")" for row in rows)
-    return f"SELECT * FROM values({quote_string(structure)}, {body})"
-
-
-def _empty_row(structure: str) -> str:
-    return "(" + ", ".join("''" for _ in structure.split(",")) + ")"
-
-
-def _readable_pools(api_key) -> list:
-    pools = DataPool.objects.exclude(status=DataPool.Status.DELETING).order_by("name")
-    allowed = api_key.readable_pools()
-    return [p for p in pools if allowed is None or p.name in allowed]
-
-
-def _databases(api_key, match) -> str:
-    return _values("name String", [(settings.WAREHOUSE.database,)])
-
-
-def _ours(database: str | None) -> bool:
-    """Whether a client's database name means the pools' database."""
-    return (database or "") in (*DATABASE_ALIASES, settings.WAREHOUSE.database)
-
-
-def _pool(api_key, match):
-    """The readable pool a catalogue question names, or None."""
-    if not _ours(match.group("db")):
-        return None
-    return next((p for p in _readable_pools(api_key) if p.name == match.group("table")), None)
-
-
-def _tables(api_key, match) -> str:
-    views = "negated" in match.groupdict() and match.group("negated") is None  # engine LIKE '%View'
-
-    names = [] if views or not _ours(match.group("db")) else [(p.name,) for p in _readable_pools(api_key)]
-    return _values("name String", names)
-
-
-def _table_facts(api_key, match) -> str | None:
-    """What SQLAlchemy's dialect reflects of a table (engine, keys, comment)."""
-    pool = _pool(api_key, match)
-    facts = {
-        "name": match.group("table"),
-        "engine_full": pool.engine if pool else "",
-        "engine": pool.engine.split("(")[0] if pool else "",
-        "partition_key": pool.partition_key if pool else "",
-        "sorting_key": pool.sorting_key if pool else "",
-        "primary_key": pool.sorting_key if pool else "",
-        "sampling_key": "",
-        "comment": pool.description if pool else "",
-    }
-    wanted = [c.strip() for c in match.group("columns").split(",")]
-    if any(c not in facts for c in wanted):
-        return None  # not a question Shoal answers: refused as any system table
-    rows = [tuple(facts[c] for c in wanted)] if pool else []
-    return _values(", ".join(f"{c} String" for c in wanted), rows)
-
-
-def _columns(api_key, match) -> str:
-    rows = []
-    if _ours(match.group("db")):
-        for pool in _readable_pools(api_key):
-            if pool.name == match.group("table"):
-                rows = [(name, type_.split(" CODEC(")[0]) for name, type_ in pool.column_list()]
-    return _values("name String, type String", rows)
-
-
-def _settings(api_key, match) -> str:
-    return _settings_answer()
-
-
-def _exists(api_key, match) -> str:
-    """EXISTS of a pool: 1 for one this key may read; for any other name (another key's pool
-    included) what ClickHouse answers for a table that does not exist."""
-    database = (match.group("db") or "").rstrip(".")
-    known = database in ("", *DATABASE_ALIASES, settings.WAREHOUSE.database) and any(
-        p.name == match.group("table") for p in _readable_pools(api_key)
-    )
-    return _values("result UInt8", [(1 if known else 0,)])
-
-
-# Connect-time questions about system.* (clickhouse-connect's system.settings; the catalogue
-# that BI drivers list), by their text with runs of spaces collapsed, answered with SQL Shoal
-# writes over literal rows: the Data Pools this key may read, never the real system tables.
-CATALOG = [
-    (
-        # clickhouse-connect 0.x writes `readonly as readonly`, 1.x `readonly`.
-        re.compile(r"^SELECT name, value, readonly( as readonly)? FROM system\.settings LIMIT 10000$", re.I),
-        _settings,
-    ),
-    (re.compile(r"^SELECT name FROM system\.databases( ORDER BY name)?$", re.I), _databases),
-    (re.compile(r"^SHOW DATABASES$", re.I), _databases),
-    # clickhouse-sqlalchemy (Superset): tables, and views (none: Shoal's views are not tables).
-    (
-        re.compile(
-            r"^SELECT name FROM system\.tables WHERE engine (?P<negated>NOT )?LIKE '%View' "
-            r"(AND name NOT LIKE '\.inner%' )?AND database = '(?P<db>[A-Za-z0-9_]+)'$",
-            re.I,
-        ),
-        _tables,
-    ),
-    (
-        re.compile(
-            r"^SELECT (?P<columns>[a-z_]+(, [a-z_]+)*) FROM system\.tables WHERE "
-            r"(database ?= ?'(?P<db>[A-Za-z0-9_]+)' AND )?name ?= ?'(?P<table>[A-Za-z0-9_]+)'$",
-            re.I,
-        ),
-        _table_facts,
-    ),
-    (
-        re.compile(
-            r"^SELECT name FROM system\.tables WHERE database = '(?P<db>[A-Za-z0-9_]+)'( ORDER BY name)?$",
-            re.I,
-        ),
-        _tables,
-    ),
-    (
-        re.compile(
-            r"^SELECT name, type FROM system\.columns WHERE database = '(?P<db>[A-Za-z0-9_]+)' "
-            r"AND table = '(?P<table>[A-Za-z0-9_]+)'$",
-            re.I,
-        ),
-        _columns,
-    ),
-    (
-        re.compile(
-            r"^EXISTS( TEMPORARY)?( TABLE)? `?(?P<db>[A-Za-z0-9_]+\.)?(?P<table>[A-Za-z0-9_]+)`?$", re.I
-        ),
-        _exists,
-    ),
-]
-
-
-def catalog_answer(api_key, text: str) -> str | None:
-    """Shoal's SQL that answers a known connect-time question, or None."""
-    normalized = _SPACE.sub(" ", text.strip().rstrip(";").strip())
-    for pattern, answer in CATALOG:
-        match = pattern.match(normalized)
-        if match:
-            return answer(api_key, match)
-    return None
+def catalog_sql(api_key, text: str) -> str:
+    """What runs for a client's query: Shoal's answer to a catalogue statement, the query with its
+    system tables replaced by the key's own rows (console/access/api/catalog.py), or the query."""
+    answer = catalog.statement_answer(api_key, text)
+    if answer is None and catalog.mentions_system(text):
+        answer = catalog.rewrite(api_key, text)
+    return answer or text
 
 
 # ClickHouse suggests close names ("Maybe you meant shoal.orders?"): with a key limited to some
@@ -285,7 +132,7 @@ MAX_QUERY_BYTES = 1 << 20
 # Databases a client may name: the pools' own, `default`, and `clickhouse`, which
 # @clickhouse/client reads from a URL such as http://host:8000/clickhouse (it takes a URL's path
 # for the database and posts to /, which Shoal routes here: console/urls.py).
-DATABASE_ALIASES = ("", "default", "clickhouse")
+DATABASE_ALIASES = catalog.DATABASE_ALIASES
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -317,14 +164,17 @@ class _Request:
 
 
 def _parse(request: HttpRequest, params: dict[str, str]) -> _Request:
-    query_id = params.get("query_id") or str(uuid.uuid4())
+    # The Java client (Metabase) sends the database, format and query id as headers, which
+    # ClickHouse takes as it takes the URL's parameters.
+    headers = request.headers
+    query_id = params.get("query_id") or headers.get("X-ClickHouse-Query-Id") or str(uuid.uuid4())
     if _CONTROL.search(query_id) or len(query_id) > 256:
         raise _Refused(error(400, "query_id must be at most 256 printable characters.", BAD_ARGUMENTS))
     try:
         text = _query_text(request, params)
     except ValueError as exc:
         raise _Refused(error(413, str(exc), BAD_ARGUMENTS)) from None
-    database = params.get("database")
+    database = params.get("database") or headers.get("X-ClickHouse-Database")
     if database not in (None, *DATABASE_ALIASES, settings.WAREHOUSE.database):
         message = f"Database {database} does not exist: the pools are in {settings.WAREHOUSE.database}."
         raise _Refused(error(404, message, UNKNOWN_DATABASE))
@@ -335,7 +185,7 @@ def _parse(request: HttpRequest, params: dict[str, str]) -> _Request:
         elif name not in TRANSPORT:
             message = f"Cannot modify '{name}' setting in readonly mode: Shoal's limits are fixed."
             raise _Refused(error(403, message, READONLY))
-    fmt = params.get("default_format") or "TabSeparated"
+    fmt = params.get("default_format") or headers.get("X-ClickHouse-Format") or "TabSeparated"
     match = _FORMAT.search(text)
     if match:
         fmt, text = match.group(1), text[: match.start()]
@@ -350,10 +200,14 @@ def _streamed(request: HttpRequest, params: dict[str, str], asked: _Request, ans
     compress = params.get("enable_http_compression") == "1" and "gzip" in request.headers.get(
         "Accept-Encoding", ""
     )
-    response = StreamingHttpResponse(answer.stream(gzip=compress), content_type=query.FORMATS[asked.fmt])
+    # compress=1: ClickHouse's compressed blocks, which the Java client (Metabase) asks for.
+    blocks = params.get("compress") == "1"
+    response = StreamingHttpResponse(
+        answer.stream(gzip=compress, blocks=blocks), content_type=query.FORMATS[asked.fmt]
+    )
     if compress:
         response["Content-Encoding"] = "gzip"
-    elif answer.length is not None:
+    elif answer.length is not None and not blocks:
         response["Content-Length"] = str(answer.length)
     response["X-ClickHouse-Format"] = asked.fmt
     response["X-ClickHouse-Query-Id"] = asked.query_id
@@ -378,7 +232,10 @@ def _view(request: HttpRequest) -> HttpResponse:
         return refused.response
     if not asked.text.strip():
         return HttpResponse("Ok.\n", content_type="text/plain; charset=UTF-8")
-    sql = catalog_answer(request.api_key, asked.text) or asked.text
+    try:
+        sql = catalog_sql(request.api_key, asked.text)
+    except catalog.NoSuchTable as exc:
+        return error(404, str(exc), exc.code, {"X-ClickHouse-Query-Id": asked.query_id})
     try:
         answer = query.run(
             request.api_key,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from console import admission, warehouse_client
-from console.access.api import channel
+from console.access.api import channel, compressed_blocks
 from console.access.api.models import ApiKey
 from console.access.api.tasks import api_query
 
@@ -72,12 +72,12 @@ class Answer:
         """The answer's size in bytes when it was complete before it started, else None."""
         return self.header.get("bytes") if self.header.get("complete", True) else None
 
-    def stream(self, *, gzip: bool = False) -> Iterator[bytes]:
+    def stream(self, *, gzip: bool = False, blocks: bool = False) -> Iterator[bytes]:
         """The answer's bytes for a streamed response, gzip-compressed as they go when asked
         (closing it closes the reader, whose slot is given back); a query that fails half way
         ends with ClickHouse's error text, then the response is cut short, so that a client sees
         an incomplete answer, never a whole one."""
-        return _Streamed(self.reader, gzip)
+        return _Streamed(self.reader, gzip, blocks)
 
     def cost_headers(self) -> dict[str, str]:
         """A query's cost: rows and bytes the warehouse read, and its time there."""
@@ -137,9 +137,11 @@ def run(
 
 
 class _Streamed:
-    def __init__(self, reader: channel.Reader, gzip: bool):
+    def __init__(self, reader: channel.Reader, gzip: bool, blocks: bool):
         self._reader = reader
         self._chunks = reader.chunks()
+        # compress=1: ClickHouse's own compressed blocks (then gzip, if asked for too).
+        self._blocks = blocks
         self._failed: channel.StreamFailed | None = None
         # 31: a gzip header and trailer
         self._compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip else None
@@ -156,6 +158,8 @@ class _Streamed:
                 data = next(self._chunks)
             except channel.StreamFailed as exc:
                 self._failed = exc
+                # As ClickHouse does, the error is written as text, outside any compressed block.
+                self._blocks = False
                 return self._out(f"\nCode: {exc.code or 0}. DB::Exception: {exc}\n".encode(), flush=True)
             except StopIteration:
                 if self._compressor is None or self._ended:
@@ -167,6 +171,8 @@ class _Streamed:
                 return out
 
     def _out(self, data: bytes, flush: bool = False) -> bytes:
+        if self._blocks and data:
+            data = b"".join(compressed_blocks.frames([data]))
         if self._compressor is None:
             return data
         out = self._compressor.compress(data)
