@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import User
 
+from console import roles
 from console.models import QueryRun
 
 
@@ -35,3 +40,35 @@ class QueryRunAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # runs are recorded by the SQL Console
+
+
+class UserCreationWithRoleForm(UserCreationForm):
+    """Admin → Add user asks for the role too: a user without one can open nothing."""
+
+    role = forms.ChoiceField(
+        choices=[(r, f"{r}: {roles.DESCRIPTIONS[r]}") for r in roles.ROLES],
+        initial=roles.VIEWER,
+        help_text="What the user may do in the console; change it later under Groups.",
+    )
+
+    def save(self, commit: bool = True):
+        user = super().save(commit=commit)
+        if commit:  # the admin saves with commit=False, then save_model below
+            roles.set_role(user, self.cleaned_data["role"])
+        return user
+
+
+class ShoalUserAdmin(UserAdmin):
+    add_form = UserCreationWithRoleForm
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("username", "password1", "password2", "role")}),
+    )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change and "role" in getattr(form, "cleaned_data", {}):
+            roles.set_role(obj, form.cleaned_data["role"])
+
+
+admin.site.unregister(User)
+admin.site.register(User, ShoalUserAdmin)

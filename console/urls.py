@@ -33,3 +33,6 @@ urlpatterns = [
     path("", include("console.access.api.urls")),
     *management_patterns,
 ]
+
+# Forbidden pages in the console's layout, saying which role is needed and who grants it.
+handler403 = views.forbidden

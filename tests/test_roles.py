@@ -59,6 +59,7 @@ ROUTES = {
     "aws:snapshot_start": ("POST", "/aws/pipelines/999/snapshot/start/", roles.EDITOR),
     "aws:snapshot_resume": ("POST", "/aws/pipelines/999/snapshot/resume/", roles.EDITOR),
     "aws:snapshot_pause": ("POST", "/aws/pipelines/999/snapshot/pause/", roles.EDITOR),
+    "aws:snapshot_cancel": ("POST", "/aws/pipelines/999/snapshot/cancel/", roles.EDITOR),
     "views_mv:list": ("GET", "/views/", roles.VIEWER),
     "views_mv:create": ("GET", "/views/new/", roles.EDITOR),
     "views_mv:create_step": ("GET", "/views/new/sql/", roles.EDITOR),

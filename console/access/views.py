@@ -89,3 +89,22 @@ def metrics(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Bearer realm="shoal-metrics"'
         return response
     return HttpResponse(shoal_metrics.render(), content_type=CONTENT_TYPE_LATEST)
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """403 in the console's layout: which role the page needs, the user's own, and who can grant
+    it (the admins); a user without any role yet is told so rather than shown an error."""
+    needed = next((r for r in roles.ROLES if f"the {r} role" in str(exception or "")), None)
+    admins = [
+        u.get_username()
+        for u in get_user_model().objects.filter(is_active=True).order_by("username")
+        if roles.has_role(u, roles.ADMIN)
+    ][:5]
+    context = {
+        "needed": needed,
+        "needed_description": roles.DESCRIPTIONS.get(needed or "", ""),
+        "own_role": roles.role_of(request.user),
+        "admins": admins,
+        "message": str(exception or ""),
+    }
+    return render(request, "403.html", context, status=403)
