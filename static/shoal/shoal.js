@@ -22,7 +22,30 @@
     if (!root || !root.querySelectorAll) return;
     sizeBars(root);
     showCopyButtons(root);
+    showDependents(root.ownerDocument || root);
   }
+
+  // <div data-shown-when="scope=manage">: shown only while the form's field `scope` has that
+  // value (a field that only matters for one choice, such as an API key's role).
+  function showDependents(doc) {
+    var dependents = doc.querySelectorAll("[data-shown-when]");
+    for (var i = 0; i < dependents.length; i++) {
+      var rule = dependents[i].dataset.shownWhen.split("=");
+      var form = dependents[i].closest("form");
+      var field = form && form.elements[rule[0]];
+      if (!field) continue;
+      var value = field.value !== undefined ? field.value : "";
+      if (field.length && field[0] && field[0].type === "radio") {
+        var checked = form.querySelector("input[name='" + rule[0] + "']:checked");
+        value = checked ? checked.value : "";
+      }
+      dependents[i].hidden = value !== rule[1];
+    }
+  }
+
+  document.addEventListener("change", function (event) {
+    if (event.target.form && event.target.form.querySelector("[data-shown-when]")) showDependents(document);
+  });
 
   function copy(button) {
     var source = document.getElementById(button.dataset.copy);
