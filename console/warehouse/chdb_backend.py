@@ -40,6 +40,8 @@ from console.warehouse.base import (
 )
 
 _CODE = re.compile(r"Code: (\d+)\. ")
+_VERSION = re.compile(r"\s*\(version \d[\w.]*(?: \([^)]*\))?\)")
+_REPEATED_NAME = re.compile(r"\(([A-Z][A-Z_]+)\)(?:\.?\s*\(\1\))+")
 
 # Formats whose file has one header and footer: chDB's streaming writes one whole file per block,
 # which do not add up to one file, so these are written whole (bounded by the export row limit).
@@ -50,8 +52,11 @@ STREAM_BLOCK_ROWS = 4096
 def _error(exc: Exception) -> WarehouseError:
     message = str(exc).removeprefix("Streaming query failed: ")
     match = _CODE.search(message)
-    # chDB repeats "Code: N. DB::Exception:" when it wraps; keep the innermost text readable.
+    # chDB repeats "Code: N. DB::Exception:" when it wraps, and appends the engine's version and
+    # the code's name again ("… (READONLY) (version 26.9.2.1). (READONLY)"): keep one of each.
     message = re.sub(r"^(Code: \d+\. DB::Exception: )+", "", message).strip()
+    message = _VERSION.sub("", message)
+    message = _REPEATED_NAME.sub(r"(\1)", message)
     return WarehouseError(message, int(match.group(1)) if match else None)
 
 
