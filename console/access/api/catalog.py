@@ -80,12 +80,18 @@ def values(structure: str, rows: list[tuple]) -> str:
 # --- the rows --------------------------------------------------------------------------------------
 
 
-def _databases(api_key) -> list[tuple]:
-    return [(settings.WAREHOUSE.database, "Atomic", "Shoal's Data Pools")]
+def shown(database: str | None) -> str:
+    """The pools' database as this client names it: the name it connected with when that is one
+    of the aliases ('default', as SQLAlchemy's dialect does, asks `database = 'default'`), else
+    the warehouse's own name."""
+    return database if database and database in DATABASE_ALIASES else settings.WAREHOUSE.database
 
 
-def _tables(api_key) -> list[tuple]:
-    database = settings.WAREHOUSE.database
+def _databases(api_key, database: str) -> list[tuple]:
+    return [(database, "Atomic", "Shoal's Data Pools")]
+
+
+def _tables(api_key, database: str) -> list[tuple]:
     return [
         (
             database,
@@ -105,7 +111,7 @@ def _tables(api_key) -> list[tuple]:
     ]
 
 
-def _columns(api_key) -> list[tuple]:
+def _columns(api_key, database: str) -> list[tuple]:
     rows = []
     for pool in readable_pools(api_key):
         sorting = {c.strip() for c in pool.sorting_key.split(",")}
@@ -114,7 +120,7 @@ def _columns(api_key) -> list[tuple]:
             key = int(name in sorting)
             rows.append(
                 (
-                    settings.WAREHOUSE.database,
+                    database,
                     pool.name,
                     name,
                     clean,
@@ -133,7 +139,7 @@ def _columns(api_key) -> list[tuple]:
     return rows
 
 
-def _settings(api_key) -> list[tuple]:
+def _settings(api_key, database: str) -> list[tuple]:
     from console.access.api.clickhouse_http import CLICKHOUSE_OUTPUT  # the output it writes
 
     fixed = [
@@ -154,8 +160,8 @@ ROWS: dict[str, Callable] = {
 }
 
 
-def table_sql(api_key, name: str) -> str:
-    return values(STRUCTURES[name], ROWS[name](api_key))
+def table_sql(api_key, name: str, database: str | None = None) -> str:
+    return values(STRUCTURES[name], ROWS[name](api_key, shown(database)))
 
 
 # --- the rewrite -----------------------------------------------------------------------------------
@@ -211,7 +217,7 @@ def mentions_system(text: str) -> bool:
     return bool(_SYSTEM.search(_STRINGS.sub("''", text)))
 
 
-def rewrite(api_key, text: str) -> str | None:
+def rewrite(api_key, text: str, database: str | None = None) -> str | None:
     """The client's query with each system table it reads replaced by Shoal's rows, or None when
     it reads a system table Shoal does not answer (it is then refused as any system table)."""
     masked = _STRINGS.sub(lambda m: "'" + "x" * (len(m.group()) - 2) + "'", text)
@@ -234,7 +240,7 @@ def rewrite(api_key, text: str) -> str | None:
         if rest.lstrip().startswith("."):  # a qualified column: system.columns.type
             out.append(aliases.get(name, f"__shoal_{name}"))
         else:
-            subquery = f"({table_sql(api_key, name)})"
+            subquery = f"({table_sql(api_key, name, database)})"
             out.append(subquery if name in aliases else f"{subquery} AS __shoal_{name}")
         last = m.end()
     out.append(text[last:])
@@ -274,14 +280,14 @@ class NoSuchTable(Exception):
     code = 60  # UNKNOWN_TABLE
 
 
-def statement_answer(api_key, text: str) -> str | None:
+def statement_answer(api_key, text: str, database: str | None = None) -> str | None:
     """Shoal's SQL for SHOW DATABASES, SHOW TABLES, DESCRIBE and EXISTS, or None; NoSuchTable for
     DESCRIBE of a table the key cannot read."""
     normalized = _SPACE.sub(" ", text.strip().rstrip(";").strip())
     if _HELLO.match(normalized):
         return HELLO
     if _SHOW_DATABASES.match(normalized):
-        return f"SELECT name FROM ({table_sql(api_key, 'databases')}) ORDER BY name"
+        return f"SELECT name FROM ({table_sql(api_key, 'databases', database)}) ORDER BY name"
     match = _SHOW_TABLES.match(normalized)
     if match:
         names = [(p.name,) for p in readable_pools(api_key)] if ours(_ident(match, "db")) else []

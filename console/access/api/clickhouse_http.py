@@ -76,12 +76,12 @@ _CODE_NAMES = {
 }
 
 
-def catalog_sql(api_key, text: str) -> str:
+def catalog_sql(api_key, text: str, database: str | None = None) -> str:
     """What runs for a client's query: Shoal's answer to a catalogue statement, the query with its
     system tables replaced by the key's own rows (console/access/api/catalog.py), or the query."""
-    answer = catalog.statement_answer(api_key, text)
+    answer = catalog.statement_answer(api_key, text, database)
     if answer is None and catalog.mentions_system(text):
-        answer = catalog.rewrite(api_key, text)
+        answer = catalog.rewrite(api_key, text, database)
     return answer or text
 
 
@@ -161,6 +161,7 @@ class _Request:
     fmt: str
     query_params: dict[str, str]
     query_id: str
+    database: str | None = None
 
 
 def _parse(request: HttpRequest, params: dict[str, str]) -> _Request:
@@ -192,7 +193,7 @@ def _parse(request: HttpRequest, params: dict[str, str]) -> _Request:
     if fmt not in query.FORMATS:
         message = f"Unknown format {fmt}: Shoal answers in {', '.join(query.FORMATS)}."
         raise _Refused(error(400, message, UNKNOWN_FORMAT))
-    return _Request(text, fmt, query_params, query_id)
+    return _Request(text, fmt, query_params, query_id, database)
 
 
 def _streamed(request: HttpRequest, params: dict[str, str], asked: _Request, answer) -> HttpResponse:
@@ -233,7 +234,7 @@ def _view(request: HttpRequest) -> HttpResponse:
     if not asked.text.strip():
         return HttpResponse("Ok.\n", content_type="text/plain; charset=UTF-8")
     try:
-        sql = catalog_sql(request.api_key, asked.text)
+        sql = catalog_sql(request.api_key, asked.text, asked.database)
     except catalog.NoSuchTable as exc:
         return error(404, str(exc), exc.code, {"X-ClickHouse-Query-Id": asked.query_id})
     try:
