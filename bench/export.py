@@ -53,11 +53,11 @@ def start_moto() -> tuple[subprocess.Popen, str]:
 
 
 def setup_aws(stack: Stack, moto_url: str, items: int, files: int):
-    from django.utils import timezone
-
-    from pools.aws import export_layout, export_snapshot
+    """A pool, a moto connection, a table with point-in-time recovery, a bucket, a pipeline row,
+    and the export written in AWS's layout; returns (pipeline, s3 client, export folder)."""
+    from pools.aws import export_snapshot
     from pools.aws.clients import connect
-    from pools.aws.models import AwsConnection, Pipeline
+    from pools.aws.models import AwsConnection
     from pools.models import DataPool
 
     pool_info = json.loads(stack.manage("create_pool", "bench_export_pool", "--json"))
@@ -81,13 +81,22 @@ def setup_aws(stack: Stack, moto_url: str, items: int, files: int):
     )
     export_snapshot.enable_pitr(ddb, TABLE)
     s3.create_bucket(Bucket=BUCKET)
-    table_arn = f"arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE}"
-    pipeline = Pipeline.objects.create(
+    pipeline = _pipeline(pool, connection)
+    base = _write_export(s3, pipeline.table_arn, items, files)
+    return pipeline, s3, base
+
+
+def _pipeline(pool, connection):
+    from django.utils import timezone
+
+    from pools.aws.models import Pipeline
+
+    return Pipeline.objects.create(
         pool=pool,
         connection=connection,
         status=Pipeline.Status.ACTIVE,
         table_name=TABLE,
-        table_arn=table_arn,
+        table_arn=f"arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE}",
         stream_name="s",
         bucket_name=BUCKET,
         role_name="r",
@@ -96,6 +105,12 @@ def setup_aws(stack: Stack, moto_url: str, items: int, files: int):
         endpoint_url=pool.endpoint_url(),
         destination_enabled_at=timezone.now(),
     )
+
+
+def _write_export(s3, table_arn: str, items: int, files: int) -> str:
+    """The export, as AWS would have written it; the snapshot's two export calls then find it."""
+    from pools.aws import export_layout, export_snapshot
+
     parts: list[list[dict]] = [[] for _ in range(files)]
     for n in range(items):
         parts[n % files].append(
@@ -117,21 +132,22 @@ def setup_aws(stack: Stack, moto_url: str, items: int, files: int):
         partitions=parts,
     )
 
-    class Prebuilt:  # the export written above, as AWS would have written it
+    class Prebuilt:
         def start(self, **kwargs):
             return arn
 
         def describe(self, *, export_arn, bucket, prefix):
+            manifest = f"{base}/manifest-summary.json"
             return {
                 "ExportArn": arn,
                 "ExportStatus": "COMPLETED",
                 "S3Bucket": BUCKET,
                 "S3Prefix": "",
-                "ExportManifest": f"{base}/manifest-summary.json",
+                "ExportManifest": manifest,
             }
 
     export_snapshot.exporter_for = lambda snapshot: Prebuilt()
-    return pipeline, s3, base
+    return base
 
 
 def shoal_load(pipeline, items: int) -> float:
