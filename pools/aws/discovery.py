@@ -68,6 +68,7 @@ class TableInfo:
     size_bytes: int | None = None
     stream_view: str = ""
     error: str = ""
+    streams_to: str = ""  # the pool a pipeline of this connection already streams the table to
 
     @property
     def key_schema(self) -> str:

@@ -19,7 +19,7 @@ from console.roles import ADMIN, requires
 from console.wizard import Run, Step
 from pools.aws import discovery, errors, forms, pipelines
 from pools.aws.clients import connect
-from pools.aws.models import STREAMING_PRECISION, AwsConnection, delivery_url_problem
+from pools.aws.models import STREAMING_PRECISION, AwsConnection, Pipeline, delivery_url_problem
 from pools.models import DataPool
 
 
@@ -39,6 +39,13 @@ def _connection(state: dict) -> AwsConnection:
     return get_object_or_404(AwsConnection, pk=state["connection_id"])
 
 
+def streaming_to(connection: AwsConnection) -> dict[str, str]:
+    """Tables of this connection that already stream to a pool (a pipeline not removed), by name:
+    the wizard says so beside them, since a second pipeline would stream the same changes twice."""
+    live = Pipeline.objects.filter(connection=connection).exclude(status=Pipeline.Status.REMOVED)
+    return {p.table_name: p.pool.name for p in live.select_related("pool")}
+
+
 def _source(run: Run) -> dict:
     """The connections, the one chosen and its tables (None when they could not be listed)."""
 
@@ -56,6 +63,9 @@ def _source(run: Run) -> dict:
             tables = discovery.list_tables(connect(connection))
         except Exception as exc:  # shown on the page: bad credentials, no network, access denied
             error = errors.describe(exc)
+        streaming = streaming_to(connection)
+        for table in tables or []:
+            table.streams_to = streaming.get(table.name, "")
         return {"connections": all_connections, "connection": connection, "tables": tables, "error": error}
 
     return run.cached("source", compute)
