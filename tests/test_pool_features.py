@@ -121,13 +121,14 @@ def test_after_send_test_events_the_cards_refresh_with_the_deliveries(
     assert "Sending test events failed" not in page
     # Whatever the load's progress at the first render, the cards poll until it is reflected.
     loaded_already = Delivery.objects.filter(pool=pool, status="loaded").exists()
-    assert 'id="pool-stats" hx-get' in page or loaded_already
+    assert 'id="pool-stats" hx-get' in page and ("every 1500ms" in page or loaded_already)
 
     def settled():
         part = live_part(admin_client, pool)
-        return part if "hx-trigger" not in part else None
+        return part if 'hx-trigger="every 5s"' in part else None
 
-    part = wait_for(settled, timeout=30, message="cards stop refreshing")
+    # Once the load is reflected, the cards go on polling, slowly, for the next delivery.
+    part = wait_for(settled, timeout=30, message="cards back to their idle poll")
     cards = part[: part.index('id="pool-deliveries"')]
     assert '>12</div><div class="stat-label">records' in cards
     assert "never" not in cards and "—" not in cards and ">0\xa0bytes<" not in cards

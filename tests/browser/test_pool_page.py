@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import login, screenshot
 from tests.helpers.firehose import change_record, endpoint, firehose_body, firehose_headers
@@ -50,3 +51,19 @@ def test_preview_data_shows_rows_delivered_through_the_endpoint(page, live_serve
     page.reload()
     assert page.locator(".stat-value").first.inner_text() == "16"
     screenshot(page, "pool-page")
+
+
+def test_the_cards_and_deliveries_follow_a_delivery_while_the_page_is_open(
+    page, live_server, user, warehouse_worker
+):
+    """The page said "Live" but never refreshed once idle: a delivery 45 s later went unseen."""
+    from pools.services import create_pool
+    from tests.helpers.pools import land_direct
+
+    pool = create_pool("live_cards")
+    login(page, live_server)
+    page.goto(live_server.url + pool.get_absolute_url())
+    expect(page.locator("#pool-stats")).to_contain_text("never")  # no delivery yet
+    land_direct(pool, [change_record(f"o{i}") for i in range(7)])
+    expect(page.locator("#pool-stats .stat-value").first).to_have_text("7", timeout=20_000)
+    expect(page.locator("#pool-deliveries")).to_contain_text("Loaded", timeout=20_000)
