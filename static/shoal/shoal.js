@@ -85,6 +85,12 @@
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("button.copy[data-copy]");
     if (button) copy(button);
+    // Narrow screens: the sidebar folds into a Menu button that opens its links.
+    var menu = event.target.closest && event.target.closest("button.menu-toggle");
+    if (menu) {
+      var open = document.getElementById("sidebar").classList.toggle("open");
+      menu.setAttribute("aria-expanded", open ? "true" : "false");
+    }
   });
 
   // <form data-confirm="…"> or <button data-confirm="…">: ask before submitting.

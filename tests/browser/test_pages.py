@@ -34,3 +34,47 @@ def test_a_viewer_meets_a_forbidden_page_in_the_console_s_layout(page, live_serv
     assert "This page needs the editor role" in card.inner_text() and "maria" in card.inner_text()
     assert page.locator("nav.sidebar >> text=Admin").count() == 0
     screenshot(page, "forbidden")
+
+
+NARROW_PAGES = [
+    "/pools/",
+    "/pools/{pool}/",
+    "/sql/",
+    "/views/",
+    "/aws/connections/",
+    "/api-keys/",
+    "/pools/new/source/",
+]
+
+
+def test_every_page_is_usable_at_360_px(page, live_server, user):
+    """At 390 px the sidebar stayed and pages scrolled sideways; the endpoint URL and access key
+    wrapped one character a line."""
+    from pools.services import create_pool
+    from tests.helpers.firehose import change_record
+    from tests.helpers.pools import land_direct
+
+    pool = create_pool("orders_cdc", description="Taqueria orders from DynamoDB")
+    land_direct(pool, [change_record("o1")])
+    page.set_viewport_size({"width": 360, "height": 740})
+    login(page, live_server)
+    for path in NARROW_PAGES:
+        page.goto(live_server.url + path.format(pool=pool.name))
+        wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        culprits = page.evaluate(
+            "() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right"
+            " > window.innerWidth + 1).slice(0, 5).map(e => e.tagName + '.' + e.className)"
+        )
+        assert wide <= 1, (path, wide, culprits)
+    # The sidebar is a Menu button that opens the links.
+    page.goto(live_server.url + f"/pools/{pool.name}/")
+    links = page.locator("#nav-links")
+    assert not links.is_visible()
+    page.click("button.menu-toggle")
+    assert links.is_visible() and page.locator("#nav-links >> text=SQL Console").is_visible()
+    page.click("button.menu-toggle")
+    # The endpoint URL wraps as a URL does, not a character a line: a few lines at most.
+    height = page.locator("#endpoint-url").evaluate("e => e.getBoundingClientRect().height")
+    line = page.locator("#endpoint-url").evaluate("e => parseFloat(getComputedStyle(e).lineHeight) || 18")
+    assert height <= 4 * line, (height, line)
+    screenshot(page, "narrow-pool-page")
