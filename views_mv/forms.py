@@ -84,7 +84,9 @@ class TableForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         label="Which columns uniquely identify your records?",
     )
-    time_column = forms.ChoiceField(required=False, label="Will you query your data by time?")
+    time_column = forms.ChoiceField(
+        required=False, label="Will you query your data by time?", widget=forms.RadioSelect
+    )
     filters = forms.MultipleChoiceField(
         required=False, widget=forms.CheckboxSelectMultiple, label="Are there columns you always filter by?"
     )

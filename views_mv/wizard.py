@@ -106,11 +106,27 @@ def _table_form(run: Run, data) -> forms.TableForm:
     return forms.TableForm(data, columns=columns, dynamodb_source=_dynamodb(run), initial=initial)
 
 
+VIEW_MODES = [
+    (
+        table_settings.APPEND_ONLY,
+        "Append-only data",
+        "Every row the view writes stays: a history, such as one row per change.",
+    ),
+    (
+        table_settings.MUTABLE,
+        "Mutable records",
+        "A newer change of a record replaces the older one, and a deleted record disappears.",
+    ),
+]
+
+
 def _table_context(run: Run, form) -> dict:
     return {
         "columns": run.state["sql"]["columns"],
         "dynamodb": _dynamodb(run),
         "explanation": services.versioning.EXPLANATION,
+        "modes": VIEW_MODES,
+        "mode": form["mode"].value() or table_settings.MUTABLE,
     }
 
 

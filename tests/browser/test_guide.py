@@ -151,7 +151,7 @@ def test_the_guide_end_to_end(page, page_problems, live_server, user, clean_ware
     page.click("button:has-text('Continue')")
     page.check("input[name=mode][value=mutable]")  # "Mutable records"
     page.check("input[name=unique][value=order_id]")  # "order_id uniquely identifies a record"
-    page.select_option("select[name=time_column]", "timestamp")  # "Select the timestamp column"
+    page.check("input[name=time_column][value=timestamp]")  # "Select the timestamp column"
     expect(page.locator("input[name=filters]:checked")).to_have_count(0)  # "leave empty"
     page.select_option("select[name=version]", "")  # "Leave empty"
     page.click("button:has-text('Continue')")

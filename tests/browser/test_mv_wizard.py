@@ -66,7 +66,7 @@ def test_the_guides_step_4_in_the_browser(page, live_server, user, warehouse_wor
     page.wait_for_selector("text=Which columns uniquely identify your records?")
     page.check("input[name=mode][value=mutable]")
     page.check("input[name=unique][value=order_id]")
-    page.select_option("select[name=time_column]", "timestamp")
+    page.check("input[name=time_column][value=timestamp]")
     screenshot(page, "mv-3-table")
     page.click("button:has-text('Continue')")
 
