@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench demo clean
+.PHONY: run test test-fast lint format bench demo demo-order clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ DEMO_MOTO_PORT ?= 5055
 demo: $(STAMP)
 	SHOAL_DATA_DIR=$(DEMO_DATA_DIR) $(PY) manage.py migrate --noinput
 	AWS_ALLOW_EMULATOR=true SHOAL_DATA_DIR=$(DEMO_DATA_DIR) $(PY) manage.py rundemo --moto-port $(DEMO_MOTO_PORT)
+
+# While `make demo` runs, from another terminal: a change to the sandbox's orders table (an INSERT;
+# CHANGE=--update for a MODIFY, CHANGE=--delete for a REMOVE), in the demo's data folder.
+demo-order: $(STAMP)
+	SHOAL_DATA_DIR=$(DEMO_DATA_DIR) $(PY) manage.py demo_put_order $(CHANGE)
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py

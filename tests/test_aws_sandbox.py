@@ -134,3 +134,37 @@ def test_the_demo_commands_seed_the_sandbox_and_put_orders(db, moto, capsys):
     assert "put order order-" in capsys.readouterr().out
     call_command("demo_put_order", "--update")
     assert " is now " in capsys.readouterr().out
+
+
+def test_demo_put_order_reaches_the_emulator_without_aws_allow_emulator(db, moto, capsys, settings):
+    """Run beside `make demo` with only the data folder set (`make demo-order`), the command used
+    to aim at real AWS, since the connection's endpoint is honoured only with AWS_ALLOW_EMULATOR."""
+    call_command("demo_relay", "--seed", "--once", "--endpoint-url", moto.url)
+    settings.AWS_ALLOW_EMULATOR = False
+    call_command("demo_put_order")
+    assert "put order order-" in capsys.readouterr().out
+    call_command("demo_put_order", "--delete")
+    assert "deleted order order-" in capsys.readouterr().out
+
+
+def test_the_pipeline_page_puts_modifies_and_deletes_sample_orders(aws, admin_client, pool):
+    from tests.helpers.aws import make_pipeline
+
+    sandbox.create_orders_table(aws, items=3)
+    pipeline = make_pipeline(pool, aws, "orders")
+    url = f"/aws/pipelines/{pipeline.pk}/sample-order/"
+    ddb = aws.client("dynamodb")
+
+    def count() -> int:
+        return ddb.scan(TableName="orders", Select="COUNT")["Count"]
+
+    said = {}
+    for change in ("put", "modify", "remove"):
+        before = count()
+        reply = admin_client.post(url, {"change": change}, follow=True)
+        said[change] = (count() - before, " ".join(str(m) for m in reply.context["messages"]))
+    assert said["put"][0] == 1 and "(an INSERT)" in said["put"][1]
+    assert said["modify"][0] == 0 and "(a MODIFY)" in said["modify"][1]
+    assert said["remove"][0] == -1 and "(a REMOVE)" in said["remove"][1]
+    page = admin_client.get(pipeline.get_absolute_url()).content.decode()
+    assert "Modify an order" in page and "Delete an order" in page

@@ -144,6 +144,17 @@ def update_sample_order(aws: Aws, table: str = ORDERS_TABLE) -> dict | None:
     return {"order_id": item["order_id"]["S"], "status": following}
 
 
+def delete_sample_order(aws: Aws, table: str = ORDERS_TABLE) -> dict | None:
+    """Delete one order (a REMOVE); None if the table is empty."""
+    ddb = aws.client("dynamodb")
+    found = ddb.scan(TableName=table, Limit=25).get("Items", [])
+    if not found:
+        return None
+    item = random.choice(found)
+    ddb.delete_item(TableName=table, Key={"order_id": item["order_id"], "timestamp": item["timestamp"]})
+    return {"order_id": item["order_id"]["S"]}
+
+
 # --- DynamoDB Streams record → Kinesis Data Streams for DynamoDB record -------------------------
 
 

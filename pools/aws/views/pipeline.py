@@ -185,19 +185,38 @@ def pipeline_teardown(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(ADMIN)
 @require_POST
 def pipeline_sample_order(request: HttpRequest, pk: int) -> HttpResponse:
+    """The guide's three kinds of change, from the page: put an order (INSERT), move one on to its
+    next status (MODIFY) or delete one (REMOVE), in the sandbox's table."""
     pipeline = pipeline_or_404(pk)
     if not pipeline.connection.is_emulator:
         messages.error(request, "Sample orders are for the local sandbox only.")
         return redirect(pipeline)
+    change = request.POST.get("change", "put")
     try:
-        order = sandbox.put_sample_order(connect(pipeline.connection), pipeline.table_name)
+        said = _sample_change(change, connect(pipeline.connection), pipeline.table_name)
     except Exception as exc:
-        messages.error(request, f"Could not put a sample order: {errors.describe(exc)}")
+        messages.error(request, f"Could not change a sample order: {errors.describe(exc)}")
     else:
-        messages.success(
-            request,
-            f"Put order {order['order_id']} ({order['taqueria']}, {order['total_price']}) into "
-            f"{pipeline.table_name}. The sandbox relay delivers the change within seconds: see Preview "
-            f"Data on the pool page.",
-        )
+        if said is None:
+            messages.info(request, f"{pipeline.table_name} has no order yet: put one first.")
+        else:
+            messages.success(
+                request,
+                f"{said} The sandbox relay delivers the change within seconds: see Preview Data on "
+                "the pool page.",
+            )
     return redirect(pipeline)
+
+
+def _sample_change(change: str, aws, table: str) -> str | None:
+    if change == "modify":
+        order = sandbox.update_sample_order(aws, table)
+        return order and f"Order {order['order_id']} is now {order['status']} (a MODIFY)."
+    if change == "remove":
+        order = sandbox.delete_sample_order(aws, table)
+        return order and f"Deleted order {order['order_id']} (a REMOVE)."
+    order = sandbox.put_sample_order(aws, table)
+    return (
+        f"Put order {order['order_id']} ({order['taqueria']}, {order['total_price']}) into {table} "
+        "(an INSERT)."
+    )

@@ -48,8 +48,9 @@ class Command(BaseCommand):
             f"Shoal sandbox on http://127.0.0.1:{settings.PORT}/  (data: {settings.DATA_DIR})\n"
             f"  AWS emulator (moto, in memory) on {moto_url}; AWS connection “Local sandbox (moto)”.\n"
             "  Open the pool my_dynamo_orders_change_events, press “Connect DynamoDB”, pick the table\n"
-            "  `orders`, and click through. Then “Put a sample order” on the pipeline page, or\n"
-            "  `.venv/bin/python manage.py demo_put_order`, and watch Preview Data."
+            "  `orders`, and click through. Then “Put a sample order”, “Modify an order” or “Delete an\n"
+            "  order” on the pipeline page, or from another terminal `make demo-order` (CHANGE=--update,\n"
+            "  CHANGE=--delete), and watch Preview Data."
         )
         notice = setup_token.notice(self.style.WARNING)
         sys.exit(supervisor.run(procs, data_dir=settings.DATA_DIR, notice=notice))
