@@ -27,6 +27,10 @@ from pools.models import DataPool
 # empty), 'clickhouse' (@clickhouse/client takes the URL's path for a database).
 DATABASE_ALIASES = ("", "default", "clickhouse")
 
+# ClickHouse's own output defaults, which its clients parse (Shoal's pages and /api/v1/sql write
+# date-times as ISO 8601); system.settings says so.
+CLICKHOUSE_OUTPUT = {"date_time_output_format": "simple"}
+
 # The columns of each system table Shoal answers: the ones clients read, typed as ClickHouse types them.
 STRUCTURES = {
     "databases": "name String, engine String, comment String",
@@ -140,8 +144,6 @@ def _columns(api_key, database: str) -> list[tuple]:
 
 
 def _settings(api_key, database: str) -> list[tuple]:
-    from console.access.api.clickhouse_http import CLICKHOUSE_OUTPUT  # the output it writes
-
     fixed = [
         ("readonly", "1", "UInt64"),
         ("max_execution_time", str(settings.SQL_MAX_EXECUTION_SECONDS), "Seconds"),

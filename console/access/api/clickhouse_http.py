@@ -124,9 +124,7 @@ def ping(request: HttpRequest) -> HttpResponse:
 ping.shoal_api_scope = "public"
 
 
-# ClickHouse's own output defaults, which its clients parse (Shoal's pages and /api/v1/sql write
-# date-times as ISO 8601).
-CLICKHOUSE_OUTPUT = {"date_time_output_format": "simple"}
+CLICKHOUSE_OUTPUT = catalog.CLICKHOUSE_OUTPUT
 # The longest query text read from a request's body.
 MAX_QUERY_BYTES = 1 << 20
 # Databases a client may name: the pools' own, `default`, and `clickhouse`, which
