@@ -22,6 +22,11 @@ from gunicorn import util
 # Largest header field gunicorn reads (its default is 8 KiB); beyond it, a 431 in JSON below.
 limit_request_field_size = 128 * 1024
 limit_request_line = 8190  # gunicorn's maximum
+# Seconds an idle keep-alive connection stays open (gunicorn's default is 2). A client told to
+# retry after a 429's Retry-After reuses its connection after waiting: at 2 s, gunicorn had closed
+# it by then and the client's next request met a reset (seen in bench/isolation.py). Idle
+# connections wait in gthread's poller, not on a thread, so a longer wait costs no capacity.
+keepalive = 65
 
 
 def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:
