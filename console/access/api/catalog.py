@@ -205,6 +205,10 @@ _NOT_ALIAS = frozenset(
         "anti",
         "asof",
         "paste",
+        "intersect",
+        "except",
+        "into",
+        "with",
     ]
 )
 _ALIAS = re.compile(r"\s+(?:AS\s+)?(?P<alias>`\w+`|\"\w+\"|\w+)", re.IGNORECASE)
