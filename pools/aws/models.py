@@ -380,3 +380,30 @@ class SandboxRelay(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox relay of pipeline {self.pipeline_id}"
+
+
+class ShardCheckpoint(models.Model):
+    """Where a pull reader (pools/pull/) is in one shard of a pipeline's stream: the last sequence
+    number landed, saved in the same database transaction as the delivery that holds it, so a
+    crash re-reads from exactly there (nothing skipped, nothing stored twice)."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="shard_checkpoints")
+    stream = models.CharField(max_length=1024, help_text="The stream's ARN (DynamoDB Streams or Kinesis).")
+    shard_id = models.CharField(max_length=128)
+    sequence_number = models.CharField(max_length=128, blank=True)
+    finished = models.BooleanField(default=False, help_text="A closed shard read to its end.")
+    records = models.BigIntegerField(default=0)
+    lag_ms = models.BigIntegerField(
+        null=True, blank=True, help_text="How far behind the shard's newest record."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline", "stream", "shard_id"], name="one_checkpoint_per_shard"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline_id}:{self.shard_id}@{self.sequence_number or 'start'}"

@@ -1,0 +1,133 @@
+"""The pull reader's core (issue 22, not yet wired to a process or the wizard): a pipeline's stream
+read directly, DynamoDB Streams and Kinesis, against a real moto server; each page landed through
+the one landing path with its shard's checkpoint in the same transaction."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from pools.aws.models import ShardCheckpoint
+from pools.ingest import journal, records
+from pools.models import Delivery
+from pools.pull import lineage, reader, streams
+from pools.services import create_pool
+from tests.helpers.aws import make_pipeline
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def landed(pool) -> list[dict]:
+    """Every change record stored for the pool, read back from the deliveries' bodies."""
+    out = []
+    for delivery in Delivery.objects.filter(pool=pool).order_by("id"):
+        raw = journal.path_of(delivery.body_path).read_bytes() if delivery.body_path else bytes(delivery.body)
+        out += [json.loads(base64.b64decode(r["data"])) for r in json.loads(raw)["records"]]
+    return out
+
+
+def test_lineage_reads_a_child_only_after_its_parents():
+    shards = [
+        {"ShardId": "p"},
+        {"ShardId": "c1", "ParentShardId": "p"},
+        {"ShardId": "m", "ParentShardId": "c1", "AdjacentParentShardId": "c2"},
+        {"ShardId": "c2", "ParentShardId": "p"},
+        {"ShardId": "orphan", "ParentShardId": "aged-out"},
+    ]
+    assert lineage.readable(shards, set()) == ["p", "orphan"]
+    assert lineage.readable(shards, {"p"}) == ["c1", "c2", "orphan"]
+    assert lineage.readable(shards, {"p", "c1"}) == ["c2", "orphan"]
+    assert lineage.readable(shards, {"p", "c1", "c2", "orphan"}) == ["m"]
+
+
+def _orders_table(ddb, name: str = "orders_pull") -> None:
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+
+
+def test_a_dynamodb_stream_is_read_once_and_a_failed_landing_reads_again(aws, monkeypatch):
+    ddb = aws.client("dynamodb")
+    _orders_table(ddb)
+    pool = create_pool("pulled_orders")
+    pipeline = make_pipeline(pool, aws, "orders_pull")
+    for n in range(3):
+        ddb.put_item(TableName="orders_pull", Item={"order_id": {"S": f"o{n}"}, "qty": {"N": str(n)}})
+    ddb.update_item(
+        TableName="orders_pull",
+        Key={"order_id": {"S": "o1"}},
+        UpdateExpression="SET qty = :q",
+        ExpressionAttributeValues={":q": {"N": "9"}},
+    )
+    ddb.delete_item(TableName="orders_pull", Key={"order_id": {"S": "o2"}})
+    stream = streams.DynamoDBStream(aws, pipeline)
+
+    # The checkpoint cannot be saved: the delivery is not kept either, and nothing moves on.
+    real_save = ShardCheckpoint.save
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("the reader was killed")
+
+    monkeypatch.setattr(ShardCheckpoint, "save", broken)
+    with pytest.raises(RuntimeError):
+        reader.read_once(pipeline, stream)
+    assert not Delivery.objects.filter(pool=pool).exists()
+    monkeypatch.setattr(ShardCheckpoint, "save", real_save)
+
+    first = reader.read_once(pipeline, stream)
+    assert first.records == 5
+    assert reader.read_once(pipeline, stream).records == 0  # nothing twice
+    ddb.put_item(TableName="orders_pull", Item={"order_id": {"S": "o3"}, "qty": {"N": "3"}})
+    assert reader.read_once(pipeline, stream).records == 1
+    changes = landed(pool)
+    assert [c["eventName"] for c in changes] == ["INSERT", "INSERT", "INSERT", "MODIFY", "REMOVE", "INSERT"]
+    assert all(c["tableName"] == "orders_pull" and "Keys" in c["dynamodb"] for c in changes)
+
+
+def test_a_kinesis_stream_split_while_reading_loses_and_repeats_nothing(aws):
+    """moto closes the parent (it lists an ending sequence number) but keeps routing records to
+    it, and never answers a closed shard's end with no next iterator: the reader reads the
+    listing too, and finishes the parent once its last record is landed."""
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName="orders-cdc-pull", ShardCount=1)
+    pool = create_pool("kinesis_orders")
+    pipeline = make_pipeline(pool, aws, "orders")
+    pipeline.stream_name = "orders-cdc-pull"
+    pipeline.save(update_fields=["stream_name"])
+
+    def put(n: int) -> None:
+        change = records.change_record(
+            "INSERT",
+            keys={"order_id": {"S": f"k{n}"}},
+            new_image={"order_id": {"S": f"k{n}"}},
+            event_id=f"e{n}",
+            created=1_700_000_000_000 + n,
+            table_name="orders",
+            region="us-east-1",
+        )
+        kinesis.put_record(
+            StreamName="orders-cdc-pull", Data=records.encode_record(change), PartitionKey=f"k{n}"
+        )
+
+    for n in range(20):
+        put(n)
+    stream = streams.KinesisStream(aws, pipeline)
+    assert reader.read_once(pipeline, stream).records == 20
+    parent = kinesis.list_shards(StreamName="orders-cdc-pull")["Shards"][0]
+    kinesis.split_shard(
+        StreamName="orders-cdc-pull", ShardToSplit=parent["ShardId"], NewStartingHashKey=str(2**127)
+    )
+    for n in range(20, 60):
+        put(n)
+    total = 20
+    for _ in range(5):  # the parent is finished first, then its children are read
+        total += reader.read_once(pipeline, stream).records
+    event_ids = [c["eventID"] for c in landed(pool)]
+    assert total == 60 and sorted(event_ids) == sorted(f"e{n}" for n in range(60))
+    assert ShardCheckpoint.objects.get(pipeline=pipeline, shard_id=parent["ShardId"]).finished
