@@ -97,3 +97,54 @@ def test_a_recorded_driver_request_is_answered_as_clickhouse_would(shoal, record
         assert {r[names.index("table")] for r in rows} == set(expect["only_tables"])
     for column, wanted in expect.get("columns", {}).items():
         assert sorted({r[names.index(column)] for r in rows}) == wanted, rows[:3]
+
+
+def read_uvarint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, at
+
+
+def test_clickhouse_go_s_hello_is_native_at_the_revision_it_names(shoal):
+    """clickhouse-go reads its first answer with block info and a custom-serialization byte per
+    column (the layout of the revision it sends); the revision Shoal reports is 0, so it reads
+    every later answer as the plain Native chDB writes."""
+    url, key, values = shoal
+    driver = RECORDED["drivers"]["grafana"]
+    reply = send(url, key, driver, "SELECT displayName(), version(), revision(), timezone()", values)
+    assert reply.status == 200 and reply.headers["X-ClickHouse-Format"] == "Native"
+    data = reply.body
+    at = 0
+    field, at = read_uvarint(data, at)
+    assert field == 1 and data[at] == 0  # is_overflows
+    field, at = read_uvarint(data, at + 1)
+    assert field == 2  # bucket_num, then the end of the block info
+    end, at = read_uvarint(data, at + 4)
+    assert end == 0
+    columns, at = read_uvarint(data, at)
+    rows, at = read_uvarint(data, at)
+    assert (columns, rows) == (4, 1)
+    found = {}
+    for _ in range(columns):
+        size, at = read_uvarint(data, at)
+        name = data[at : at + size].decode()
+        size, at = read_uvarint(data, at + size)
+        kind = data[at : at + size].decode()
+        at += size
+        assert data[at] == 0  # no custom serialization
+        at += 1
+        if kind == "String":
+            size, at = read_uvarint(data, at)
+            found[name] = data[at : at + size].decode()
+            at += size
+        else:
+            found[name] = int.from_bytes(data[at : at + 4], "little")
+            at += 4
+    assert at == len(data)
+    assert found["displayName()"] == "shoal" and found["revision()"] == 0 and found["timezone()"] == "UTC"
+    assert found["version()"][0].isdigit()

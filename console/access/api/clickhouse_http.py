@@ -29,7 +29,7 @@ from django.shortcuts import redirect
 from django.views.decorators.csrf import csrf_exempt
 
 from console import admission, request_body, sql_guard, warehouse_client
-from console.access.api import catalog, query
+from console.access.api import catalog, native_hello, query
 from console.access.api.auth import QUERY, api_key_required
 
 READONLY = sql_guard.READONLY
@@ -60,6 +60,8 @@ TRANSPORT = frozenset(
         "quota_key",
         "result_overflow_mode",
         "readonly",
+        # clickhouse-java (Metabase) sends it with every query; Shoal inserts nothing.
+        "async_insert",
     }
 )
 _FORMAT = re.compile(r"\s+FORMAT\s+([A-Za-z][A-Za-z0-9]*)\s*;?\s*$", re.IGNORECASE)
@@ -74,6 +76,31 @@ _CODE_NAMES = {
     516: "AUTHENTICATION_FAILED",
     202: "TOO_MANY_SIMULTANEOUS_QUERIES",
 }
+
+
+def _go_hello(request: HttpRequest, asked) -> HttpResponse:
+    """clickhouse-go's first question, in the layout it reads before it knows the revision
+    (console/access/api/native_hello.py), with the engine's version."""
+    try:
+        answer = query.run(
+            request.api_key,
+            "SELECT version()",
+            "TabSeparated",
+            max_rows=1,
+            max_bytes=1024,
+            output=CLICKHOUSE_OUTPUT,
+        )
+    except warehouse_client.WarehouseUnavailable as exc:
+        return error(503, str(exc), 0)
+    if answer.error:
+        answer.reader.close()
+        return error(400, answer.error, answer.code)
+    version = answer.reader.read_all().decode().strip()
+    response = HttpResponse(native_hello.block(version, "UTC"), content_type=query.FORMATS["Native"])
+    response["X-ClickHouse-Format"] = "Native"
+    response["X-ClickHouse-Query-Id"] = asked.query_id
+    response["X-ClickHouse-Timezone"] = "UTC"
+    return response
 
 
 def catalog_sql(api_key, text: str, database: str | None = None) -> str:
@@ -231,6 +258,8 @@ def _view(request: HttpRequest) -> HttpResponse:
         return refused.response
     if not asked.text.strip():
         return HttpResponse("Ok.\n", content_type="text/plain; charset=UTF-8")
+    if native_hello.asked(asked.text, asked.fmt, params):
+        return _go_hello(request, asked)
     try:
         sql = catalog_sql(request.api_key, asked.text, asked.database)
     except catalog.NoSuchTable as exc:
