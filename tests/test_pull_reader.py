@@ -20,7 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def landed(pool) -> list[dict]:
-    """Every change record stored for the pool, read back from the deliveries' bodies."""
+    """Every change record stored for the pool, read back from the deliveries' bodies (the tests
+    run with no warehouse worker, which would load them and discard the bodies)."""
     out = []
     for delivery in Delivery.objects.filter(pool=pool).order_by("id"):
         raw = journal.path_of(delivery.body_path).read_bytes() if delivery.body_path else bytes(delivery.body)
@@ -52,7 +53,7 @@ def _orders_table(ddb, name: str = "orders_pull") -> None:
     )
 
 
-def test_a_dynamodb_stream_is_read_once_and_a_failed_landing_reads_again(aws, monkeypatch):
+def test_a_dynamodb_stream_is_read_once_and_a_failed_landing_reads_again(aws, monkeypatch, no_worker):
     ddb = aws.client("dynamodb")
     _orders_table(ddb)
     pool = create_pool("pulled_orders")
@@ -90,7 +91,7 @@ def test_a_dynamodb_stream_is_read_once_and_a_failed_landing_reads_again(aws, mo
     assert all(c["tableName"] == "orders_pull" and "Keys" in c["dynamodb"] for c in changes)
 
 
-def test_a_kinesis_stream_split_while_reading_loses_and_repeats_nothing(aws):
+def test_a_kinesis_stream_split_while_reading_loses_and_repeats_nothing(aws, no_worker):
     """moto closes the parent (it lists an ending sequence number) but keeps routing records to
     it, and never answers a closed shard's end with no next iterator: the reader reads the
     listing too, and finishes the parent once its last record is landed."""
