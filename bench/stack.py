@@ -30,6 +30,10 @@ GUIDE_SQL = """SELECT
 FROM {source}"""
 
 
+# Roles of runstack's processes, as their command lines name them.
+ROLES = ("gunicorn", "warehouse", "default", "beat", "runstack")
+
+
 def guide_sql(source: str, extra: str = "") -> str:
     return GUIDE_SQL.format(source=source, extra=extra)
 
@@ -109,6 +113,29 @@ class Stack:
                 raise SystemExit("no warehouse worker came up within 60 s")
             time.sleep(0.2)
         return self
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) used so far by the stack's processes, by role: where the
+        time goes, read from /proc (Linux)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        stats: dict[int, tuple[int, float, str]] = {}  # pid: (parent, cpu seconds, command line)
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                args = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended meanwhile
+            cpu = (int(fields[11]) + int(fields[12])) / tick
+            stats[int(stat.parent.name)] = (int(fields[1]), cpu, args)
+        totals: dict[str, float] = {}
+        for pid, (_, cpu, args) in stats.items():
+            ancestor = pid
+            while ancestor in stats and ancestor != self.proc.pid:
+                ancestor = stats[ancestor][0]
+            if ancestor == self.proc.pid:  # runstack or one of its descendants
+                role = next((r for r in ROLES if r in args), "other")
+                totals[role] = totals.get(role, 0.0) + cpu
+        return totals
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:

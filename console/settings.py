@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -263,15 +264,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # What `make run` starts (console/supervisor.py): web processes and threads, the warehouse worker's
 # threads and its CPU priority (loading yields the CPU to the web process on a small machine).
 WEB_WORKERS = env_int("WEB_WORKERS", 2, minimum=1)
-WEB_THREADS = env_int("WEB_THREADS", 16, minimum=2)
-# Of each web process's threads, how many may wait on the warehouse at once (queries, Preview,
-# exports streaming out; console/admission.py): the others stay free for Firehose deliveries,
-# /healthz, /readyz and the console's pages, whatever users run. By default all but 4.
-WEB_QUERY_SLOTS = env_int("WEB_QUERY_SLOTS", max(1, WEB_THREADS - 4), minimum=1)
-if WEB_QUERY_SLOTS >= WEB_THREADS:
+WEB_THREADS = env_int("WEB_THREADS", 24, minimum=2)
+# Of each web process's threads, how many Firehose requests may wait for room in a pool's backlog
+# (pools/ingest/pacing.py) and how many may wait on the warehouse (queries, Preview, exports
+# streaming out; console/admission.py): at least 4 stay free for Firehose deliveries that land,
+# /healthz, /readyz and the console's pages, whatever users run or senders wait for.
+INGEST_BACKLOG_WAITERS = env_int("INGEST_BACKLOG_WAITERS", min(8, max(0, (WEB_THREADS - 4) // 2)), minimum=0)
+WEB_QUERY_SLOTS = env_int("WEB_QUERY_SLOTS", max(1, WEB_THREADS - 4 - INGEST_BACKLOG_WAITERS), minimum=1)
+if WEB_QUERY_SLOTS + INGEST_BACKLOG_WAITERS >= WEB_THREADS:
     raise ImproperlyConfigured(
-        f"WEB_QUERY_SLOTS={WEB_QUERY_SLOTS} must be below WEB_THREADS={WEB_THREADS}: "
-        "ingest and health checks need threads that no query can take"
+        f"WEB_QUERY_SLOTS={WEB_QUERY_SLOTS} plus INGEST_BACKLOG_WAITERS={INGEST_BACKLOG_WAITERS} must "
+        f"be below WEB_THREADS={WEB_THREADS}: deliveries and health checks need threads that no query "
+        "or waiting sender can take"
     )
 WAREHOUSE_CONCURRENCY = env_int("WAREHOUSE_CONCURRENCY", 4, minimum=1)
 WAREHOUSE_NICE = env_int("WAREHOUSE_NICE", 10, minimum=0, maximum=19)
@@ -369,8 +373,11 @@ if INGEST_LANDING not in {"files", "database"}:
 # Back-pressure: past the soft limit of bytes waiting for the warehouse (while a warehouse worker
 # is running), a pool answers 503 so that Firehose keeps the data and retries; past the hard
 # limit it does so whatever the state of the workers, to protect the disk.
-INGEST_BACKLOG_SOFT_BYTES = env_int("INGEST_BACKLOG_SOFT_BYTES", 32 * 1024 * 1024, minimum=0)
+INGEST_BACKLOG_SOFT_BYTES = env_int("INGEST_BACKLOG_SOFT_BYTES", 128 * 1024 * 1024, minimum=0)
 INGEST_BACKLOG_HARD_BYTES = env_int("INGEST_BACKLOG_HARD_BYTES", 4 * 1024 * 1024 * 1024, minimum=0)
+# Past the soft limit a request waits up to INGEST_BACKLOG_WAIT seconds for room before its 503,
+# at most INGEST_BACKLOG_WAITERS at a time per web process (pools/ingest/pacing.py).
+INGEST_BACKLOG_WAIT = env_float("INGEST_BACKLOG_WAIT", 5.0, minimum=0.0)
 # Free space the data folder keeps: a delivery that would leave less is answered 503 (retried by
 # Firehose) rather than filling the disk the warehouse also needs.
 INGEST_MIN_FREE_BYTES = env_int("INGEST_MIN_FREE_BYTES", 256 * 1024 * 1024, minimum=0)
@@ -397,5 +404,11 @@ MV_BACKFILL_CHUNK_ROWS = env_int("MV_BACKFILL_CHUNK_ROWS", 2_500_000, minimum=1)
 # Group commit: one INSERT loads whatever has landed, up to these many deliveries, bytes of
 # bodies and records (a single delivery at once when idle, so data is fresh).
 LOAD_BATCH_DELIVERIES = env_int("SHOAL_LOAD_BATCH", 1000, minimum=1)
-LOAD_BATCH_BYTES = env_int("SHOAL_LOAD_BATCH_BYTES", 32 * 1024 * 1024, minimum=1)
+LOAD_BATCH_BYTES = env_int("SHOAL_LOAD_BATCH_BYTES", 64 * 1024 * 1024, minimum=1)
 LOAD_BATCH_RECORDS = env_int("SHOAL_LOAD_BATCH_RECORDS", 100_000, minimum=1)
+# Threads that read and parse one batch's bodies (the insert itself stays one block: see
+# pools/loader/batch.py). Default: one per core.
+# A pull reader this far behind (seconds) is warned about on its pipeline's page: the streams keep
+# records 24 hours (pools/pull/status.py).
+PULL_LAG_WARN_SECONDS = env_int("PULL_LAG_WARN_SECONDS", 6 * 3600, minimum=60)
+LOAD_READ_THREADS = env_int("SHOAL_LOAD_READ_THREADS", os.cpu_count() or 1, minimum=1)

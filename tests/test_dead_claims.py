@@ -76,8 +76,8 @@ def test_a_worker_killed_mid_load_is_loaded_again_within_seconds(pool, warehouse
     settings.LOAD_STALE_SECONDS = 3600
     warehouse_worker.kill()
     batches, per_batch = 120, 400
-    for b in range(batches):
-        land_direct(pool, [change_record(f"o{b}-{i}") for i in range(per_batch)])
+    for b in range(batches):  # 0.6 MiB each: more than one batch (SHOAL_LOAD_BATCH_BYTES)
+        land_direct(pool, [change_record(f"o{b}-{i}", taqueria="x" * 1200) for i in range(per_batch)])
     warehouse_worker.start()
     wait_for(
         lambda: (

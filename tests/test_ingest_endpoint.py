@@ -242,6 +242,7 @@ def test_it_pushes_back_while_the_warehouse_is_behind(
     from console.warehouse_client import HEARTBEAT_KEY
 
     settings.INGEST_BACKLOG_SOFT_BYTES = 1000
+    settings.INGEST_BACKLOG_WAIT = 0.3  # the wait for room (tests/test_ingest_pacing.py) runs out
     first_id, first = firehose_body([change_record("o1", taqueria="x" * 2000)])
     headers = firehose_headers(first_id, pool.access_key)
     assert_firehose_reply(post(endpoint_server, pool, first, headers), first_id, 200)

@@ -123,8 +123,8 @@ def test_a_failed_delivery_can_be_requeued_from_the_admin(pool, local_warehouse,
 def test_a_worker_killed_mid_load_loses_nothing(pool, warehouse_worker):
     warehouse_worker.kill()
     batches, per_batch = 120, 400
-    for b in range(batches):
-        land_direct(pool, [change_record(f"o{b}-{i}") for i in range(per_batch)])
+    for b in range(batches):  # 0.6 MiB each: more than one batch (SHOAL_LOAD_BATCH_BYTES)
+        land_direct(pool, [change_record(f"o{b}-{i}", taqueria="x" * 1200) for i in range(per_batch)])
     warehouse_worker.start()
     wait_for(
         lambda: Delivery.objects.filter(pool=pool, status="loaded").count() >= 5,

@@ -26,8 +26,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from console import request_body
 from console.ack_latency import ack_latency
-from pools.ingest import auth, envelope, inflight, journal
-from pools.ingest.landing import backpressure, disk_short, land
+from pools.ingest import auth, envelope, inflight, journal, pacing
+from pools.ingest.landing import disk_short, land
 from pools.models import DataPool
 
 log = logging.getLogger(__name__)
@@ -129,9 +129,9 @@ def _answer(request: HttpRequest, public_id: str, header_id: str) -> HttpRespons
         return firehose_response(header_id, refused.status, refused.message)
     if pool.status == DataPool.Status.DELETING:
         return firehose_response(header_id, 503, "this Data Pool is being deleted")
-    busy = backpressure(pool)
+    busy = pacing.room(pool)  # waits a moment for the loader when it is only passing
     if busy:
-        return firehose_response(header_id, 503, busy)
+        return firehose_response(header_id, 503, busy.reason)
 
     limit = settings.INGEST_MAX_BODY_BYTES
     length = request.META.get("CONTENT_LENGTH") or ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -110,8 +111,19 @@ def disk_short(needed: int) -> str:
 _worker_seen = {"at": 0.0, "alive": False}
 
 
-def backpressure(pool: DataPool) -> str:
-    """Why this pool cannot take more now ('' when it can): too much is waiting for the warehouse.
+@dataclass(frozen=True)
+class Pressure:
+    """Why a pool cannot take more now, and whether waiting a moment can change that."""
+
+    reason: str = ""
+    passing: bool = False  # the soft limit: the loader is working and will make room shortly
+
+    def __bool__(self) -> bool:
+        return bool(self.reason)
+
+
+def pressure(pool: DataPool) -> Pressure:
+    """Too much is waiting for the warehouse (an empty Pressure when the pool can take more).
 
     Answering 503 leaves the data with Firehose (and Kinesis), which retries with back-off; the
     soft limit keeps freshness while a worker is loading, the hard one protects the disk when none
@@ -121,16 +133,22 @@ def backpressure(pool: DataPool) -> str:
     """
     soft, hard = settings.INGEST_BACKLOG_SOFT_BYTES, settings.INGEST_BACKLOG_HARD_BYTES
     if not soft and not hard:
-        return ""
+        return Pressure()
     totals = Delivery.objects.filter(
         pool=pool, status__in=[Delivery.Status.LANDED, Delivery.Status.LOADING]
     ).aggregate(all=Sum("body_bytes"), landed=Sum("body_bytes", filter=Q(status=Delivery.Status.LANDED)))
     behind, waiting = totals["all"] or 0, totals["landed"] or 0
     if hard and behind > hard:
-        return f"Shoal is {behind // 2**20} MiB behind on this pool; please retry later"
+        return Pressure(f"Shoal is {behind // 2**20} MiB behind on this pool; please retry later")
     if soft and waiting > soft and _worker_alive():
-        return f"Shoal is loading this pool ({waiting // 2**20} MiB waiting); please retry shortly"
-    return ""
+        return Pressure(
+            f"Shoal is loading this pool ({waiting // 2**20} MiB waiting); please retry shortly", True
+        )
+    return Pressure()
+
+
+def backpressure(pool: DataPool) -> str:
+    return pressure(pool).reason
 
 
 def _worker_alive() -> bool:

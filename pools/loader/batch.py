@@ -111,7 +111,7 @@ def _insert_part(
             sources.of_pool(pool).load_select(files, *span),
             pool.table,
             [m.path for m in group],
-            settings={"insert_deduplication_token": token, **ONE_BLOCK},
+            settings=insert_settings(token),
         )
 
     try:
@@ -174,17 +174,23 @@ def _insert_isolating(
     return refused, ""
 
 
-# One INSERT makes one block (per partition): with a deduplication token, ClickHouse derives each
-# block's id from the token and from which chunks of the SELECT went into it, so a repeated insert
-# must read the same files in the same way. One reading thread and squashing up to these sizes
-# (above a batch's limits) make that so. (A part of a batch inserted alone is therefore not
-# recognised as a repeat: see the re-queued held delivery in load_batch.)
+# One INSERT makes one block (per partition): with a deduplication token, ClickHouse names the
+# n-th block an insert writes after the token and n, so a repeated insert is recognised only if it
+# writes the same blocks. Squashing up to these sizes (above a batch's limits) into one insert
+# stream makes one block whatever the reading side does, so the SELECT reads and parses with
+# LOAD_READ_THREADS threads (tests/test_load_dedup.py: the same batch read with 1, 2 or 4 threads,
+# in chunks of any size, is stored once). (A part of a batch inserted alone is not recognised as a
+# repeat: see the re-queued held delivery in load_batch.)
 ONE_BLOCK = {
-    "max_threads": 1,
+    "max_insert_threads": 1,
     "min_insert_block_size_rows": 10_000_000,
     "min_insert_block_size_bytes": 4 * 1024**3,
     "max_insert_block_size": 10_000_000,
 }
+
+
+def insert_settings(token: str) -> dict:
+    return {"insert_deduplication_token": token, "max_threads": settings.LOAD_READ_THREADS, **ONE_BLOCK}
 
 
 def _account(
