@@ -95,6 +95,25 @@ def gunicorn_argv(port: int, python: str = sys.executable, *, workers: str, thre
     ]
 
 
+def _celery_worker(celery: list[str], queue: str, concurrency: int) -> list[str]:
+    """A Celery worker of one queue, on threads."""
+    return celery + [
+        "worker",
+        "-Q",
+        queue,
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(concurrency),
+        "-n",
+        f"{queue}@%h",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
 def plan(port: int, python: str = sys.executable) -> list[Proc]:
     web_workers, web_threads = str(settings.WEB_WORKERS), str(settings.WEB_THREADS)
     celery = [python, "-m", "celery", "-A", "console"]
@@ -107,46 +126,18 @@ def plan(port: int, python: str = sys.executable) -> list[Proc]:
         # The only process that opens the warehouse; threads share one chDB folder.
         Proc(
             "warehouse",
-            celery
-            + [
-                "worker",
-                "-Q",
-                "warehouse",
-                "--pool",
-                "threads",
-                "--concurrency",
-                str(settings.WAREHOUSE_CONCURRENCY),
-                "-n",
-                "warehouse@%h",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            _celery_worker(celery, "warehouse", settings.WAREHOUSE_CONCURRENCY),
             nice=settings.WAREHOUSE_NICE,
             ready_when=" ready.",
         ),
-        Proc(
-            "worker",
-            celery
-            + [
-                "worker",
-                "-Q",
-                "default",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "4",
-                "-n",
-                "default@%h",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            ready_when=" ready.",
-        ),
+        Proc("worker", _celery_worker(celery, "default", 4), ready_when=" ready."),
         Proc("beat", celery + ["beat", "--loglevel", "INFO"], ready_when="beat: Starting"),
+        # Reads the streams of the pipelines that pull (pools/pull/runner.py); idle without any.
+        Proc(
+            "reader",
+            [python, str(settings.BASE_DIR / "manage.py"), "pull_reader"],
+            ready_when="pull reader ready",
+        ),
     ]
     # SQL inside chDB must not read Shoal's secrets: the warehouse worker runs confined.
     for proc in procs:

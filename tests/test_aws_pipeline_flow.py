@@ -39,6 +39,10 @@ def test_the_wizard_creates_a_pipeline_that_the_chain_provisions(
     step = maria.post(
         f"/aws/pools/{pool.name}/connect/", {"connection": aws.connection.pk, "table": "orders"}
     )
+    assert step.url == f"/aws/pools/{pool.name}/connect/delivery/"
+    delivery = maria.get(step.url)
+    assert b"Firehose push" in delivery.content and b"DynamoDB Streams pull" in delivery.content
+    step = maria.post(step.url, {"mode": "firehose"})
     assert step.url == f"/aws/pools/{pool.name}/connect/stream/"
     page = maria.get(step.url)
     assert b'value="orders-cdc"' in page.content
@@ -90,6 +94,32 @@ def test_the_wizard_creates_a_pipeline_that_the_chain_provisions(
     assert maria.get(f"/pools/{pool.name}/").content.count(b"AWS pipeline") == 1
     # The wizard refuses a second pipeline for the pool.
     assert maria.get(f"/aws/pools/{pool.name}/connect/").url == created.url
+
+
+def test_the_wizard_creates_a_dynamodb_streams_pull_with_no_firehose(
+    maria, pool, aws, orders_table, default_worker
+):
+    step = maria.post(
+        f"/aws/pools/{pool.name}/connect/", {"connection": aws.connection.pk, "table": "orders"}
+    )
+    step = maria.post(step.url, {"mode": "streams_pull"})
+    assert step.url == f"/aws/pools/{pool.name}/connect/review/"  # no Kinesis, no Firehose to ask about
+    review = maria.get(step.url)
+    assert b"DynamoDB Streams pull" in review.content and b"dynamodb:GetRecords" in review.content
+    assert b"<dt>Firehose stream</dt>" not in review.content
+    assert b"Firehose cannot deliver" not in review.content  # no public endpoint needed
+    created = maria.post(step.url)
+    pipeline = Pipeline.objects.get(pool=pool)
+    assert pipeline.delivery_mode == Pipeline.Mode.STREAMS
+    done = wait_for(lambda: _finished(pipeline.pk), message="provisioning")
+    assert done.status == Pipeline.Status.ACTIVE
+    assert {s.key: s.state for s in done.phase_steps()} == {"table_stream": "done"}
+    assert not done.table_stream_created  # the sandbox's table streamed already: left as it was
+    assert aws.client("firehose").list_delivery_streams()["DeliveryStreamNames"] == []
+    page = maria.get(created.url)
+    assert b"Reader" in page.content and b"not running" in page.content  # no reader in this test
+    assert b"Shoal&#x27;s reader" in page.content or b"Shoal's reader" in page.content
+    assert b"Firehose settings" not in page.content
 
 
 def test_the_chain_stops_at_a_failed_step_and_retry_resumes_there(

@@ -77,6 +77,7 @@ class Stack:
         "warehouse": "-Q warehouse",
         "worker": "-Q default",
         "beat": " beat ",
+        "reader": "pull_reader",
     }
 
     def __init__(self, data_dir: Path, redis_url: str):
@@ -185,7 +186,7 @@ def test_a_killed_child_is_restarted_while_the_others_keep_running(stack_folder)
     pool = json.loads(stack.manage("create_pool", "orders_changes", "--json"))
     url = stack.url + "/ingest/firehose/" + pool["endpoint_url"].rsplit("/", 1)[1]
 
-    for role in ["warehouse", "web", "worker", "beat"]:
+    for role in ["warehouse", "web", "worker", "beat", "reader"]:
         old = stack.child(role)
         others = {other: stack.child(other) for other in Stack.ROLES if other != role}
         os.kill(old, signal.SIGKILL)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import redis
 from django.conf import settings
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -21,8 +21,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from console import admission
 from console.access import health
 from console.ack_latency import ACK_BUCKETS, ACK_KEY, le
+from pools.aws.models import Pipeline, ShardCheckpoint
 from pools.ingest import journal
 from pools.models import DataPool, Delivery
+from pools.pull.runner import reader_running
 from views_mv.models import Backfill, MaterializedView
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,7 @@ class ShoalCollector:
         yield from self._ack()
         yield from self._health()
         yield from self._queries()
+        yield from self._pulls()
 
     def _pools(self) -> Iterator:
         families = {key: kind(name, text, labels=["pool"]) for key, kind, name, text in POOL_FIGURES}
@@ -222,6 +225,35 @@ class ShoalCollector:
             for who in ("user", "key", "system"):
                 family.add_metric([who], figures.get(f"{who}:{suffix}", 0))
             yield family
+
+    def _pulls(self) -> Iterator:
+        """The pipelines that pull (pools/pull/): how far behind their reader is, what it read."""
+        lag = GaugeMetricFamily(
+            "shoal_pull_lag_seconds",
+            "How far the pull reader is behind the newest record of a pool's stream (largest open shard).",
+            labels=["pool"],
+        )
+        read = CounterMetricFamily(
+            "shoal_pull_records", "Records the pull reader landed from a pool's stream.", labels=["pool"]
+        )
+        pulling = Pipeline.objects.filter(status=Pipeline.Status.ACTIVE).exclude(
+            delivery_mode=Pipeline.Mode.FIREHOSE
+        )
+        figures = ShardCheckpoint.objects.filter(pipeline__in=pulling).values("pipeline__pool__name")
+        for row in figures.annotate(
+            lag=Max("lag_ms", filter=Q(finished=False)), records=Sum("records")
+        ).order_by():
+            name = row["pipeline__pool__name"]
+            lag.add_metric([name], (row["lag"] or 0) / 1000)
+            read.add_metric([name], row["records"] or 0)
+        yield lag
+        yield read
+        if pulling.exists():
+            yield GaugeMetricFamily(
+                "shoal_pull_reader_up",
+                "1 when the pull reader process is running.",
+                value=int(reader_running()),
+            )
 
 
 def render() -> bytes:

@@ -177,6 +177,36 @@ class SourceForm(forms.Form):
         return table
 
 
+# How changes reach Shoal (Connect DynamoDB's "Delivery" step), with the trade-offs a user weighs.
+DELIVERY_MODES = [
+    (
+        "firehose",
+        "Firehose push",
+        "The guide's path: the table streams into Kinesis and Firehose posts each batch to this pool's "
+        "HTTPS endpoint. Needs a public https:// URL on port 443. Pays for Kinesis and Firehose; "
+        "batches arrive every 60 s or 1 MiB.",
+    ),
+    (
+        "kinesis_pull",
+        "Kinesis pull",
+        "The table streams into Kinesis (the guide's Step 1) and Shoal reads the stream itself: no "
+        "Firehose, no public endpoint. Pays for Kinesis only; changes arrive within about a second; "
+        "the stream keeps them 24 hours if Shoal is stopped.",
+    ),
+    (
+        "streams_pull",
+        "DynamoDB Streams pull",
+        "Shoal turns on the table's DynamoDB stream (new and old images) and reads it: no Kinesis, no "
+        "Firehose, no public endpoint. The cheapest (reads are free for one reader); changes arrive "
+        "within about a second and are kept 24 hours; timestamps are to the second.",
+    ),
+]
+
+
+class DeliveryForm(forms.Form):
+    mode = forms.ChoiceField(choices=[(key, label) for key, label, _ in DELIVERY_MODES])
+
+
 class StreamForm(forms.Form):
     MODES = [("new", "Create a new on-demand stream"), ("existing", "Use an existing stream")]
     mode = forms.ChoiceField(choices=MODES, widget=forms.RadioSelect, initial="new")

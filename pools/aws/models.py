@@ -119,7 +119,13 @@ def delivery_url_problem(url: str) -> str:
 
 
 class Pipeline(models.Model):
-    """DynamoDB table → Kinesis data stream → Firehose stream → this Data Pool's endpoint."""
+    """DynamoDB table → (Kinesis data stream → Firehose stream → this Data Pool's endpoint), or
+    read by Shoal itself from the table's Kinesis data stream or DynamoDB stream (pools/pull/)."""
+
+    class Mode(models.TextChoices):
+        FIREHOSE = "firehose", "Firehose push"
+        KINESIS = "kinesis_pull", "Kinesis pull"
+        STREAMS = "streams_pull", "DynamoDB Streams pull"
 
     class Status(models.TextChoices):
         PROVISIONING = "provisioning", "Provisioning"
@@ -133,6 +139,9 @@ class Pipeline(models.Model):
     pool = models.ForeignKey("pools.DataPool", on_delete=models.CASCADE, related_name="aws_pipelines")
     connection = models.ForeignKey(AwsConnection, on_delete=models.PROTECT, related_name="pipelines")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROVISIONING)
+    delivery_mode = models.CharField(
+        max_length=20, choices=Mode.choices, default=Mode.FIREHOSE, help_text="How changes reach Shoal."
+    )
 
     # DynamoDB table (always the user's).
     table_name = models.CharField(max_length=255)
@@ -168,6 +177,8 @@ class Pipeline(models.Model):
     precision = models.CharField(max_length=12, default=STREAMING_PRECISION)
     destination_created = models.BooleanField(default=False, help_text="Shoal enabled it.")
     destination_enabled_at = models.DateTimeField(null=True, blank=True)
+    # The table's DynamoDB stream (DynamoDB Streams pull).
+    table_stream_created = models.BooleanField(default=False, help_text="Shoal turned the table's stream on.")
     keep_bucket = models.BooleanField(default=False, help_text="Teardown keeps the S3 bucket.")
 
     # Live status of the resources and failed deliveries, refreshed by the `check_pipeline` task.
@@ -207,6 +218,11 @@ class Pipeline(models.Model):
     @property
     def region(self) -> str:
         return self.connection.region
+
+    @property
+    def pulls(self) -> bool:
+        """Shoal reads the stream itself (pools/pull/): no Firehose, no public endpoint."""
+        return self.delivery_mode != self.Mode.FIREHOSE
 
     @property
     def running(self) -> bool:

@@ -50,6 +50,7 @@ SHOWN_STATES: dict[str, tuple[Callable[[dict], str], str]] = {
     "firehose": (lambda found: found["DeliveryStreamStatus"], "not found"),
     "role": (lambda found: "exists", "not found"),
     "destination": (lambda found: found["DestinationStatus"], "not enabled"),
+    "table_stream": (lambda found: f"on ({found['StreamViewType']})", "off"),
 }
 
 
@@ -61,8 +62,12 @@ def check(pipeline: Pipeline, aws: Aws) -> dict:
         return aws.client("dynamodb").describe_table(TableName=pipeline.table_name)["Table"]["TableStatus"]
 
     status["table"] = _look(table)
+    steps = registry.pipeline_keys(pipeline, registry.Phase.PROVISION)
     for key in SHOWN_STATES:
-        status[key] = _look(functools.partial(_state, key, pipeline, aws))
+        if key in steps:  # a pull has no Firehose, role or bucket to look at
+            status[key] = _look(functools.partial(_state, key, pipeline, aws))
+    if pipeline.pulls:  # no Firehose: no failed deliveries in a bucket
+        return status
     try:
         status["failed"] = asdict(failed_deliveries(pipeline, aws))
         status["bucket"] = "exists"

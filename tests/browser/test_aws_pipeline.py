@@ -33,6 +33,60 @@ def start_relay(base_url: str) -> threading.Event:
     return stop
 
 
+def start_reader() -> threading.Event:
+    from pools.pull.runner import Reader
+
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            Reader(idle_seconds=0.2).run(stop)
+        finally:
+            connections.close_all()
+
+    threading.Thread(target=run, daemon=True).start()
+    return stop
+
+
+def test_a_table_read_by_dynamodb_streams_pull(
+    page, live_server, user, moto, default_worker, warehouse_worker
+):
+    """No public endpoint, no relay: Shoal's reader reads moto's own DynamoDB stream."""
+    from pools.aws import sandbox
+    from pools.aws.clients import connect
+    from pools.services import create_pool
+    from tests.helpers.aws import make_connection
+
+    connection = make_connection(moto.url, name="Sandbox (moto)")
+    sandbox.create_orders_table(connect(connection), items=3)
+    pool = create_pool("orders_pulled", description="Orders read from the table's DynamoDB stream")
+
+    login(page, live_server)
+    page.goto(live_server.url + pool.get_absolute_url())
+    page.click("a:has-text('Connect DynamoDB')")
+    page.locator("table.aws-table-pick tr", has_text="orders").locator("input[type=radio]").check()
+    page.click("button:has-text('Continue')")
+    page.locator("label.choice-card", has_text="DynamoDB Streams pull").click()
+    page.click("button:has-text('Continue')")
+    assert "DynamoDB Streams pull" in page.locator("dl.kv").inner_text()
+    assert page.locator(".aws-warn-box").count() == 0  # no public endpoint needed
+    screenshot(page, "aws-wizard-review-pull")
+    reader = start_reader()  # the `reader` process of `make run` / `make demo`
+    try:
+        page.click("button:has-text('Create pipeline')")
+        page.locator("h1 .badge-active").wait_for(timeout=30_000)
+        page.click("button:has-text('Put a sample order')")
+        wait_for(
+            lambda: Delivery.objects.filter(pool=pool, status="loaded").exists(), message="a pulled change"
+        )
+        page.reload()
+        card = page.locator("#pull")
+        assert "running" in card.inner_text() and "open" in card.inner_text()
+        screenshot(page, "aws-pipeline-pull")
+    finally:
+        reader.set()
+
+
 def test_connect_dynamodb_from_the_console(page, live_server, user, moto, default_worker):
     from pools.aws import sandbox
     from pools.aws.clients import connect
@@ -68,6 +122,10 @@ def test_connect_dynamodb_from_the_console(page, live_server, user, moto, defaul
     assert "order_id (S)" in row.inner_text() and "timestamp (S)" in row.inner_text()
     row.locator("input[type=radio]").check()
     screenshot(page, "aws-wizard-table")
+    page.click("button:has-text('Continue')")
+
+    assert page.locator("input[name=mode][value=firehose]").is_checked()  # the guide's path first
+    screenshot(page, "aws-wizard-delivery")
     page.click("button:has-text('Continue')")
 
     assert page.locator("input[name=new_name]").input_value() == "orders-cdc"

@@ -51,7 +51,7 @@ def ensure_destination(pipeline: Pipeline, aws: Aws, timing: Timing = DEFAULT_TI
     before it would never reach the pool."""
     if not pipeline.stream_arn:
         raise AwsError("config", "The Kinesis data stream's ARN is not known yet; run the stream step first.")
-    if pipeline.firehose_name and not pipeline.firehose_arn:
+    if not pipeline.pulls and pipeline.firehose_name and not pipeline.firehose_arn:
         raise AwsError("config", "The Firehose stream is not ACTIVE yet; run the Firehose step first.")
     ddb = aws.client("dynamodb")
     try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pools import sources
 from pools.aws.clients import Aws
 from pools.aws.models import Pipeline, PipelineStep
-from pools.aws.provisioning import bucket, destination, firehose, role, stream
+from pools.aws.provisioning import bucket, destination, firehose, role, stream, table_stream
 from pools.aws.provisioning.base import Timing
 from pools.sources import SourceType
 
@@ -70,6 +70,14 @@ STEPS = {
             destination.describe,
             destination.remove_destination,
         ),
+        Step(
+            "table_stream",
+            "DynamoDB stream on (new and old images)",
+            "Turn off the table's DynamoDB stream",
+            table_stream.ensure_table_stream,
+            table_stream.describe,
+            table_stream.remove_table_stream,
+        ),
     )
 }
 
@@ -77,21 +85,30 @@ STEPS = {
 # for DynamoDB, the table starts streaming only once Firehose is ACTIVE, since Firehose reads
 # Kinesis from LATEST and a change streamed before would be lost. Teardown stops the delivery
 # first, then the table's streaming, then removes what they used: this order, of the same steps.
-TEARDOWN_ORDER = ("firehose", "destination", "stream", "role", "bucket")
+TEARDOWN_ORDER = ("firehose", "destination", "table_stream", "stream", "role", "bucket")
+
+# The pulls (pools/pull/) need only what Shoal's reader reads: the table's Kinesis streaming
+# destination (the guide's Step 1), or the table's own DynamoDB stream. The reader starts at the
+# stream's oldest record, so a change made once streaming is on is read whenever the reader runs.
+MODE_STEPS: dict[str, tuple[str, ...]] = {
+    Pipeline.Mode.KINESIS: ("stream", "destination"),
+    Pipeline.Mode.STREAMS: ("table_stream",),
+}
 
 
-def keys(phase: str, source: SourceType | None = None) -> tuple[str, ...]:
-    """The steps of a phase for a pipeline from `source` (the default source type when not given),
-    in the order they run."""
-    provision = (source or sources.get(sources.DEFAULT)).aws_steps
+def keys(phase: str, source: SourceType | None = None, mode: str = Pipeline.Mode.FIREHOSE) -> tuple[str, ...]:
+    """The steps of a phase for a pipeline from `source` (the default source type when not given)
+    delivered by `mode`, in the order they run."""
+    provision = MODE_STEPS.get(mode) or (source or sources.get(sources.DEFAULT)).aws_steps
     if phase == Phase.TEARDOWN:
         return tuple(key for key in TEARDOWN_ORDER if key in provision)
     return provision
 
 
 def pipeline_keys(pipeline: Pipeline, phase: str) -> tuple[str, ...]:
-    """The steps of a phase for this pipeline, from its pool's source type, in the order they run."""
-    return keys(phase, sources.of_pool(pipeline.pool))
+    """The steps of a phase for this pipeline, from its pool's source type and its delivery mode,
+    in the order they run."""
+    return keys(phase, sources.of_pool(pipeline.pool), pipeline.delivery_mode)
 
 
 def title(phase: str, key: str) -> str:

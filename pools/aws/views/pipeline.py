@@ -24,6 +24,7 @@ from pools.aws.models import Pipeline, delivery_url_problem
 from pools.aws.tasks import check_pipeline, push_firehose_endpoint, replay_failed_deliveries
 from pools.aws.views.common import pipeline_or_404
 from pools.aws.views.snapshot import snapshot_context
+from pools.pull.status import pull_status
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def pipeline_detail(request: HttpRequest, pk: int) -> HttpResponse:
         **_status_context(pipeline),
         "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL),
         "relay_alive": sandbox.relay_alive() if pipeline.connection.is_emulator else None,
+        "pull": pull_status(pipeline) if pipeline.pulls else None,
         "teardown_form": forms.TeardownForm(),
         **snapshot_context(pipeline),
     }

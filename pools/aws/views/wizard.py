@@ -111,6 +111,24 @@ def _save_source(run: Run, form) -> dict | None:
     return None
 
 
+def _delivery_form(run: Run, data) -> forms.DeliveryForm:
+    return forms.DeliveryForm(data, initial={"mode": run.state.get("delivery_mode", Pipeline.Mode.FIREHOSE)})
+
+
+def _delivery_context(run: Run, form) -> dict:
+    return {
+        "modes": forms.DELIVERY_MODES,
+        "mode": run.state.get("delivery_mode", Pipeline.Mode.FIREHOSE),
+        "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL),
+        "state": run.state,
+    }
+
+
+def _save_delivery(run: Run, form) -> None:
+    run.state["delivery_mode"] = form.cleaned_data["mode"]
+    run.save()
+
+
 def _stream_form(run: Run, data) -> forms.StreamForm:
     state = run.state
     new = state.get("stream_new", True)
@@ -206,11 +224,24 @@ def _create(run: Run, form) -> HttpResponse:
         user=run.request.user,
         table_name=state["table"],
         table_arn=state.get("table_arn", ""),
-        **{k: state[k] for k in PIPELINE_FIELDS},
+        delivery_mode=_mode(state),
+        **{k: state[k] for k in PIPELINE_FIELDS if k in state},
     )
     run.reset()
     messages.success(run.request, "Creating the pipeline. Each step appears below as it completes.")
     return run.wizard.leave(run, pipeline.get_absolute_url())
+
+
+def _mode(state: dict) -> str:
+    return state.get("delivery_mode", Pipeline.Mode.FIREHOSE)
+
+
+# The steps each delivery mode asks for after the table and the mode.
+MODE_STEPS = {
+    Pipeline.Mode.FIREHOSE: ("stream", "firehose"),
+    Pipeline.Mode.KINESIS: ("stream",),
+    Pipeline.Mode.STREAMS: (),
+}
 
 
 class ConnectWizard(wizard.Wizard):
@@ -229,6 +260,16 @@ class ConnectWizard(wizard.Wizard):
             context=_source_context,
             done=lambda run: "table" in run.state,
             fragment=_source_tables,
+        ),
+        Step(
+            "delivery",
+            "How changes reach Shoal",
+            "aws/wizard/delivery.html",
+            label="Delivery",
+            form=_delivery_form,
+            save=_save_delivery,
+            context=_delivery_context,
+            done=lambda run: "delivery_mode" in run.state,
         ),
         Step(
             "stream",
@@ -256,9 +297,17 @@ class ConnectWizard(wizard.Wizard):
             "aws/wizard/review.html",
             label="Review",
             save=_create,
-            context=lambda run, form: {"state": run.state, "connection": _connection(run.state)},
+            context=lambda run, form: {
+                "state": run.state,
+                "connection": _connection(run.state),
+                "mode": _mode(run.state),
+            },
         ),
     )
+
+    def steps_for(self, run: Run) -> tuple[Step, ...]:
+        wanted = {"source", "delivery", "review", *MODE_STEPS[_mode(run.state)]}
+        return tuple(step for step in self.steps if step.name in wanted)
 
     def session_key(self, run: Run) -> str:
         return f"aws-wizard-{run.kwargs['pool'].pk}"
@@ -274,11 +323,12 @@ class ConnectWizard(wizard.Wizard):
         return pool.name, pool.get_absolute_url()
 
     def page_context(self, run: Run) -> dict:
+        pushed = _mode(run.state) == Pipeline.Mode.FIREHOSE
         return {
             "pool": run.kwargs["pool"],
             "intro": "Shoal does Steps 1 and 3 of the guide for you: the table streams into Kinesis, "
-            "and a Firehose stream delivers to this pool.",
-            "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL),
+            "and a Firehose stream delivers to this pool, or Shoal reads the stream itself.",
+            "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL) if pushed else "",
             "precision": STREAMING_PRECISION,
         }
 
