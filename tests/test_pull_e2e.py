@@ -6,6 +6,8 @@ deleted reach the entity pool of the guide's Step 4 view exactly."""
 from __future__ import annotations
 
 import pytest
+import redis
+from django.conf import settings
 
 from console import warehouse_client
 from console.access import metrics
@@ -14,7 +16,7 @@ from pools.aws import pipelines, sandbox
 from pools.aws.models import Pipeline, PipelineStep, ShardCheckpoint
 from pools.aws.snapshot import streaming_ready
 from pools.models import Delivery
-from pools.pull.runner import Reader
+from pools.pull.runner import HEARTBEAT_KEY, Reader
 from pools.pull.status import pull_status
 from tests.helpers.aws import fast_timing
 from tests.helpers.pools import GUIDE_STEP_4
@@ -113,6 +115,7 @@ def test_streams_pull_from_connect_to_the_entity_pool(pool, aws, warehouse_worke
     checkpoint = ShardCheckpoint.objects.get(pipeline=pipeline)
     assert checkpoint.records == 6 and checkpoint.lag_ms is not None
 
+    redis.Redis.from_url(settings.REDIS_URL).delete(HEARTBEAT_KEY)  # a reader process of an earlier test
     scraped = metrics.render().decode()
     assert f'shoal_pull_records_total{{pool="{pool.name}"}} 6.0' in scraped
     assert f'shoal_pull_lag_seconds{{pool="{pool.name}"}}' in scraped

@@ -4,7 +4,7 @@ how far behind is it, and is anything about to age out of the stream's retention
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -22,7 +22,7 @@ class PullStatus:
     running: bool
     shards: list[ShardCheckpoint] = field(default_factory=list)
     lag_ms: int | None = None  # the largest of the open shards
-    last_read: object = None  # when a checkpoint last moved
+    last_read: datetime | None = None  # when a checkpoint last moved
     warning: str = ""
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from pools.aws.sandbox import to_kds_record
 from pools.ingest.records import encode_record
-
-PAGE_LIMIT = 1000
 
 
 @dataclass
@@ -42,7 +42,7 @@ class DynamoDBStream:
         return self.client.get_shard_iterator(StreamArn=self.arn, ShardId=shard_id, **kwargs)["ShardIterator"]
 
     def page(self, iterator: str) -> Page:
-        found = self.client.get_records(ShardIterator=iterator, Limit=PAGE_LIMIT)
+        found = self.client.get_records(ShardIterator=iterator, Limit=settings.PULL_PAGE_LIMIT)
         raw = found.get("Records", [])
         pipeline = self.pipeline
         records = [
@@ -96,7 +96,7 @@ class KinesisStream:
         ]
 
     def page(self, iterator: str) -> Page:
-        found = self.client.get_records(ShardIterator=iterator, Limit=PAGE_LIMIT)
+        found = self.client.get_records(ShardIterator=iterator, Limit=settings.PULL_PAGE_LIMIT)
         raw = found.get("Records", [])
         # The Kinesis destination writes each change as the record Firehose would deliver.
         records = [bytes(r["Data"]) for r in raw]
