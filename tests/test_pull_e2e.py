@@ -20,6 +20,7 @@ from pools.pull.runner import HEARTBEAT_KEY, Reader
 from pools.pull.status import pull_status
 from tests.helpers.aws import fast_timing
 from tests.helpers.pools import GUIDE_STEP_4
+from tests.helpers.pull import stored_event_ids
 from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.aws]
@@ -153,3 +154,48 @@ def test_a_failing_pipeline_backs_off_while_the_others_are_read(pool, aws, no_wo
     sandbox.put_sample_order(aws, TABLE)
     assert reader.pass_once() == 1  # the broken one is skipped while it backs off
     assert reader._waits[broken.pk][1] == 30
+
+
+def test_in_the_sandbox_kinesis_pull_reads_what_the_relay_streams_and_streams_pull_has_no_relay(
+    aws, orders_table, no_worker
+):
+    """moto cannot stream a table into Kinesis: for Kinesis pull the relay writes the changes into
+    the Kinesis stream (as DynamoDB would) and the reader reads them; a DynamoDB Streams pull is
+    read from the table's stream by the reader alone, never relayed too (that stored each change
+    twice)."""
+    from pools.services import create_pool
+
+    kinesis_pool, streams_pool = create_pool("orders_via_kinesis"), create_pool("orders_via_streams")
+    kinesis = pipelines.create_pipeline(
+        kinesis_pool,
+        aws.connection,
+        table_name="orders",
+        delivery_mode=Pipeline.Mode.KINESIS,
+        stream_name="orders-cdc",
+        start=False,
+    )
+    assert (
+        pipelines.run_inline(kinesis, PipelineStep.Phase.PROVISION, aws=aws, timing=fast_timing()) == "active"
+    )
+    assert {s.key: s.state for s in Pipeline.objects.get(pk=kinesis.pk).phase_steps()} == {
+        "stream": "done",
+        "destination": "skipped",  # the sandbox relay stands in
+    }
+    # A second pool reads the same table through its DynamoDB stream (the unique-pipeline rule is per pool).
+    streams_pipeline = pipelines.create_pipeline(
+        streams_pool, aws.connection, table_name="orders", delivery_mode=Pipeline.Mode.STREAMS, start=False
+    )
+    pipelines.run_inline(streams_pipeline, PipelineStep.Phase.PROVISION, aws=aws, timing=fast_timing())
+    relay, reader = sandbox.Relay("http://127.0.0.1:9"), Reader()  # nothing may be posted over HTTP
+
+    sandbox.put_sample_order(aws)
+    sandbox.update_sample_order(aws)
+    assert relay.run_once() == 2  # into Kinesis, for the Kinesis pull only
+    _read_until(reader, 7)  # 2 from Kinesis; 3 seeded items + 2 changes from the DynamoDB stream
+    assert relay.run_once() == 0 and reader.pass_once() == 0
+    kinds = {}
+    for pool, expected in ((kinesis_pool, 2), (streams_pool, 5)):
+        ids = stored_event_ids(pool)
+        assert sum(ids.values()) == expected and max(ids.values()) == 1, (pool.name, ids)
+        kinds[pool.name] = ids
+    assert set(kinds["orders_via_kinesis"]) <= set(kinds["orders_via_streams"])  # the same changes

@@ -4,14 +4,12 @@ once (each page's delivery and its shard's checkpoint are saved in one transacti
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,27 +18,16 @@ from django.conf import settings
 
 from pools.aws import sandbox
 from pools.aws.models import Pipeline
-from pools.ingest import journal
-from pools.models import Delivery
 from pools.pull import streams
 from pools.pull.runner import HEARTBEAT_KEY
 from tests.helpers.aws import make_pipeline
+from tests.helpers.pull import stored_event_ids
 from tests.helpers.workers import child_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.aws, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = "orders_killed"
-
-
-def stored_event_ids(pool) -> Counter:
-    """eventIDs of every record landed, read from the bodies (no warehouse worker runs)."""
-    seen: Counter = Counter()
-    for delivery in Delivery.objects.filter(pool=pool):
-        raw = journal.path_of(delivery.body_path).read_bytes() if delivery.body_path else bytes(delivery.body)
-        for entry in json.loads(raw)["records"]:
-            seen[json.loads(base64.b64decode(entry["data"]))["eventID"]] += 1
-    return seen
 
 
 def stream_event_ids(aws, pipeline) -> list[str]:

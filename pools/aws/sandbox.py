@@ -12,6 +12,8 @@ Firehose stream would. Only pipelines of connections with an endpoint URL (an em
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import threading
@@ -218,10 +220,12 @@ class Relay:
         self.timeout = timeout
 
     def pipelines(self):
+        # A DynamoDB Streams pull reads the table's stream itself: nothing stands in for it.
         return (
             Pipeline.objects.select_related("pool", "connection")
             .filter(status=Pipeline.Status.ACTIVE, destination_enabled_at__isnull=False)
             .exclude(connection__endpoint_url="")
+            .exclude(delivery_mode=Pipeline.Mode.STREAMS)
         )
 
     def run_once(self) -> int:
@@ -310,6 +314,16 @@ class Relay:
         return records
 
     def _deliver(self, pipeline: Pipeline, records: list[bytes]) -> None:
+        if pipeline.delivery_mode == Pipeline.Mode.KINESIS:
+            # Kinesis pull: the relay stands in for the table's streaming destination only, and
+            # Shoal's reader reads the stream as it would in AWS.
+            kinesis = connect(pipeline.connection).client("kinesis")
+            for start in range(0, len(records), 500):  # PutRecords takes at most 500
+                kinesis.put_records(
+                    StreamName=pipeline.stream_name,
+                    Records=[{"Data": r, "PartitionKey": _item_key(r)} for r in records[start : start + 500]],
+                )
+            return
         sender = FirehoseSender(
             self.endpoint(pipeline),
             pipeline.pool.access_key,
@@ -324,6 +338,13 @@ class Relay:
                 result = sender.send(batch)
                 if not result.ok:
                     raise RuntimeError(f"delivery failed ({result.status}): {result.error}")
+
+
+def _item_key(record: bytes) -> str:
+    """The partition key DynamoDB uses for a change: its item's key, so one item's changes stay
+    in one shard, in order."""
+    keys = json.loads(record)["dynamodb"]["Keys"]
+    return hashlib.md5(json.dumps(keys, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
 
 
 def wait_for_emulator(endpoint_url: str, timeout: float = 30.0) -> None:
