@@ -269,7 +269,8 @@ WEB_THREADS = env_int("WEB_THREADS", 24, minimum=2)
 # (pools/ingest/pacing.py) and how many may wait on the warehouse (queries, Preview, exports
 # streaming out; console/admission.py): at least 4 stay free for Firehose deliveries that land,
 # /healthz, /readyz and the console's pages, whatever users run or senders wait for.
-INGEST_BACKLOG_WAITERS = env_int("INGEST_BACKLOG_WAITERS", min(8, max(0, (WEB_THREADS - 4) // 2)), minimum=0)
+# By default the threads past 16, at most 8: a smaller WEB_THREADS keeps its query slots.
+INGEST_BACKLOG_WAITERS = env_int("INGEST_BACKLOG_WAITERS", min(8, max(0, WEB_THREADS - 16)), minimum=0)
 WEB_QUERY_SLOTS = env_int("WEB_QUERY_SLOTS", max(1, WEB_THREADS - 4 - INGEST_BACKLOG_WAITERS), minimum=1)
 if WEB_QUERY_SLOTS + INGEST_BACKLOG_WAITERS >= WEB_THREADS:
     raise ImproperlyConfigured(

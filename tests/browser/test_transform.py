@@ -56,6 +56,8 @@ def test_from_the_first_page_to_the_first_transformed_row(
         click("a:has-text('Connect DynamoDB')")
         click("table.aws-table-pick tr:has-text('orders') input[type=radio]")
         click("button:has-text('Continue')")
+        expect(page.locator("input[name=mode][value=firehose]")).to_be_checked()  # the guide's path
+        click("button:has-text('Continue')")
         expect(page.locator("input[name=new_name]")).to_have_value("orders-cdc")  # Kinesis: the defaults
         click("button:has-text('Continue')")
         page.locator("input[name=endpoint_url]").wait_for()  # Firehose: the defaults
