@@ -59,3 +59,31 @@ def test_a_pipelines_steps_are_its_source_types_in_its_order():
     fewer = dataclasses.replace(source, aws_steps=("stream", "firehose"))
     assert registry.keys("provision", fewer) == ("stream", "firehose")
     assert registry.keys("teardown", fewer) == ("firehose", "stream")
+
+
+def test_what_a_source_allows_is_declared_by_its_type_not_tested_by_kind(monkeypatch):
+    """A source whose records carry no change time (say a plain Kinesis stream of events) gets
+    views that keep arrival order; a pool fed by a view is no source at all."""
+    from views_mv import targets, versioning
+
+    plain = dataclasses.replace(dynamodb_stream.SOURCE, key="events", versions_by_change_time=False)
+    monkeypatch.setitem(sources.SOURCE_TYPES, "events", plain)
+    timed = dataclasses.replace(dynamodb_stream.SOURCE, key="streams", versions_by_change_time=True)
+    monkeypatch.setitem(sources.SOURCE_TYPES, "streams", timed)
+    events = DataPool(name="events", kind="events")
+    cdc = DataPool(name="cdc", kind=DataPool.Kind.DYNAMODB)
+    entity = DataPool(name="entity", kind=DataPool.Kind.MATERIALIZED)
+    assert sources.fed_by_source(events) and not sources.fed_by_source(entity)
+    assert "events" in sources.kinds() and DataPool.Kind.MATERIALIZED not in sources.kinds()
+    assert [sources.versions_by_change_time(p) for p in (cdc, events, entity)] == [True, False, False]
+
+    def engine_of(pool) -> str:
+        _, engine, _ = targets.describe_target(
+            pool, {"order_id": "String", "qty": "Int32"}, mutable=True, unique=["order_id"],
+            time_column=None, filters=[], version=None,
+        )  # fmt: skip
+        return engine
+
+    assert versioning.VERSION_COLUMN in engine_of(cdc)  # the change's time orders versions
+    assert versioning.VERSION_COLUMN not in engine_of(events)  # arrival order
+    assert versioning.VERSION_COLUMN in engine_of(DataPool(name="s", kind="streams"))  # not by kind

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 
 from console import warehouse_client
 from pools import column_types
+from pools import sources as source_types
 from pools.models import DataPool
 from views_mv import tasks
 
@@ -52,7 +53,7 @@ def inspect(sql: str, user: str = "") -> Plan:
     source = DataPool.objects.filter(name=name).first()
     if source is None or "." in sources[0] and not sources[0].startswith("shoal."):
         raise ValidationError(f"{sources[0]} is not a Data Pool.")
-    if source.kind != DataPool.Kind.DYNAMODB:
+    if not source_types.fed_by_source(source):
         # Views run over the deliveries the loader brings (views_mv/apply.py); a view's own pool
         # has no deliveries.
         raise ValidationError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 
 from console import warehouse_client
-from pools import column_types, table_settings
+from pools import column_types, sources, table_settings
 from pools.models import DataPool
 from pools.tables import INSERT_VERSION_COLUMN
 from views_mv import tasks, versioning
@@ -108,7 +108,7 @@ def describe_target(
     """The target's settings as create_mv will make them, defaults included (for the wizard)."""
     columns = typed_columns([{"name": n, "type": t} for n, t in columns.items()])
     deleted = None
-    if mutable and version is None and source.kind == DataPool.Kind.DYNAMODB:
+    if mutable and version is None and sources.versions_by_change_time(source):
         deleted = delete_flag(columns)
         columns[versioning.VERSION_COLUMN] = "UInt64"
         if not deleted:
@@ -136,7 +136,7 @@ def default_version(plan: Plan, columns: dict[str, str], version: str | None, de
         return plan.runs, None, deleted, arrival
     if version:
         return plan.runs, version, deleted, f"The change with the highest {version} wins."
-    if plan.source.kind != DataPool.Kind.DYNAMODB or not plan.formatted:
+    if not sources.versions_by_change_time(plan.source) or not plan.formatted:
         return plan.runs, None, deleted, arrival
     extra = [(versioning.VERSION_COLUMN, versioning.VERSION_EXPRESSION)]
     own_flag = deleted if deleted is not None else delete_flag(columns)

@@ -15,6 +15,7 @@ from console.celery import shared_task
 from console.warehouse import WarehouseError, get_warehouse, loggable
 from console.warehouse.base import quote_string
 from pools import loader
+from pools import sources as source_types
 from pools import tasks as pool_tasks
 from pools.aws.clients import connect
 from pools.gate import gate
@@ -309,7 +310,7 @@ def detach_triggers(warehouse) -> int:
     """Drop the ClickHouse materialized views that older Shoal versions attached to DynamoDB
     pools: their views now run in the loader (views_mv/apply.py), and a trigger left in place
     would copy each delivery a second time. Run when a warehouse worker starts, before it loads."""
-    views = MaterializedView.objects.filter(source_pool__kind=DataPool.Kind.DYNAMODB)
+    views = MaterializedView.objects.filter(source_pool__kind__in=source_types.kinds())
     for mv in views:
         warehouse.execute(ddl.drop_view(mv))
     return len(views)

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from console import warehouse_client
 from console.htmx import HtmxHttpRequest, region
 from console.roles import EDITOR, VIEWER, requires
+from pools import sources
 from pools.aws.models import AwsConnection
 from pools.models import DataPool
 from views_mv import forms, services, tasks, wizard
@@ -103,7 +104,7 @@ def mv_delete(request: HttpRequest, name: str) -> HttpResponse:
 def transform(request: HtmxHttpRequest, pool: str) -> HttpResponse:
     """ "Transform into an entity pool": the guide's Step 4 for this pool's keys and attributes,
     tested, with the guide's answers; the wizard opens on its last step (one Create)."""
-    source = get_object_or_404(DataPool, name=pool, kind=DataPool.Kind.DYNAMODB)
+    source = get_object_or_404(DataPool, name=pool, kind__in=sources.kinds())
     try:
         found = warehouse_client.call(tasks.warehouse_seen_attributes, source.pk)
         if "error" in found:

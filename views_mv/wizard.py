@@ -14,7 +14,7 @@ from console import wizard
 from console.htmx import HtmxHttpRequest
 from console.roles import EDITOR, requires
 from console.wizard import Run, Step
-from pools import table_settings
+from pools import sources, table_settings
 from views_mv import forms, services
 
 # --- SQL ------------------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def _source(run: Run) -> services.DataPool | None:
 
 def _dynamodb(run: Run) -> bool:
     source = _source(run)
-    return bool(source and source.kind == services.DataPool.Kind.DYNAMODB)
+    return bool(source and sources.fed_by_source(source))
 
 
 def _suggest(columns: dict[str, str]) -> dict:

@@ -10,6 +10,10 @@ source:
     preview_columns  the order Preview Data shows         → tables.preview_select
     wizard_steps     the Create Data Pool wizard's steps, by name (pools/wizard.py)
     aws_steps        the AWS provisioning steps, by key, in the order they run (pools/aws/)
+    versions_by_change_time  its records carry their change's time → views_mv (Mutable versioning)
+
+The apps above ask what a pool's source allows (`fed_by_source`, `kinds`,
+`versions_by_change_time`) instead of testing its kind.
 
 Steps are named rather than imported: the wizard and the AWS pipeline keep their own step
 registries (what a step shows, ensures and removes), and a source type only says which of their
@@ -34,7 +38,18 @@ from __future__ import annotations
 from pools.sources import dynamodb_stream
 from pools.sources.base import LoadFiles, SourceType
 
-__all__ = ["DEFAULT", "SOURCE_TYPES", "LoadFiles", "SourceType", "all_types", "get", "of_pool"]
+__all__ = [
+    "DEFAULT",
+    "SOURCE_TYPES",
+    "LoadFiles",
+    "SourceType",
+    "all_types",
+    "fed_by_source",
+    "get",
+    "kinds",
+    "of_pool",
+    "versions_by_change_time",
+]
 
 # Every source type, by key: the registrations.
 SOURCE_TYPES: dict[str, SourceType] = {source.key: source for source in (dynamodb_stream.SOURCE,)}
@@ -56,3 +71,18 @@ def of_pool(pool) -> SourceType:
     """The source type that feeds a pool, by its `kind`; the default one for a pool of no source
     type (a pool fed by a Materialized View has columns of its own and asks only for DDL)."""
     return SOURCE_TYPES.get(getattr(pool, "kind", DEFAULT), SOURCE_TYPES[DEFAULT])
+
+
+def kinds() -> list[str]:
+    """The pool kinds fed by a source type (the pools views read), for queries."""
+    return list(SOURCE_TYPES)
+
+
+def fed_by_source(pool) -> bool:
+    """Whether a pool's records come from a source type (not from a Materialized View)."""
+    return getattr(pool, "kind", None) in SOURCE_TYPES
+
+
+def versions_by_change_time(pool) -> bool:
+    """Whether a view over this pool can order an item's versions by the time of each change."""
+    return fed_by_source(pool) and SOURCE_TYPES[pool.kind].versions_by_change_time

@@ -35,6 +35,10 @@ class SourceType:
     # The AWS provisioning steps that connect the source to a pool, by key, in the order they run
     # (the pipeline's steps, pools/aws/); teardown removes what they made. Empty: nothing in AWS.
     aws_steps: tuple[str, ...] = ()
+    # What the source's records allow, asked by the apps above instead of testing the kind:
+    # each record carries the time of its change, by which a Mutable view orders an item's
+    # versions (views_mv/targets.py); without it a view keeps arrival order.
+    versions_by_change_time: bool = False
 
     def column_types(self) -> dict[str, str]:
         """{name: ClickHouse type} of the pool table's columns."""

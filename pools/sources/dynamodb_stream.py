@@ -167,4 +167,5 @@ SOURCE = SourceType(
     # Kinesis stream, a bucket for failed deliveries, Firehose's role, the Firehose stream, and
     # last the table's streaming destination, so that no change is lost (see docs/aws.md).
     aws_steps=("stream", "bucket", "role", "firehose", "destination"),
+    versions_by_change_time=True,  # ApproximateCreationDateTime
 )
