@@ -61,7 +61,9 @@ def main() -> None:
             warehouse.execute(f"CREATE TABLE {name} ({ddl}) ENGINE = MergeTree ORDER BY _received_at")
             started = time.perf_counter()
             # As the loader inserts: one reading thread, one block (pools/loader/batch.py).
-            warehouse.insert_files(dynamodb_stream.load_select(files), name, bodies, settings=ONE_BLOCK)
+            warehouse.insert_files(
+                dynamodb_stream.load_select(files), name, bodies, settings={"max_threads": 1, **ONE_BLOCK}
+            )
             elapsed = time.perf_counter() - started
             best[codec] = min(best.get(codec, elapsed), elapsed)
             print(attempt, codec, round(args.records / elapsed), file=sys.stderr)

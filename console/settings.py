@@ -407,11 +407,11 @@ MV_BACKFILL_CHUNK_ROWS = env_int("MV_BACKFILL_CHUNK_ROWS", 2_500_000, minimum=1)
 LOAD_BATCH_DELIVERIES = env_int("SHOAL_LOAD_BATCH", 1000, minimum=1)
 LOAD_BATCH_BYTES = env_int("SHOAL_LOAD_BATCH_BYTES", 64 * 1024 * 1024, minimum=1)
 LOAD_BATCH_RECORDS = env_int("SHOAL_LOAD_BATCH_RECORDS", 100_000, minimum=1)
-# Threads that read and parse one batch's bodies (the insert itself stays one block: see
-# pools/loader/batch.py). Default: one per core.
 # A pull reader this far behind (seconds) is warned about on its pipeline's page: the streams keep
 # records 24 hours (pools/pull/status.py).
 PULL_LAG_WARN_SECONDS = env_int("PULL_LAG_WARN_SECONDS", 6 * 3600, minimum=60)
 # Records asked for per GetRecords call (each page is one delivery and one checkpoint).
 PULL_PAGE_LIMIT = env_int("PULL_PAGE_LIMIT", 1000, minimum=1, maximum=10_000)
+# Threads that read and parse one batch's bodies (the insert itself stays one block: see
+# pools/loader/batch.py). Default: one per core.
 LOAD_READ_THREADS = env_int("SHOAL_LOAD_READ_THREADS", os.cpu_count() or 1, minimum=1)

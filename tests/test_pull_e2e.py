@@ -29,20 +29,7 @@ TABLE = "orders_pulled"
 
 
 def _table_without_stream(aws) -> None:
-    ddb = aws.client("dynamodb")
-    ddb.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "order_id", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "order_id", "AttributeType": "S"},
-            {"AttributeName": "timestamp", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.put_item(TableName=TABLE, Item=sandbox.sample_order())  # before the stream: not a change
+    sandbox.create_orders_table(aws, TABLE, items=1, stream=False)  # an item before: not a change
 
 
 def _read_until(reader: Reader, records: int) -> None:

@@ -85,9 +85,9 @@ def sample_order(rng: random.Random | None = None) -> dict:
     }
 
 
-def create_orders_table(aws: Aws, table: str = ORDERS_TABLE, items: int = 8) -> bool:
-    """The guide's `orders` table (order_id S + timestamp S) with a NEW_AND_OLD_IMAGES stream and a
-    few orders; False if it exists already."""
+def create_orders_table(aws: Aws, table: str = ORDERS_TABLE, items: int = 8, *, stream: bool = True) -> bool:
+    """The guide's `orders` table (order_id S + timestamp S) with a NEW_AND_OLD_IMAGES stream (or
+    none) and a few orders; False if it exists already."""
     ddb = aws.client("dynamodb")
     try:
         ddb.describe_table(TableName=table)
@@ -106,7 +106,11 @@ def create_orders_table(aws: Aws, table: str = ORDERS_TABLE, items: int = 8) -> 
             {"AttributeName": "timestamp", "AttributeType": "S"},
         ],
         BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        **(
+            {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+            if stream
+            else {}
+        ),
     )
     ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     rng = random.Random(2024)
