@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from console import encryption
-from pools import tables
+from pools import sources, tables
 
 name_validator = RegexValidator(
     r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
@@ -126,8 +126,10 @@ class DataPool(models.Model):
         return self.engine.startswith("ReplacingMergeTree")
 
     @property
-    def receives_firehose(self) -> bool:
-        return self.kind == self.Kind.DYNAMODB
+    def receives_deliveries(self) -> bool:
+        """Whether deliveries land in the pool (pushed by Firehose or read by Shoal): its records
+        come from a source type, as the source registry declares, not from a Materialized View."""
+        return sources.fed_by_source(self)
 
     def column_list(self) -> list[tuple[str, str]]:
         """Every column of the pool's table, Shoal's own included (as the Schema table lists them)."""
@@ -188,7 +190,7 @@ class DataPool(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         # A new pool that receives Firehose deliveries gets a key of its own.
-        if self._state.adding and not self.access_key_encrypted and self.receives_firehose:
+        if self._state.adding and not self.access_key_encrypted and self.receives_deliveries:
             self.access_key = new_access_key()
         super().save(*args, **kwargs)
 

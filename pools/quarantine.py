@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import hashlib
 
-from django.db import transaction
 from django.utils import timezone
 
-from pools.ingest.landing import land_records
 from pools.models import Delivery, QuarantinedRecord
+from pools.reading import Batch, into_pool, land_batches
 
 
 def replay(record_ids: list[int]) -> list[Delivery]:
@@ -22,18 +21,20 @@ def replay(record_ids: list[int]) -> list[Delivery]:
     by_pool: dict[int, list[QuarantinedRecord]] = {}
     for record in quarantined:
         by_pool.setdefault(record.pool_id, []).append(record)
-    deliveries = []
+    deliveries: list[Delivery] = []
+
+    def mark_replayed(batch: Batch, stored: bool) -> None:
+        group = batch.position
+        delivery = Delivery.objects.get(pool=group[0].pool, request_id=batch.request_id)
+        QuarantinedRecord.objects.filter(id__in=[r.pk for r in group]).update(
+            replayed_at=timezone.now(), replay_delivery=delivery
+        )
+        deliveries.append(delivery)
+
     for group in by_pool.values():
-        pool = group[0].pool
         ids = ",".join(str(r.pk) for r in group)
         request_id = "replay-" + hashlib.sha256(ids.encode()).hexdigest()[:32]
-        with transaction.atomic():
-            land_records(
-                pool, request_id, [r.data for r in group], source_arn="shoal:quarantine-replay", encoded=True
-            )
-            delivery = Delivery.objects.get(pool=pool, request_id=request_id)
-            QuarantinedRecord.objects.filter(id__in=[r.pk for r in group]).update(
-                replayed_at=timezone.now(), replay_delivery=delivery
-            )
-        deliveries.append(delivery)
+        batch = Batch(request_id, [r.data for r in group], position=group, encoded=True)
+        # The one reading loop: the records land and are marked replayed in one transaction.
+        land_batches([batch], land=into_pool(group[0].pool, "shoal:quarantine-replay"), save=mark_replayed)
     return deliveries

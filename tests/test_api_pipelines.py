@@ -40,6 +40,11 @@ def test_status_retry_and_teardown(live_server, pool, aws, orders_table, default
     wait_for(lambda: _finished(pipeline.pk), message="the failure")
     status = call(live_server, "GET", f"/pipelines/{pipeline.pk}", editor).json()
     assert status["status"] == "failed" and status["phase"] == "provision"
+    assert (status["delivery_mode"], status["pull_start"], status["pull_start_at"]) == (
+        "firehose",
+        "oldest",
+        None,
+    )
     assert [s["state"] for s in status["steps"]][:2] == ["done", "failed"]
     assert "InvalidBucketName" in status["steps"][1]["error"]
     assert [p["id"] for p in call(live_server, "GET", "/pipelines", editor).json()] == [pipeline.pk]

@@ -102,15 +102,21 @@ def test_the_wizard_creates_a_dynamodb_streams_pull_with_no_firehose(
     step = maria.post(
         f"/aws/pools/{pool.name}/connect/", {"connection": aws.connection.pk, "table": "orders"}
     )
-    step = maria.post(step.url, {"mode": "streams_pull"})
+    delivery = maria.get(step.url).content.decode()
+    assert 'name="start" value="now"' in delivery and 'name="start_at"' in delivery
+    refused = maria.post(step.url, {"mode": "streams_pull", "start": "at"})
+    assert refused.status_code == 200 and b"Give the time to start at" in refused.content
+    step = maria.post(step.url, {"mode": "streams_pull", "start": "now"})
     assert step.url == f"/aws/pools/{pool.name}/connect/review/"  # no Kinesis, no Firehose to ask about
     review = maria.get(step.url)
+    assert b"from now (the changes made after you create the pipeline)" in review.content
     assert b"DynamoDB Streams pull" in review.content and b"dynamodb:GetRecords" in review.content
     assert b"<dt>Firehose stream</dt>" not in review.content
     assert b"Firehose cannot deliver" not in review.content  # no public endpoint needed
     created = maria.post(step.url)
     pipeline = Pipeline.objects.get(pool=pool)
     assert pipeline.delivery_mode == Pipeline.Mode.STREAMS
+    assert pipeline.pull_start == Pipeline.Start.NOW and pipeline.pull_start_at is not None
     done = wait_for(lambda: _finished(pipeline.pk), message="provisioning")
     assert done.status == Pipeline.Status.ACTIVE
     assert {s.key: s.state for s in done.phase_steps()} == {"table_stream": "done"}

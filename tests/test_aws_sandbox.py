@@ -15,7 +15,7 @@ from console.tasks import run_sql
 from pools.aws import sandbox
 from pools.aws.clients import connect
 from pools.aws.models import AwsConnection, Pipeline, SandboxRelay
-from pools.ingest.records import encode_record
+from pools.ingest.records import encode_record, to_kds_record
 from pools.models import DataPool, Delivery
 from tests.helpers.waiting import wait_for
 
@@ -40,7 +40,7 @@ def test_a_moto_stream_record_becomes_a_kds_record(aws, orders_table):
     )
     ddb.delete_item(TableName="orders", Key=keys)
     records = _stream_records(aws)[-3:]
-    kds = [sandbox.to_kds_record(r, table_name="orders", region="eu-west-1") for r in records]
+    kds = [to_kds_record(r, table_name="orders", region="eu-west-1") for r in records]
     assert [r["eventName"] for r in kds] == ["INSERT", "MODIFY", "REMOVE"]
     insert, modify, remove = kds
     assert set(insert) == {

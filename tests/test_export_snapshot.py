@@ -13,6 +13,7 @@ import pytest
 
 from console import warehouse_client
 from console.tasks import run_sql
+from pools import reading
 from pools.aws import export_layout, export_snapshot
 from pools.aws import snapshot as snapshots
 from pools.aws.models import Snapshot
@@ -149,7 +150,7 @@ def test_a_run_stopped_half_way_resumes_at_the_files_not_loaded(pool, aws, table
     state = stub_export(partitions(300, 12))
     pipeline = make_pipeline(pool, aws, TABLE)
     snapshot = export_of(pipeline, enable_pitr=True)
-    real_land = export_snapshot.land_page
+    real_land = reading.land_records
     landed: list[str] = []
 
     def dies_after_seven(pool_, request_id, chunk, **kw):
@@ -158,11 +159,11 @@ def test_a_run_stopped_half_way_resumes_at_the_files_not_loaded(pool, aws, table
         landed.append(request_id)
         return real_land(pool_, request_id, chunk, **kw)
 
-    monkeypatch.setattr(export_snapshot, "land_page", dies_after_seven)
+    monkeypatch.setattr(reading, "land_records", dies_after_seven)
     failed = snapshots.run_snapshot(snapshot.pk)
     assert failed.status == Snapshot.Status.FAILED and 0 < failed.items_done < 300
 
-    monkeypatch.setattr(export_snapshot, "land_page", real_land)
+    monkeypatch.setattr(reading, "land_records", real_land)
     done = snapshots.run_snapshot(snapshot.pk)
     assert done.status == Snapshot.Status.DONE and done.items_done == 300
     assert state["asked"] == 1  # the same export, resumed
@@ -252,7 +253,7 @@ def test_a_million_items_load_while_the_stream_changes_some_of_them(
     snapshot = export_of(pipeline, enable_pitr=True)
 
     # The worker dies after 20 files' worth of deliveries; the next run resumes.
-    real_land, landed = export_snapshot.land_page, []
+    real_land, landed = reading.land_records, []
 
     def dies(pool_, request_id, chunk, **kw):
         if len(landed) == 90:
@@ -260,7 +261,7 @@ def test_a_million_items_load_while_the_stream_changes_some_of_them(
         landed.append(request_id)
         return real_land(pool_, request_id, chunk, **kw)
 
-    monkeypatch.setattr(export_snapshot, "land_page", dies)
+    monkeypatch.setattr(reading, "land_records", dies)
     stream = [
         *[_stream_change(n, "MODIFY", -n, EXPORT_MS + 1000) for n in range(0, 1000)],  # after: wins
         *[_stream_change(n, "MODIFY", -n, EXPORT_MS - 1000) for n in range(1000, 2000)],  # before: loses
@@ -276,7 +277,7 @@ def test_a_million_items_load_while_the_stream_changes_some_of_them(
     streamer = threading.Thread(target=deliver_stream)
     streamer.start()
     assert snapshots.run_snapshot(snapshot.pk).status == Snapshot.Status.FAILED
-    monkeypatch.setattr(export_snapshot, "land_page", real_land)
+    monkeypatch.setattr(reading, "land_records", real_land)
     done = snapshots.run_snapshot(snapshot.pk)
     streamer.join()
     assert done.status == Snapshot.Status.DONE, done.error
@@ -306,7 +307,7 @@ def test_a_cancelled_export_stops_at_its_next_file_and_keeps_what_it_loaded(
     stub_export(partitions(200, 8, empty_every=100))
     pipeline = make_pipeline(pool, aws, TABLE)
     snapshot = export_of(pipeline, enable_pitr=True)
-    real_land = export_snapshot.land_page
+    real_land = reading.land_records
 
     def cancel_after_first(pool_, request_id, chunk, **kw):
         stored = real_land(pool_, request_id, chunk, **kw)
@@ -315,7 +316,7 @@ def test_a_cancelled_export_stops_at_its_next_file_and_keeps_what_it_loaded(
         assert admin_client.post(reverse("aws:snapshot_cancel", args=[pipeline.pk])).status_code == 302
         return stored
 
-    monkeypatch.setattr(export_snapshot, "land_page", cancel_after_first)
+    monkeypatch.setattr(reading, "land_records", cancel_after_first)
     ended = snapshots.run_snapshot(snapshot.pk)
     assert ended.status == Snapshot.Status.CANCELLED
     assert ended.pages_done == 1 and ended.items_done == 25

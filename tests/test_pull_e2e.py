@@ -42,9 +42,49 @@ def _read_until(reader: Reader, records: int) -> None:
     wait_for(more, timeout=30, message=f"{records} records read")
 
 
-def test_streams_pull_from_connect_to_the_entity_pool(pool, aws, warehouse_worker):
+def _change_orders(aws, table: str) -> list[dict]:
+    """Four orders put, one of them modified (quantity 42) and one deleted; returns the three kept."""
+    kept = [sandbox.put_sample_order(aws, table) for _ in range(3)]
+    gone = sandbox.put_sample_order(aws, table)
+    ddb = aws.client("dynamodb")
+    ddb.update_item(
+        TableName=table,
+        Key={"order_id": {"S": kept[0]["order_id"]}, "timestamp": {"S": kept[0]["timestamp"]}},
+        UpdateExpression="SET quantity = :q",
+        ExpressionAttributeValues={":q": {"N": "42"}},
+    )
+    ddb.delete_item(
+        TableName=table, Key={"order_id": {"S": gone["order_id"]}, "timestamp": {"S": gone["timestamp"]}}
+    )
+    return kept
+
+
+def _assert_guide_view_exact(pool, kept: list[dict]) -> None:
+    """The guide's Step 4 view's entity pool holds exactly the kept orders, the modified one at 42."""
+    entity = warehouse_client.call(
+        run_sql,
+        f"SELECT order_id, quantity FROM entities_{pool.name} FINAL WHERE NOT deleted ORDER BY order_id",
+    )["rows"]
+    expected = sorted([o["order_id"], 42 if o is kept[0] else int(o["quantity"])] for o in kept)
+    assert entity == expected
+
+
+def _guide_view(pool):
     from views_mv import services
 
+    mv = services.create_mv(
+        f"orders_{pool.name}",
+        GUIDE_STEP_4.replace("my_dynamo_orders_change_events", pool.name),
+        target_pool=f"entities_{pool.name}",
+        mutable=True,
+        unique=["order_id"],
+        deleted="deleted",
+    )
+    wait_for(lambda: type(mv).objects.get(pk=mv.pk).status == "active", message="view attached")
+    return mv
+
+
+def test_streams_pull_from_connect_to_the_entity_pool(pool, aws, warehouse_worker):
     _table_without_stream(aws)
     pipeline = pipelines.create_pipeline(
         pool, aws.connection, table_name=TABLE, delivery_mode=Pipeline.Mode.STREAMS, start=False
@@ -60,29 +100,10 @@ def test_streams_pull_from_connect_to_the_entity_pool(pool, aws, warehouse_worke
     assert pipeline.table_stream_created
     assert streaming_ready(pipeline)  # "Backfill existing items" may start: the stream is on
 
-    mv = services.create_mv(
-        f"orders_{pool.name}",
-        GUIDE_STEP_4.replace("my_dynamo_orders_change_events", pool.name),
-        target_pool=f"entities_{pool.name}",
-        mutable=True,
-        unique=["order_id"],
-        deleted="deleted",
-    )
-    wait_for(lambda: type(mv).objects.get(pk=mv.pk).status == "active", message="view attached")
+    _guide_view(pool)
 
     reader = Reader()
-    kept = [sandbox.put_sample_order(aws, TABLE) for _ in range(3)]
-    gone = sandbox.put_sample_order(aws, TABLE)
-    ddb = aws.client("dynamodb")
-    ddb.update_item(
-        TableName=TABLE,
-        Key={"order_id": {"S": kept[0]["order_id"]}, "timestamp": {"S": kept[0]["timestamp"]}},
-        UpdateExpression="SET quantity = :q",
-        ExpressionAttributeValues={":q": {"N": "42"}},
-    )
-    ddb.delete_item(
-        TableName=TABLE, Key={"order_id": {"S": gone["order_id"]}, "timestamp": {"S": gone["timestamp"]}}
-    )
+    kept = _change_orders(aws, TABLE)
     _read_until(reader, 6)
     assert reader.pass_once() == 0  # the checkpoint holds: nothing is read twice
 
@@ -94,12 +115,7 @@ def test_streams_pull_from_connect_to_the_entity_pool(pool, aws, warehouse_worke
         f"SELECT event_name, keys.order_id.S FROM {pool.name} ORDER BY event_name",
     )["rows"]
     assert sorted(r[0] for r in rows) == ["INSERT"] * 4 + ["MODIFY", "REMOVE"]
-    entity = warehouse_client.call(
-        run_sql,
-        f"SELECT order_id, quantity FROM entities_{pool.name} FINAL WHERE NOT deleted ORDER BY order_id",
-    )["rows"]
-    expected = sorted([o["order_id"], 42 if o is kept[0] else int(o["quantity"])] for o in kept)
-    assert entity == expected
+    _assert_guide_view_exact(pool, kept)
     checkpoint = ShardCheckpoint.objects.get(pipeline=pipeline)
     assert checkpoint.records == 6 and checkpoint.lag_ms is not None
 
@@ -116,9 +132,44 @@ def test_streams_pull_from_connect_to_the_entity_pool(pool, aws, warehouse_worke
         == "removed"
     )
     assert (
-        not ddb.describe_table(TableName=TABLE)["Table"].get("StreamSpecification", {}).get("StreamEnabled")
+        not aws.client("dynamodb")
+        .describe_table(TableName=TABLE)["Table"]
+        .get("StreamSpecification", {})
+        .get("StreamEnabled")
     )
     assert reader.pass_once() == 0  # a removed pipeline is not read
+
+
+def test_kinesis_pull_from_connect_to_the_entity_pool(pool, aws, warehouse_worker):
+    """Kinesis pull: the stream step, then the reader reads the Kinesis stream (in the sandbox the
+    relay stands in for the table's streaming destination, which moto lacks, and writes each
+    change into Kinesis); the guide's view's entity pool is exact, and nothing is read twice."""
+    sandbox.create_orders_table(aws, TABLE, items=2)  # items before: not changes
+    pipeline = pipelines.create_pipeline(
+        pool,
+        aws.connection,
+        table_name=TABLE,
+        delivery_mode=Pipeline.Mode.KINESIS,
+        stream_name="orders-pulled",
+        start=False,
+    )
+    assert (
+        pipelines.run_inline(pipeline, PipelineStep.Phase.PROVISION, aws=aws, timing=fast_timing())
+        == "active"
+    )
+    _guide_view(pool)
+    relay, reader = sandbox.Relay("http://127.0.0.1:9"), Reader()  # no HTTP: into Kinesis
+    kept = _change_orders(aws, TABLE)
+    assert relay.run_once() == 6
+    _read_until(reader, 6)
+    assert relay.run_once() == 0 and reader.pass_once() == 0
+    wait_for(
+        lambda: not Delivery.objects.filter(pool=pool).exclude(status="loaded").exists(), message="loaded"
+    )
+    _assert_guide_view_exact(pool, kept)
+    checkpoints = ShardCheckpoint.objects.filter(pipeline=pipeline)  # one per shard of the stream
+    assert {c.stream for c in checkpoints} == {Pipeline.objects.get(pk=pipeline.pk).stream_arn}
+    assert sum(c.records for c in checkpoints) == 6
 
 
 def test_a_failing_pipeline_backs_off_while_the_others_are_read(pool, aws, no_worker):

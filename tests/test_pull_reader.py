@@ -132,3 +132,13 @@ def test_a_kinesis_stream_split_while_reading_loses_and_repeats_nothing(aws, no_
     event_ids = [c["eventID"] for c in landed(pool)]
     assert total == 60 and sorted(event_ids) == sorted(f"e{n}" for n in range(60))
     assert ShardCheckpoint.objects.get(pipeline=pipeline, shard_id=parent["ShardId"]).finished
+    # A child split again before it held a record is finished too, so its own children are read.
+    child = next(
+        s for s in kinesis.list_shards(StreamName="orders-cdc-pull")["Shards"] if s.get("ParentShardId")
+    )
+    kinesis.split_shard(
+        StreamName="orders-cdc-pull", ShardToSplit=child["ShardId"], NewStartingHashKey=str(2**126)
+    )
+    for _ in range(2):
+        reader.read_once(pipeline, stream)
+    assert ShardCheckpoint.objects.get(pipeline=pipeline, shard_id=child["ShardId"]).finished

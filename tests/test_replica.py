@@ -18,8 +18,7 @@ import pytest
 
 from console import warehouse_client
 from console.tasks import run_sql
-from pools.aws import sandbox
-from pools.ingest.records import encode_record, firehose_body
+from pools.ingest.records import encode_record, firehose_body, to_kds_record
 from pools.models import DataPool, Delivery
 from tests.helpers.aws import make_pipeline
 from tests.helpers.firehose import endpoint, firehose_headers
@@ -116,7 +115,7 @@ def stream_records(aws, table: str) -> list[bytes]:
             if not page["Records"]:
                 break
             iterator = page.get("NextShardIterator")
-    return [encode_record(sandbox.to_kds_record(r, table_name=table, region="us-east-1")) for r in records]
+    return [encode_record(to_kds_record(r, table_name=table, region="us-east-1")) for r in records]
 
 
 def deliver_chaotically(live_server, pool, records: list[bytes], rng: random.Random) -> int:

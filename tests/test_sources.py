@@ -74,6 +74,8 @@ def test_what_a_source_allows_is_declared_by_its_type_not_tested_by_kind(monkeyp
     cdc = DataPool(name="cdc", kind=DataPool.Kind.DYNAMODB)
     entity = DataPool(name="entity", kind=DataPool.Kind.MATERIALIZED)
     assert sources.fed_by_source(events) and not sources.fed_by_source(entity)
+    # The endpoint, the pool page and the Connect wizard ask the registry too, not the kind.
+    assert events.receives_deliveries and cdc.receives_deliveries and not entity.receives_deliveries
     assert "events" in sources.kinds() and DataPool.Kind.MATERIALIZED not in sources.kinds()
     assert [sources.versions_by_change_time(p) for p in (cdc, events, entity)] == [True, False, False]
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 from django.db import close_old_connections
 from django.db.models import Q
@@ -33,7 +34,8 @@ from django.utils import timezone
 from pools.aws import export_layout, sandbox_export
 from pools.aws.clients import connect
 from pools.aws.models import Snapshot
-from pools.aws.snapshot_pages import land_page
+from pools.aws.snapshot_pages import now_ms
+from pools.reading import Batch, into_pool, land_batches
 
 log = logging.getLogger(__name__)
 
@@ -208,21 +210,42 @@ def _load_file(s3, snapshot: Snapshot, summary, index: int, data_file, wait_for_
         region=pipeline.connection.region,
         export_ms=int(summary.export_time.timestamp() * 1000),
     )
-    stored = 0
     source_arn = pipeline.table_arn or f"dynamodb-table:{snapshot.table_name}"
-    for chunk_index, chunk in enumerate(export_layout.chunks(records, DELIVERY_BYTES)):
-        wait_for_room()
-        close_old_connections()
-        request_id = f"export-{snapshot.uid}-{index}-{chunk_index}"
-        stored += int(land_page(pipeline.pool, request_id, chunk, source_arn=source_arn))
-    files = {**snapshot.export_files, data_file.key: {"items": len(records), "loaded": True}}
-    _save(
-        snapshot,
-        export_files=files,
-        items_done=snapshot.items_done + len(records),
-        pages_done=snapshot.pages_done + 1,
-        deliveries_stored=snapshot.deliveries_stored + stored,
+
+    def save(batch: Batch, stored: bool) -> None:
+        fields: dict[str, object] = {"deliveries_stored": snapshot.deliveries_stored + int(stored)}
+        if batch.position is not None:  # the file's last delivery: the file is loaded with it
+            fields.update(
+                export_files={
+                    **snapshot.export_files,
+                    data_file.key: {"items": batch.position, "loaded": True},
+                },
+                items_done=snapshot.items_done + batch.position,
+                pages_done=snapshot.pages_done + 1,
+            )
+        _save(snapshot, **fields)
+
+    land_batches(
+        _file_batches(snapshot, index, records),
+        land=into_pool(pipeline.pool, source_arn=source_arn),
+        save=save,
+        room=wait_for_room,
     )
+
+
+def _file_batches(snapshot: Snapshot, index: int, records: list[bytes]) -> Iterator[Batch]:
+    """The file's records in deliveries of at most DELIVERY_BYTES; the last one carries the file's
+    item count as its position (a file without items is one batch without records)."""
+    chunks = list(export_layout.chunks(records, DELIVERY_BYTES)) or [[]]
+    for chunk_index, chunk in enumerate(chunks):
+        close_old_connections()
+        last = chunk_index == len(chunks) - 1
+        yield Batch(
+            f"export-{snapshot.uid}-{index}-{chunk_index}",
+            chunk,
+            position=len(records) if last else None,
+            timestamp_ms=now_ms(),
+        )
 
 
 def _check_stop(snapshot: Snapshot) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+from datetime import UTC
 from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
+from django.utils import timezone
 
 from pools.aws.clients import available_regions
 from pools.aws.models import AwsConnection, delivery_url_problem
@@ -203,8 +205,49 @@ DELIVERY_MODES = [
 ]
 
 
+PULL_STARTS = [
+    (
+        "oldest",
+        "From the oldest record the stream keeps",
+        "Everything the stream still holds (up to 24 hours; for a stream Shoal turns on, everything "
+        "since then). Records also in the backfill collapse into one row.",
+    ),
+    ("now", "From now", "Only the changes made after you create the pipeline; backfill the rest."),
+    ("at", "From a time", "The changes made since a time (UTC) within the stream's retention."),
+]
+
+
 class DeliveryForm(forms.Form):
     mode = forms.ChoiceField(choices=[(key, label) for key, label, _ in DELIVERY_MODES])
+    start = forms.ChoiceField(
+        choices=[(key, label) for key, label, _ in PULL_STARTS], required=False, initial="oldest"
+    )
+    start_at = forms.DateTimeField(
+        label="Start at (UTC)",
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("mode") == "firehose":  # Firehose reads from when it is created: no choice
+            data.update(start="oldest", start_at=None)
+            return data
+        data["start"] = data.get("start") or "oldest"
+        if data["start"] != "at":
+            data["start_at"] = None
+            return data
+        start_at = data.get("start_at")
+        if start_at is None:
+            self.add_error("start_at", "Give the time to start at (UTC), e.g. 2026-12-05T09:30.")
+        else:
+            start_at = start_at.replace(tzinfo=UTC) if timezone.is_naive(start_at) else start_at
+            if start_at > timezone.now():
+                self.add_error(
+                    "start_at", "The time is in the future: choose From now, or a time that has passed."
+                )
+            data["start_at"] = start_at
+        return data
 
 
 class StreamForm(forms.Form):

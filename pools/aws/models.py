@@ -127,6 +127,11 @@ class Pipeline(models.Model):
         KINESIS = "kinesis_pull", "Kinesis pull"
         STREAMS = "streams_pull", "DynamoDB Streams pull"
 
+    class Start(models.TextChoices):
+        OLDEST = "oldest", "From the oldest record the stream keeps"
+        NOW = "now", "From now"
+        AT = "at", "From a time"
+
     class Status(models.TextChoices):
         PROVISIONING = "provisioning", "Provisioning"
         ACTIVE = "active", "Active"
@@ -141,6 +146,18 @@ class Pipeline(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROVISIONING)
     delivery_mode = models.CharField(
         max_length=20, choices=Mode.choices, default=Mode.FIREHOSE, help_text="How changes reach Shoal."
+    )
+    # Where a pull starts reading a shard it has no checkpoint for (pools/pull/streams.py).
+    pull_start = models.CharField(
+        max_length=10,
+        choices=Start.choices,
+        default=Start.OLDEST,
+        help_text="Where a pull starts reading the stream.",
+    )
+    pull_start_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a pull starts (From now: when the pipeline was created).",
     )
 
     # DynamoDB table (always the user's).
@@ -223,6 +240,13 @@ class Pipeline(models.Model):
     def pulls(self) -> bool:
         """Shoal reads the stream itself (pools/pull/): no Firehose, no public endpoint."""
         return self.delivery_mode != self.Mode.FIREHOSE
+
+    @property
+    def pull_start_ms(self) -> int | None:
+        """Epoch milliseconds a pull starts reading at; None: from the oldest record kept."""
+        if self.pull_start == self.Start.OLDEST or self.pull_start_at is None:
+            return None
+        return int(self.pull_start_at.timestamp() * 1000)
 
     @property
     def running(self) -> bool:
@@ -388,7 +412,8 @@ class SandboxRelay(models.Model):
     emulated = models.BooleanField(
         default=False, help_text="The emulator cannot stream; the sandbox relay stands in."
     )
-    # Position in the table's DynamoDB stream: {stream ARN: {shard id: last sequence number}}.
+    # Position in the table's DynamoDB stream: {stream ARN: {shard id: {"seq": last sequence number,
+    # "finished": closed and read to its end}}} (rows from before kept {shard id: sequence number}).
     checkpoint = models.JSONField(default=dict, blank=True)
 
     class Meta:

@@ -14,7 +14,7 @@ import gzip
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,7 +25,7 @@ from pools.aws.clients import Aws
 from pools.aws.models import Pipeline
 from pools.aws.provisioning import registry
 from pools.aws.provisioning.destination import emulator_lacks
-from pools.ingest.landing import land_records
+from pools.reading import Batch, into_pool, land_batches
 
 log = logging.getLogger(__name__)
 
@@ -197,11 +197,36 @@ class ReplayResult:
 
 
 def replay_failed(pipeline: Pipeline, aws: Aws) -> ReplayResult:
-    """Land every failed-delivery object into the pool, then archive it."""
-    s3 = aws.client("s3")
-    bucket = pipeline.bucket_name
+    """Land every failed-delivery object into the pool, then archive it.
+
+    The one reading loop (pools/reading.py): each object's records land in deliveries whose request
+    ids come from the object's bucket, key and ETag (a replay run twice stores them once); the
+    position is the object, archived only once its last delivery is durable.
+    """
     result = ReplayResult()
     source = pipeline.firehose_arn or "shoal:s3-replay"
+
+    def save(batch: Batch, stored: bool) -> None:
+        result.deliveries_stored += int(stored)
+        result.deliveries_already_stored += int(not stored and bool(batch.records))
+        if batch.position is not None:
+            _archive(pipeline, aws, batch.position, result)
+
+    tally = land_batches(
+        _failed_batches(pipeline, aws, result),
+        land=into_pool(pipeline.pool, source_arn=source),
+        save=save,
+        together=False,  # archiving is an S3 call: after the landing, never inside its transaction
+    )
+    result.records = tally.records
+    log.info("pipeline %s: replayed %s", pipeline.pk, result)
+    return result
+
+
+def _failed_batches(pipeline: Pipeline, aws: Aws, result: ReplayResult) -> Iterator[Batch]:
+    """The records of each failed-delivery object, in deliveries; the last one's position is the
+    object's key. An object that cannot be read is counted in `result.errors` and left where it is."""
+    s3, bucket = aws.client("s3"), pipeline.bucket_name
     for obj in list(_error_objects(pipeline, aws)):
         key = obj["Key"]
         try:
@@ -212,19 +237,19 @@ def replay_failed(pipeline: Pipeline, aws: Aws) -> ReplayResult:
             result.errors.append(f"{key}: {errors.describe(exc) if not isinstance(exc, ValueError) else exc}")
             continue
         result.objects += 1
-        for part, raws_part in enumerate(_chunks(raws)):
+        parts = list(_chunks(raws)) or [[]]
+        for part, raws_part in enumerate(parts):
+            last = part == len(parts) - 1
             request_id = replay_request_id(bucket, key, etag, part)
-            if land_records(pipeline.pool, request_id, raws_part, source_arn=source, encoded=True):
-                result.deliveries_stored += 1
-            else:
-                result.deliveries_already_stored += 1
-            result.records += len(raws_part)
-        # Only once every part is landed (durably), the object leaves the error prefix.
-        try:
-            s3.copy_object(Bucket=bucket, Key=ARCHIVE_PREFIX + key, CopySource={"Bucket": bucket, "Key": key})
-            s3.delete_object(Bucket=bucket, Key=key)
-            result.archived += 1
-        except (BotoCoreError, ClientError) as exc:
-            result.errors.append(f"{key}: landed but not archived: {errors.describe(exc)}")
-    log.info("pipeline %s: replayed %s", pipeline.pk, result)
-    return result
+            yield Batch(request_id, raws_part, position=key if last else None, encoded=True)
+
+
+def _archive(pipeline: Pipeline, aws: Aws, key: str, result: ReplayResult) -> None:
+    """Only once every part is landed (durably), the object leaves the error prefix."""
+    s3, bucket = aws.client("s3"), pipeline.bucket_name
+    try:
+        s3.copy_object(Bucket=bucket, Key=ARCHIVE_PREFIX + key, CopySource={"Bucket": bucket, "Key": key})
+        s3.delete_object(Bucket=bucket, Key=key)
+        result.archived += 1
+    except (BotoCoreError, ClientError) as exc:
+        result.errors.append(f"{key}: landed but not archived: {errors.describe(exc)}")

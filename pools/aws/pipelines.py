@@ -25,7 +25,12 @@ State = PipelineStep.State
 
 
 def create_pipeline(pool, connection: AwsConnection, *, user=None, start: bool = True, **fields) -> Pipeline:
-    """Record a new pipeline with its provisioning steps and (after commit) start the chain."""
+    """Record a new pipeline with its provisioning steps and (after commit) start the chain.
+
+    A pull that starts "from now" starts at this moment: the changes before it are the backfill's.
+    """
+    if fields.get("pull_start") == Pipeline.Start.NOW:
+        fields["pull_start_at"] = timezone.now()
     with transaction.atomic():
         pipeline = Pipeline.objects.create(
             pool=pool, connection=connection, created_by=user, status=Pipeline.Status.PROVISIONING, **fields

@@ -30,7 +30,10 @@ from pools.aws.clients import Aws, connect
 from pools.aws.errors import error_code
 from pools.aws.models import AwsConnection, Pipeline, SandboxRelay
 from pools.firehose_client import FirehoseSender, batches
-from pools.ingest.records import change_record, encode_record
+from pools.ingest.records import epoch
+from pools.pull.reader import Position, shard_pages
+from pools.pull.streams import DynamoDBStream
+from pools.reading import Batch, land_batches
 from pools.samples import MENU, NAMES, STATUSES, TAQUERIAS
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,6 @@ DEMO_POOL = "my_dynamo_orders_change_events"
 DUMMY_KEY = "testing"
 HEARTBEAT_KEY = "shoal:sandbox-relay:heartbeat"
 HEARTBEAT_TTL = 10
-MAX_READS_PER_SHARD = 20  # GetRecords calls per shard and pass
 
 
 # --- Setting the sandbox up ---------------------------------------------------------------------
@@ -161,46 +163,6 @@ def delete_sample_order(aws: Aws, table: str = ORDERS_TABLE) -> dict | None:
     return {"order_id": item["order_id"]["S"]}
 
 
-# --- DynamoDB Streams record → Kinesis Data Streams for DynamoDB record -------------------------
-
-
-def _epoch(value, precision: str = "MILLISECOND") -> int | None:
-    """Epoch milliseconds, or microseconds for MICROSECOND (as KDS for DynamoDB sends them)."""
-    scale = 1_000_000 if precision == "MICROSECOND" else 1000
-    if isinstance(value, datetime):
-        return round(value.timestamp() * scale)
-    if isinstance(value, int | float):
-        return round(value * scale)  # Streams sends epoch seconds (moto: a float)
-    return None
-
-
-def _identity(value: dict | None) -> dict | None:
-    # Streams writes {"Type", "PrincipalId"}, KDS {"type", "principalId"}.
-    if not value:
-        return None
-    return {key[:1].lower() + key[1:]: v for key, v in value.items()}
-
-
-def to_kds_record(record: dict, *, table_name: str, region: str, precision: str = "MILLISECOND") -> dict:
-    """A DynamoDB Streams record (as boto3 returns it) in the KDS shape: no eventVersion,
-    SequenceNumber or StreamViewType; recordFormat, tableName, userIdentity added; the creation
-    time as an integer in the precision the streaming destination was enabled with."""
-    source = record["dynamodb"]
-    return change_record(
-        record["eventName"],
-        keys=source["Keys"],
-        new_image=source.get("NewImage"),
-        old_image=source.get("OldImage"),
-        event_id=record["eventID"],
-        created=_epoch(source.get("ApproximateCreationDateTime"), precision),
-        precision=precision,
-        table_name=table_name,
-        region=region,
-        user_identity=_identity(record.get("userIdentity")),
-        size_bytes=source.get("SizeBytes"),
-    )
-
-
 # --- The relay ----------------------------------------------------------------------------------
 
 
@@ -257,65 +219,45 @@ class Relay:
         return self.base_url + pipeline.pool.endpoint_path() if self.base_url else pipeline.endpoint_url
 
     def relay(self, pipeline: Pipeline) -> int:
-        """One pass over the table's stream shards; returns the records delivered."""
+        """One pass over the table's stream shards; returns the records delivered.
+
+        The one reading loop (pools/reading.py) with the pull reader's walk over the shards: the
+        changes go to the endpoint (or, for Kinesis pull, into the stream), and the position is
+        saved after each page is delivered, so a crash resends at most one page (which the
+        endpoint's per-request and the pool's per-record handling tolerate).
+        """
         aws = connect(pipeline.connection)
-        table = aws.client("dynamodb").describe_table(TableName=pipeline.table_name)["Table"]
-        stream_arn = table.get("LatestStreamArn")
-        if not stream_arn:
+        stream = DynamoDBStream(
+            aws,
+            pipeline,
+            # Only the changes made since streaming was "enabled", as a destination would send.
+            start_ms=epoch(pipeline.destination_enabled_at),
+            start_second=False,
+            precision=pipeline.precision,
+        )
+        if not stream.arn:
             log.warning(
                 "relay: table %s has no DynamoDB stream (enable NEW_AND_OLD_IMAGES)", pipeline.table_name
             )
             return 0
-        streams = aws.client("dynamodbstreams")
-        shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"].get("Shards", [])
-        saved = SandboxRelay.objects.filter(pipeline=pipeline).values_list("checkpoint", flat=True).first()
-        checkpoint = dict((saved or {}).get(stream_arn, {}))
-        since = _epoch(pipeline.destination_enabled_at, pipeline.precision)
-        delivered = 0
-        for shard in shards:
-            shard_id = shard["ShardId"]
-            last = checkpoint.get(shard_id)
-            records = self._read(streams, stream_arn, shard_id, last)
-            if not records:
-                continue
-            wanted = [
-                to_kds_record(
-                    r,
-                    table_name=pipeline.table_name,
-                    region=pipeline.connection.region,
-                    precision=pipeline.precision,
-                )
-                for r in records
-            ]
-            if last is None:  # the first pass: only changes made since streaming was "enabled"
-                wanted = [r for r in wanted if (r["dynamodb"]["ApproximateCreationDateTime"] or 0) >= since]
-            if wanted:
-                self._deliver(pipeline, [encode_record(r) for r in wanted])
-                delivered += len(wanted)
-            checkpoint[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
-            # Saved after each shard, so a crash resends at most one shard's batch (which the
-            # endpoint's per-request and the pool's per-record handling tolerate).
-            SandboxRelay.objects.update_or_create(
-                pipeline=pipeline, defaults={"checkpoint": {stream_arn: checkpoint}}
-            )
-        return delivered
+        saved = _relay_positions(pipeline, stream.arn)
 
-    def _read(self, streams, stream_arn: str, shard_id: str, last: str | None) -> list[dict]:
-        if last:
-            kwargs = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last}
-        else:
-            kwargs = {"ShardIteratorType": "TRIM_HORIZON"}
-        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id, **kwargs)[
-            "ShardIterator"
-        ]
-        records: list[dict] = []
-        for _ in range(MAX_READS_PER_SHARD):
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            records += page.get("Records", [])
-            iterator = page.get("NextShardIterator")
-            if not page.get("Records") or not iterator:
-                break
-        return records
+        def save(batch: Batch, stored: bool) -> None:
+            position, page, closed = batch.position
+            position.sequence_number = page.last_sequence or position.sequence_number
+            position.finished = closed
+            saved[position.shard_id] = position
+            kept = {p.shard_id: {"seq": p.sequence_number, "finished": p.finished} for p in saved.values()}
+            SandboxRelay.objects.update_or_create(
+                pipeline=pipeline, defaults={"checkpoint": {stream.arn: kept}}
+            )
+
+        def deliver(batch: Batch) -> bool:
+            self._deliver(pipeline, batch.records)
+            return True
+
+        pages = shard_pages(stream, saved, Position, f"relay:{pipeline.pk}")
+        return land_batches(pages, land=deliver, save=save, together=False).records
 
     def _deliver(self, pipeline: Pipeline, records: list[bytes]) -> None:
         if pipeline.delivery_mode == Pipeline.Mode.KINESIS:
@@ -342,6 +284,17 @@ class Relay:
                 result = sender.send(batch)
                 if not result.ok:
                     raise RuntimeError(f"delivery failed ({result.status}): {result.error}")
+
+
+def _relay_positions(pipeline: Pipeline, stream_arn: str) -> dict[str, Position]:
+    """The relay's position in each shard of the stream (older rows kept only a sequence number)."""
+    saved = SandboxRelay.objects.filter(pipeline=pipeline).values_list("checkpoint", flat=True).first()
+    positions = {}
+    for shard_id, kept in dict((saved or {}).get(stream_arn, {})).items():
+        if isinstance(kept, str):
+            kept = {"seq": kept}
+        positions[shard_id] = Position(shard_id, kept.get("seq", ""), bool(kept.get("finished")))
+    return positions
 
 
 def _item_key(record: bytes) -> str:

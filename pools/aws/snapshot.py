@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,11 +37,12 @@ from pools.aws.snapshot_pages import (
     item_to_change_record,
     key_from_json,
     key_to_json,
-    land_page,
+    now_ms,
     page_request_id,
     scan_segment,
 )
 from pools.ingest.landing import backpressure
+from pools.reading import Batch, into_pool, land_batches
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,10 @@ BACKPRESSURE_WAIT = 2.0  # seconds between looks while the pool's backlog is too
 def streaming_ready(pipeline: Pipeline) -> bool:
     """Whether the table streams into the pool (or, in the sandbox, the relay stands in for it):
     only then is a snapshot complete, since changes made during the scan arrive on the stream."""
-    return pipeline.status == Pipeline.Status.ACTIVE and pipeline.destination_enabled_at is not None
+    if pipeline.status != Pipeline.Status.ACTIVE or pipeline.destination_enabled_at is None:
+        return False
+    # A pull that starts at a later time would leave out the changes made between the scan and then.
+    return not pipeline.pulls or pipeline.pull_start_at is None or pipeline.pull_start_at <= timezone.now()
 
 
 class SnapshotError(Exception):
@@ -74,6 +78,12 @@ def start(
     """Create a snapshot (not queued: see tasks.start_snapshot). An export turns point-in-time
     recovery on first when asked to (enable_pitr), in the task, as the other AWS calls."""
     if not streaming_ready(pipeline):
+        if pipeline.status == Pipeline.Status.ACTIVE and pipeline.destination_enabled_at is not None:
+            when = f"{pipeline.pull_start_at:%Y-%m-%d %H:%M:%S} UTC"
+            raise SnapshotError(
+                f"The backfill can start once the reader starts, at {when}: changes made before then "
+                "would be missed."
+            )
         raise SnapshotError("The backfill can start once the table streams to the pool (the last step).")
     if pipeline.snapshots.filter(status__in=[Snapshot.Status.PENDING, Snapshot.Status.RUNNING]).exists():
         raise SnapshotError("A backfill of this table is already running.")
@@ -218,20 +228,35 @@ def _run_segment(run: _Run, segment: int) -> None:
 
 
 def _scan_segment_pages(run: _Run, segment: int) -> None:
+    """The segment's pages through the one reading loop (pools/reading.py): each page lands as a
+    delivery with the segment's position saved in the same transaction."""
     snapshot = run.snapshot
     pipeline = snapshot.pipeline
-    pool = pipeline.pool
-    region = pipeline.connection.region
-    client = connect(pipeline.connection).client("dynamodb")
-    with run.lock:
-        state = dict(snapshot.segments.get(str(segment)) or {})
-    state.setdefault("lek", None)
-    state.setdefault("pages", 0)
-    state.setdefault("items", 0)
-    state.setdefault("rcu", 0.0)
-    state.setdefault("finished", False)
     source_arn = pipeline.table_arn or f"dynamodb-table:{snapshot.table_name}"
-    while not state["finished"] and not run.stop.is_set():
+
+    def save(batch: Batch, stored: bool) -> None:
+        state, items, consumed = batch.position
+        _save(run, segment, state, items=items, rcu=consumed, stored=stored)
+
+    land_batches(
+        _segment_pages(run, segment),
+        land=into_pool(pipeline.pool, source_arn=source_arn),
+        save=save,
+        room=lambda: _wait_for_room(run, pipeline.pool),
+        stop=run.stop.is_set,
+    )
+
+
+def _segment_pages(run: _Run, segment: int) -> Iterator[Batch]:
+    """A batch per Scan page of the segment, from where it stopped; its position is the segment's
+    state after the page. The read-capacity budget is spent once the page is saved."""
+    snapshot = run.snapshot
+    region = snapshot.pipeline.connection.region
+    client = connect(snapshot.pipeline.connection).client("dynamodb")
+    with run.lock:
+        state = {"lek": None, "pages": 0, "items": 0, "rcu": 0.0, "finished": False}
+        state.update(snapshot.segments.get(str(segment)) or {})
+    while not state["finished"]:
         close_old_connections()
         items, lek, consumed = scan_segment(
             client,
@@ -241,22 +266,17 @@ def _scan_segment_pages(run: _Run, segment: int) -> None:
             key_from_json(state["lek"]),
             snapshot.page_limit,
         )
-        stored = False
-        if items:
-            records = [
-                item_to_change_record(i, snapshot.key_names, snapshot.table_name, region) for i in items
-            ]
-            request_id = page_request_id(snapshot.uid, segment, state["pages"], records)
-            _wait_for_room(run, pool)
-            stored = land_page(pool, request_id, records, source_arn=source_arn)
-        state.update(
-            lek=key_to_json(lek),
-            pages=state["pages"] + 1,
-            items=state["items"] + len(items),
-            rcu=round(state["rcu"] + consumed, 3),
-            finished=lek is None,
-        )
-        _save(run, segment, state, items=len(items), rcu=consumed, stored=stored)
+        records = [item_to_change_record(i, snapshot.key_names, snapshot.table_name, region) for i in items]
+        request_id = page_request_id(snapshot.uid, segment, state["pages"], records)
+        state = {
+            **state,
+            "lek": key_to_json(lek),
+            "pages": state["pages"] + 1,
+            "items": state["items"] + len(items),
+            "rcu": round(state["rcu"] + consumed, 3),
+            "finished": lek is None,
+        }
+        yield Batch(request_id, records, position=(state, len(items), consumed), timestamp_ms=now_ms())
         slept = run.budget.spend(consumed)
         if slept:
             with run.lock:

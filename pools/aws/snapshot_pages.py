@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 
 from pools.ingest import records
-from pools.ingest.landing import land_records
 
 SNAPSHOT_CREATION_TIME = 0  # older than every streamed change (those carry epoch milliseconds)
 
@@ -60,10 +59,9 @@ def page_request_id(snapshot_uid: str, segment: int, page: int, page_records: li
     return f"snapshot-{snapshot_uid}-{segment}-{page}-{digest}"
 
 
-def land_page(pool, request_id: str, page: list[bytes], *, source_arn: str = "") -> bool:
-    """Store one page's records as a delivery; False when this request id was stored before."""
-    now_ms = int(time.time() * 1000)
-    return land_records(pool, request_id, page, source_arn=source_arn, timestamp_ms=now_ms)
+def now_ms() -> int:
+    """A page's timestamp: when Shoal read it (as Firehose stamps a delivery when it sends it)."""
+    return int(time.time() * 1000)
 
 
 def key_to_json(key: dict | None) -> dict | None:

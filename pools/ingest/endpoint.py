@@ -122,7 +122,7 @@ def _answer(request: HttpRequest, public_id: str, header_id: str) -> HttpRespons
         pool = DataPool.objects.get(public_id=public_id)
     except DataPool.DoesNotExist:
         return firehose_response(header_id, 404, "no Data Pool at this endpoint")
-    if not pool.receives_firehose:
+    if not pool.receives_deliveries:
         return firehose_response(header_id, 404, "this Data Pool is fed by a Materialized View")
     refused = auth.refusal(pool, request)  # pools/ingest/auth.py: key, Basic, throttling
     if refused:

@@ -1,9 +1,10 @@
 """Durable landing: a delivery is stored (its body in the journal or the database, its row in
 Django's database) before Firehose gets its 200, then a warehouse worker is asked to load it.
 
-`land` is the one path into a pool: the HTTP endpoint, the initial snapshot, the replay of failed
-deliveries from S3 and the replay of quarantined records all store their batches with it, and a
-batch stored twice under the same request id is stored once. `backpressure` and `disk_short` say
+`land` is the one path into a pool: the HTTP endpoint stores each delivery with it, and Shoal's own
+readers (the initial snapshot, the replays of failed deliveries and of quarantined records, the
+pull reader) with `land_records` through the one reading loop (pools/reading.py); a batch stored
+twice under the same request id is stored once. `backpressure` and `disk_short` say
 when a pool or the disk cannot take more (the endpoint answers 503, the snapshot waits).
 """
 

@@ -27,6 +27,7 @@ import binascii
 import json
 import time
 from collections.abc import Iterable
+from datetime import datetime
 
 EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
 
@@ -115,6 +116,47 @@ def change_record(
         "dynamodb": dynamodb,
         "eventSource": "aws:dynamodb",
     }
+
+
+# --- A DynamoDB Streams record in the same shape --------------------------------------------------
+
+
+def epoch(value, precision: str = "MILLISECOND") -> int | None:
+    """Epoch milliseconds, or microseconds for MICROSECOND (as KDS for DynamoDB sends them)."""
+    scale = 1_000_000 if precision == "MICROSECOND" else 1000
+    if isinstance(value, datetime):
+        return round(value.timestamp() * scale)
+    if isinstance(value, int | float):
+        return round(value * scale)  # Streams sends epoch seconds (moto: a float)
+    return None
+
+
+def _identity(value: dict | None) -> dict | None:
+    # Streams writes {"Type", "PrincipalId"}, KDS {"type", "principalId"}.
+    if not value:
+        return None
+    return {key[:1].lower() + key[1:]: v for key, v in value.items()}
+
+
+def to_kds_record(record: dict, *, table_name: str, region: str, precision: str = "MILLISECOND") -> dict:
+    """A DynamoDB Streams record (as boto3 returns it) in the KDS shape, so a record read from the
+    table's DynamoDB stream lands exactly as one from Kinesis does: no eventVersion,
+    SequenceNumber or StreamViewType; recordFormat, tableName, userIdentity added; the creation
+    time as an integer in the precision the streaming destination was enabled with."""
+    source = record["dynamodb"]
+    return change_record(
+        record["eventName"],
+        keys=source["Keys"],
+        new_image=source.get("NewImage"),
+        old_image=source.get("OldImage"),
+        event_id=record["eventID"],
+        created=epoch(source.get("ApproximateCreationDateTime"), precision),
+        precision=precision,
+        table_name=table_name,
+        region=region,
+        user_identity=_identity(record.get("userIdentity")),
+        size_bytes=source.get("SizeBytes"),
+    )
 
 
 def json_default(value):

@@ -1,24 +1,35 @@
 """One pass of a pull reader over a pipeline's stream: every readable shard (pools/pull/lineage.py)
-from its checkpoint, page by page, each page landed as one delivery through the one landing path
-(pools.ingest.landing.land_records) with the shard's checkpoint saved in the same database
-transaction. A crash between the two cannot happen: either both are stored or neither, and the
-next pass reads again from the checkpoint, so nothing is skipped and nothing is stored twice.
+from its checkpoint, page by page, through the one reading loop (pools/reading.py): each page is
+landed as one delivery with the shard's checkpoint saved in the same database transaction. A crash
+between the two cannot happen: either both are stored or neither, and the next pass reads again
+from the checkpoint, so nothing is skipped and nothing is stored twice.
+
+`shard_pages` walks the shards and is shared with the sandbox relay, which keeps its positions
+elsewhere and lands over HTTP (pools/aws/sandbox.py).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from django.db import transaction
-
 from pools.aws.models import Pipeline, ShardCheckpoint
-from pools.ingest.landing import land_records
 from pools.pull import lineage
+from pools.reading import Batch, into_pool, land_batches
 
 log = logging.getLogger(__name__)
 
 MAX_PAGES_PER_SHARD = 10  # a pass moves on to the other shards after this many pages of one
+
+
+@dataclass
+class Position:
+    """Where a reading is in one shard (ShardCheckpoint has the same fields, kept in the database)."""
+
+    shard_id: str
+    sequence_number: str = ""
+    finished: bool = False
 
 
 @dataclass
@@ -28,56 +39,59 @@ class Pass:
     finished_shards: list[str] = field(default_factory=list)
 
 
-def read_once(pipeline: Pipeline, stream, *, start: str = "TRIM_HORIZON") -> Pass:
-    """Read what each readable shard holds now; returns what was landed."""
-    done = Pass()
+def shard_pages(stream, saved: dict, new_position, prefix: str) -> Iterator[Batch]:
+    """A batch per page of each readable shard, from its saved position; `position` of each batch is
+    (the shard's position, the page, closed). The caller saves the position (updating it in place)
+    before the next batch is asked for, so each request id starts where the last page ended."""
     shards = stream.shards()
-    saved = {c.shard_id: c for c in ShardCheckpoint.objects.filter(pipeline=pipeline, stream=stream.arn)}
-    finished = {shard_id for shard_id, c in saved.items() if c.finished}
+    finished = {shard_id for shard_id, p in saved.items() if p.finished}
     ending = {s["ShardId"]: s.get("SequenceNumberRange", {}).get("EndingSequenceNumber") for s in shards}
     for shard_id in lineage.readable(shards, finished):
-        checkpoint = saved.get(shard_id) or ShardCheckpoint(
-            pipeline=pipeline, stream=stream.arn, shard_id=shard_id
-        )
-        _read_shard(pipeline, stream, checkpoint, start, done, ending.get(shard_id))
-    return done
+        position = saved.get(shard_id) or new_position(shard_id)
+        iterator = stream.iterator(shard_id, position.sequence_number or None)
+        for _ in range(MAX_PAGES_PER_SHARD):
+            page = stream.page(iterator)
+            closed = page.next_iterator is None or _read_to_its_end(position, page, ending.get(shard_id))
+            if page.last_sequence or closed:
+                first = position.sequence_number or "start"
+                request_id = f"{prefix}:{shard_id}:{first}:{page.last_sequence}"
+                yield Batch(request_id, page.records, position=(position, page, closed))
+            if closed or page.last_sequence is None:
+                break  # the shard is finished, or caught up with for now
+            iterator = page.next_iterator
 
 
-def _read_shard(
-    pipeline: Pipeline, stream, checkpoint: ShardCheckpoint, start: str, done: Pass, ending: str | None
-) -> None:
-    iterator = stream.iterator(checkpoint.shard_id, checkpoint.sequence_number or None, start)
-    for _ in range(MAX_PAGES_PER_SHARD):
-        page = stream.page(iterator)
-        closed = page.next_iterator is None or _read_to_its_end(checkpoint, page, ending)
-        if page.records or closed:
-            _land(pipeline, checkpoint, page, closed, done)
-        if closed:
-            done.finished_shards.append(checkpoint.shard_id)
-            return
-        if not page.records:
-            return  # caught up with this shard for now
-        iterator = page.next_iterator
-
-
-def _read_to_its_end(checkpoint: ShardCheckpoint, page, ending: str | None) -> bool:
+def _read_to_its_end(position, page, ending: str | None) -> bool:
     """A closed shard (it lists an ending sequence number) whose last record is landed. AWS then
-    answers no next iterator; moto keeps answering one, so the listing is read too."""
-    if page.records or not ending or not checkpoint.sequence_number:
+    answers no next iterator; moto keeps answering one, so the listing is read too (moto lists an
+    empty closed shard as ending at 0, and its children wait for it)."""
+    if page.last_sequence or not ending:
         return False
-    return int(checkpoint.sequence_number) >= int(ending)
+    return int(position.sequence_number or 0) >= int(ending)
 
 
-def _land(pipeline: Pipeline, checkpoint: ShardCheckpoint, page, closed: bool, done: Pass) -> None:
-    with transaction.atomic():
-        if page.records:
-            first = checkpoint.sequence_number or "start"
-            request_id = f"pull:{pipeline.pk}:{checkpoint.shard_id}:{first}:{page.last_sequence}"
-            stored = land_records(pipeline.pool, request_id, page.records, source_arn=checkpoint.stream)
-            done.deliveries += int(stored)
-            done.records += len(page.records)
-            checkpoint.sequence_number = page.last_sequence or checkpoint.sequence_number
-            checkpoint.records += len(page.records)
+def read_once(pipeline: Pipeline, stream) -> Pass:
+    """Read what each readable shard holds now; returns what was landed."""
+    done = Pass()
+    saved = {c.shard_id: c for c in ShardCheckpoint.objects.filter(pipeline=pipeline, stream=stream.arn)}
+
+    def new_checkpoint(shard_id: str) -> ShardCheckpoint:
+        return ShardCheckpoint(pipeline=pipeline, stream=stream.arn, shard_id=shard_id)
+
+    def save(batch: Batch, stored: bool) -> None:
+        checkpoint, page, closed = batch.position
+        checkpoint.sequence_number = page.last_sequence or checkpoint.sequence_number
+        checkpoint.records += len(batch.records)
         checkpoint.finished = closed
         checkpoint.lag_ms = page.lag_ms
         checkpoint.save()
+        if closed:
+            done.finished_shards.append(checkpoint.shard_id)
+
+    tally = land_batches(
+        shard_pages(stream, saved, new_checkpoint, f"pull:{pipeline.pk}"),
+        land=into_pool(pipeline.pool, source_arn=stream.arn),
+        save=save,
+    )
+    done.records, done.deliveries = tally.records, tally.stored
+    return done

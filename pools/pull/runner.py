@@ -42,8 +42,8 @@ THROTTLED = {
 
 def stream_for(aws: Aws, pipeline: Pipeline):
     if pipeline.delivery_mode == Pipeline.Mode.STREAMS:
-        return streams.DynamoDBStream(aws, pipeline)
-    return streams.KinesisStream(aws, pipeline)
+        return streams.DynamoDBStream(aws, pipeline, start_ms=pipeline.pull_start_ms)
+    return streams.KinesisStream(aws, pipeline, start_ms=pipeline.pull_start_ms)
 
 
 @dataclass

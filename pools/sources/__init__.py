@@ -13,17 +13,20 @@ source:
     versions_by_change_time  its records carry their change's time → views_mv (Mutable versioning)
 
 The apps above ask what a pool's source allows (`fed_by_source`, `kinds`,
-`versions_by_change_time`) instead of testing its kind.
+`versions_by_change_time`; DataPool.receives_deliveries) instead of testing its kind.
 
 Steps are named rather than imported: the wizard and the AWS pipeline keep their own step
 registries (what a step shows, ensures and removes), and a source type only says which of their
 steps it goes through and in what order, so this package depends on neither.
 
 What a source type does not decide: how a delivery lands (pools/ingest/, the same for every source
-that delivers over Firehose's HTTP protocol) and the shapes on the wire (pools/ingest/records.py).
+and every way of receiving: Firehose's HTTP protocol, or Shoal reading through the one reading loop,
+pools/reading.py), how records are read (a delivery mode of the AWS pipeline: Firehose push,
+Kinesis pull, DynamoDB Streams pull, each with its provisioning steps in the one registry,
+pools/aws/provisioning/registry.py) and the shapes on the wire (pools/ingest/records.py).
 
-A pool's source type is its `kind` (DataPool.Kind); `of_pool` finds it. To add one — say a Kinesis
-data stream read directly, or a DynamoDB export to S3 for a table's initial snapshot:
+A pool's source type is its `kind` (DataPool.Kind); `of_pool` finds it. To add one — say another
+database's change feed:
 
 1. Write pools/sources/<name>.py with its columns and SQL, ending in `SOURCE = SourceType(...)`
    (pools/sources/dynamodb_stream.py is the example to copy).

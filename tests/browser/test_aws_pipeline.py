@@ -67,8 +67,16 @@ def test_a_table_read_by_dynamodb_streams_pull(
     page.locator("table.aws-table-pick tr", has_text="orders").locator("input[type=radio]").check()
     page.click("button:has-text('Continue')")
     page.locator("label.choice-card", has_text="DynamoDB Streams pull").click()
+    # Where the pull starts: asked for pulls only; the time only for "From a time".
+    assert page.locator("fieldset.pull-start").is_visible()
+    assert not page.locator("input[name=start_at]").is_visible()
+    page.locator("label.aws-radio", has_text="From a time").click()
+    assert page.locator("input[name=start_at]").is_visible()
+    page.locator("label.aws-radio", has_text="From now").click()
+    screenshot(page, "aws-wizard-delivery-pull")
     page.click("button:has-text('Continue')")
     assert "DynamoDB Streams pull" in page.locator("dl.kv").inner_text()
+    assert "from now" in page.locator("dl.kv").inner_text()
     assert page.locator(".aws-warn-box").count() == 0  # no public endpoint needed
     screenshot(page, "aws-wizard-review-pull")
     reader = start_reader()  # the `reader` process of `make run` / `make demo`
@@ -125,6 +133,7 @@ def test_connect_dynamodb_from_the_console(page, live_server, user, moto, defaul
     page.click("button:has-text('Continue')")
 
     assert page.locator("input[name=mode][value=firehose]").is_checked()  # the guide's path first
+    assert not page.locator("fieldset.pull-start").is_visible()  # Firehose reads from its creation
     screenshot(page, "aws-wizard-delivery")
     page.click("button:has-text('Continue')")
 

@@ -7,6 +7,8 @@ clients.py; creating runs in the `default` worker.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
@@ -112,7 +114,15 @@ def _save_source(run: Run, form) -> dict | None:
 
 
 def _delivery_form(run: Run, data) -> forms.DeliveryForm:
-    return forms.DeliveryForm(data, initial={"mode": run.state.get("delivery_mode", Pipeline.Mode.FIREHOSE)})
+    state = run.state
+    return forms.DeliveryForm(
+        data,
+        initial={
+            "mode": state.get("delivery_mode", Pipeline.Mode.FIREHOSE),
+            "start": state.get("pull_start", Pipeline.Start.OLDEST),
+            "start_at": state.get("pull_start_at", ""),
+        },
+    )
 
 
 def _delivery_context(run: Run, form) -> dict:
@@ -120,12 +130,20 @@ def _delivery_context(run: Run, form) -> dict:
         "modes": forms.DELIVERY_MODES,
         "mode": run.state.get("delivery_mode", Pipeline.Mode.FIREHOSE),
         "url_problem": delivery_url_problem(settings.PUBLIC_BASE_URL),
+        "starts": forms.PULL_STARTS,
+        "start": form["start"].value() or Pipeline.Start.OLDEST,
         "state": run.state,
     }
 
 
 def _save_delivery(run: Run, form) -> None:
-    run.state["delivery_mode"] = form.cleaned_data["mode"]
+    data = form.cleaned_data
+    start_at = data["start_at"]
+    run.state.update(
+        delivery_mode=data["mode"],
+        pull_start=data["start"],
+        pull_start_at=start_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") if start_at else "",
+    )
     run.save()
 
 
@@ -225,11 +243,19 @@ def _create(run: Run, form) -> HttpResponse:
         table_name=state["table"],
         table_arn=state.get("table_arn", ""),
         delivery_mode=_mode(state),
+        **_pull_start(state),
         **{k: state[k] for k in PIPELINE_FIELDS if k in state},
     )
     run.reset()
     messages.success(run.request, "Creating the pipeline. Each step appears below as it completes.")
     return run.wizard.leave(run, pipeline.get_absolute_url())
+
+
+def _pull_start(state: dict) -> dict:
+    start = state.get("pull_start") or Pipeline.Start.OLDEST
+    at = state.get("pull_start_at") or ""
+    when = datetime.fromisoformat(at).replace(tzinfo=UTC) if start == Pipeline.Start.AT and at else None
+    return {"pull_start": start, "pull_start_at": when}
 
 
 def _mode(state: dict) -> str:
@@ -339,7 +365,7 @@ WIZARD = ConnectWizard()
 @requires(ADMIN)
 def connect_wizard(request: HtmxHttpRequest, name: str, step: str = "source") -> HttpResponse:
     pool = get_object_or_404(DataPool, name=name)
-    if not getattr(pool, "receives_firehose", True):
+    if not getattr(pool, "receives_deliveries", True):
         messages.error(request, "This pool is filled by a Materialized View, not by Firehose.")
         return redirect(pool)
     current = pool.aws_pipelines.current()

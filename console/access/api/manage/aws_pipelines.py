@@ -34,6 +34,9 @@ class PipelineOut(Schema):
     pool: str
     status: str
     phase: str
+    delivery_mode: str
+    pull_start: str
+    pull_start_at: datetime | None
     table_name: str
     stream_name: str
     firehose_name: str
@@ -49,6 +52,9 @@ def _pipeline_out(pipeline) -> dict:
         "pool": pipeline.pool.name,
         "status": pipeline.status,
         "phase": pipeline.phase,
+        "delivery_mode": pipeline.delivery_mode,
+        "pull_start": pipeline.pull_start,
+        "pull_start_at": pipeline.pull_start_at,
         "table_name": pipeline.table_name,
         "stream_name": pipeline.stream_name,
         "firehose_name": pipeline.firehose_name,
