@@ -77,8 +77,10 @@ class MemoryStream:
 
 def run(shards: int, per_shard: int, latency_ms: float) -> dict:
     from django.conf import settings
+    from django.db.models import Sum
 
     from pools.aws.models import AwsConnection, Pipeline
+    from pools.models import Delivery
     from pools.pull.reader import read_once
     from pools.services import create_pool
 
@@ -101,6 +103,8 @@ def run(shards: int, per_shard: int, latency_ms: float) -> dict:
     while landed < total:
         landed += read_once(pipeline, stream).records
     seconds = time.perf_counter() - start
+    stored = Delivery.objects.filter(pool=pool).aggregate(n=Sum("record_count"))["n"]
+    assert stored == total, f"{stored} records stored of {total}"  # landed, each once
     return {
         "shards": shards,
         "getrecords_latency_ms": latency_ms,
