@@ -237,3 +237,36 @@ def test_in_the_sandbox_kinesis_pull_reads_what_the_relay_streams_and_streams_pu
         assert sum(ids.values()) == expected and max(ids.values()) == 1, (pool.name, ids)
         kinds[pool.name] = ids
     assert set(kinds["orders_via_kinesis"]) <= set(kinds["orders_via_streams"])  # the same changes
+
+
+def test_a_reader_that_falls_behind_shows_its_lag_and_the_retention_warning(
+    pool, aws, no_worker, admin_client, settings
+):
+    """The lag of a DynamoDB Streams pull is the age of the last record read; past
+    PULL_LAG_WARN_SECONDS the pipeline page warns that records age out of the stream's retention
+    (here the threshold is one second and the reader reads a change two seconds old)."""
+    import time
+
+    settings.PULL_LAG_WARN_SECONDS = 1
+    _table_without_stream(aws)
+    pipeline = pipelines.create_pipeline(
+        pool, aws.connection, table_name=TABLE, delivery_mode=Pipeline.Mode.STREAMS, start=False
+    )
+    pipelines.run_inline(pipeline, PipelineStep.Phase.PROVISION, aws=aws, timing=fast_timing())
+    sandbox.put_sample_order(aws, TABLE)
+    time.sleep(2.1)  # the reader is behind: the change waits in the stream
+    beat = redis.Redis.from_url(settings.REDIS_URL)
+    beat.set(HEARTBEAT_KEY, "1", ex=30)  # the reader runs (this test runs its pass)
+    try:
+        _read_until(Reader(), 1)
+        pipeline.refresh_from_db()
+        status = pull_status(pipeline)
+        assert status.running and status.lag_ms is not None and status.lag_ms >= 2000
+        assert "behind; records older than 24 hours age out of the stream" in status.warning
+        page = admin_client.get(pipeline.get_absolute_url()).content.decode()
+        assert "age out of the stream" in page and f"{status.lag_ms} ms" in page
+        scraped = metrics.render().decode()
+        lag = float(scraped.split(f'shoal_pull_lag_seconds{{pool="{pool.name}"}} ')[1].split()[0])
+        assert lag >= 2.0
+    finally:
+        beat.delete(HEARTBEAT_KEY)
