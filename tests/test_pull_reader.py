@@ -15,6 +15,7 @@ from pools.models import Delivery
 from pools.pull import lineage, reader, streams
 from pools.services import create_pool
 from tests.helpers.aws import make_pipeline
+from tests.helpers.pull import streaming_table
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,19 +44,9 @@ def test_lineage_reads_a_child_only_after_its_parents():
     assert lineage.readable(shards, {"p", "c1", "c2", "orphan"}) == ["m"]
 
 
-def _orders_table(ddb, name: str = "orders_pull") -> None:
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-
-
 def test_a_dynamodb_stream_is_read_once_and_a_failed_landing_reads_again(aws, monkeypatch, no_worker):
     ddb = aws.client("dynamodb")
-    _orders_table(ddb)
+    streaming_table(ddb, "orders_pull")
     pool = create_pool("pulled_orders")
     pipeline = make_pipeline(pool, aws, "orders_pull")
     for n in range(3):

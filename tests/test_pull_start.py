@@ -17,7 +17,7 @@ from pools.pull import reader, streams
 from pools.pull.runner import stream_for
 from pools.services import create_pool
 from tests.helpers.aws import make_pipeline
-from tests.helpers.pull import stored_event_ids
+from tests.helpers.pull import stored_event_ids, streaming_table
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,16 +26,6 @@ TABLE = "orders_started"
 
 def _put(ddb, order_id: str) -> None:
     ddb.put_item(TableName=TABLE, Item={"order_id": {"S": order_id}, "qty": {"N": "1"}})
-
-
-def _streams_table(ddb) -> None:
-    ddb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
 
 
 def _pull(pool, aws, mode: str, start: str, at=None) -> Pipeline:
@@ -56,7 +46,7 @@ def _pull(pool, aws, mode: str, start: str, at=None) -> Pipeline:
 @pytest.mark.aws
 def test_a_streams_pull_from_now_leaves_out_what_the_stream_held_before(aws, no_worker):
     ddb = aws.client("dynamodb")
-    _streams_table(ddb)
+    streaming_table(ddb, TABLE)
     for n in range(4):
         _put(ddb, f"before-{n}")  # already on the table's stream when the pipeline is created
     # The start is taken to its second (AWS's stream times are to the second): records made in

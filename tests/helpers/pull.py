@@ -19,3 +19,14 @@ def stored_event_ids(pool) -> Counter:
         for entry in json.loads(raw)["records"]:
             seen[json.loads(base64.b64decode(entry["data"]))["eventID"]] += 1
     return seen
+
+
+def streaming_table(ddb, name: str) -> None:
+    """A table keyed by order_id alone with a NEW_AND_OLD_IMAGES stream (the pull tests' table)."""
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
