@@ -82,6 +82,22 @@ def test_an_admin_creates_lists_and_revokes_keys_in_the_console(transactional_db
     assert signed_in(Client(), roles.EDITOR).get("/api-keys/").status_code == 403
 
 
+def test_a_field_hidden_for_the_chosen_scope_is_left_out(transactional_db):
+    """Pools ticked for a query key, then the scope switched to manage: the pools are hidden and
+    were still sent, and the page refused the key for a field the admin could not see."""
+    create_pool("orders_api")
+    admin = signed_in(Client(), roles.ADMIN)
+    made = admin.post(
+        "/api-keys/new/", {"name": "ops", "scope": "manage", "role": "admin", "pools": ["orders_api"]}
+    )
+    assert made.status_code == 302, made.content.decode()[:300]
+    api_key = ApiKey.objects.get(name="ops")
+    assert (api_key.scope, api_key.role, api_key.limited_pools.count()) == ("manage", "admin", 0)
+    # And the other way: a role chosen for a manage key, then the scope switched to query.
+    reader = admin.post("/api-keys/new/", {"name": "bi", "scope": "query", "role": "admin"})
+    assert reader.status_code == 302 and ApiKey.objects.get(name="bi").role == "editor"
+
+
 def test_the_django_admin_lists_keys_and_revokes_them(transactional_db):
     new = keys.create_key("etl", "manage")
     admin = signed_in(Client(), roles.ADMIN)

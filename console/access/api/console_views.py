@@ -41,6 +41,16 @@ class ApiKeyForm(forms.Form):
         names = DataPool.objects.exclude(status=DataPool.Status.DELETING).values_list("name", flat=True)
         self.fields["pools"].choices = [(n, n) for n in names]
 
+    def clean(self):
+        """A field shown for one scope only is left out for the other: pools ticked before the
+        user switched to a manage key are hidden, not part of what they asked for."""
+        data = super().clean()
+        if data.get("scope") == ApiKey.Scope.MANAGE:
+            data["pools"] = []
+        else:
+            data["role"] = ""
+        return data
+
 
 # The key just made, shown once on the page the POST redirects to (post/redirect/get: a reload or
 # Back then neither creates a second key nor meets a 405). It waits in the session encrypted, as
