@@ -120,6 +120,7 @@ class TableForm(forms.Form):
         choices=[NO, *_choices(table_settings.version_columns())],
         required=False,
         initial="",
+        widget=forms.RadioSelect,
     )
 
     def clean(self):

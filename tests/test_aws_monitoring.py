@@ -143,4 +143,4 @@ def test_beat_refreshes_failed_deliveries_with_their_reason_and_the_page_shows_i
     signed_in(client, "viewer")
     page = client.get(reverse("aws:pipeline_status", args=[pipeline.pk])).content.decode()
     assert key in page and "HttpEndpoint.DestinationException" in page and "Unauthorized" in page
-    assert 'hx-trigger="every 30s"' in page  # the region keeps itself current
+    assert 'hx-trigger="every 30s, shoal:shown from:document"' in page  # the region keeps itself current

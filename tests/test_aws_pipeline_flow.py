@@ -151,11 +151,13 @@ def test_the_chain_stops_at_a_failed_step_and_retry_resumes_there(
     assert states == ["done", "failed", "pending", "pending", "pending"]
     progress = maria.get(f"/aws/pipelines/{pipeline.pk}/progress/")
     assert b"InvalidBucketName" in progress.content and b"Retry from" in progress.content
-    assert b'hx-trigger="every 1s"' not in progress.content  # not polling once stopped
+    assert (
+        b'hx-trigger="every 1s, shoal:shown from:document"' not in progress.content
+    )  # not polling once stopped
 
     Pipeline.objects.filter(pk=pipeline.pk).update(bucket_name="shoal-failed-orders-fixed")
     assert maria.post(f"/aws/pipelines/{pipeline.pk}/retry/").status_code == 302
-    assert b'hx-trigger="every 1s"' in maria.get(
+    assert b'hx-trigger="every 1s, shoal:shown from:document"' in maria.get(
         f"/aws/pipelines/{pipeline.pk}/progress/"
     ).content or _finished(pipeline.pk)
     done = wait_for(lambda: _finished(pipeline.pk), message="the retry")

@@ -142,7 +142,9 @@ def test_internal_columns_are_listed_and_labelled_alike_in_schema_and_preview(ma
 
     def settled():
         part = maria.get(live, HTTP_HX_REQUEST="true").content.decode()
-        return part if 'hx-trigger="every 5s"' in part else None  # back to the idle poll
+        return (
+            part if 'hx-trigger="every 5s, shoal:shown from:document"' in part else None
+        )  # back to the idle poll
 
     part = wait_for(settled, timeout=30, message="statistics")
     assert '>3</div><div class="stat-label">records' in part

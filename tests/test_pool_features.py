@@ -125,7 +125,7 @@ def test_after_send_test_events_the_cards_refresh_with_the_deliveries(
 
     def settled():
         part = live_part(admin_client, pool)
-        return part if 'hx-trigger="every 5s"' in part else None
+        return part if 'hx-trigger="every 5s, shoal:shown from:document"' in part else None
 
     # Once the load is reflected, the cards go on polling, slowly, for the next delivery.
     part = wait_for(settled, timeout=30, message="cards back to their idle poll")

@@ -90,7 +90,9 @@ class TableForm(forms.Form):
     filters = forms.MultipleChoiceField(
         required=False, widget=forms.CheckboxSelectMultiple, label="Are there columns you always filter by?"
     )
-    version = forms.ChoiceField(required=False, label="Is there an updated_at or version column?")
+    version = forms.ChoiceField(
+        required=False, label="Is there an updated_at or version column?", widget=forms.RadioSelect
+    )
     nullable_keys = forms.BooleanField(
         required=False,
         label="Store NULL as the default",

@@ -100,6 +100,21 @@
     if (asker && !window.confirm(asker.dataset.confirm)) event.preventDefault();
   });
 
+  // Polling (hx-trigger="every …") rests while the tab is hidden: a page left open in a background
+  // tab asks nothing of the server. Shown again, it asks at once: each polling element also listens
+  // for "shoal:shown" from the document, sent here when the tab comes back.
+  function polls(elt) {
+    var trigger = elt && elt.getAttribute && elt.getAttribute("hx-trigger");
+    return !!trigger && /(^|,)\s*every\s/.test(trigger);
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var polled = !event.detail.requestConfig || !event.detail.requestConfig.triggeringEvent;
+    if (document.hidden && polled && polls(event.detail.elt)) event.preventDefault();
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) document.dispatchEvent(new CustomEvent("shoal:shown"));
+  });
+
   document.addEventListener("htmx:load", function (event) { prepare(event.detail.elt); });
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () { prepare(document); });

@@ -153,7 +153,7 @@ def test_the_guide_end_to_end(page, page_problems, live_server, user, clean_ware
     page.check("input[name=unique][value=order_id]")  # "order_id uniquely identifies a record"
     page.check("input[name=time_column][value=timestamp]")  # "Select the timestamp column"
     expect(page.locator("input[name=filters]:checked")).to_have_count(0)  # "leave empty"
-    page.select_option("select[name=version]", "")  # "Leave empty"
+    page.check('input[name=version][value=""]')  # "Leave empty": Shoal's default, each change's time
     page.click("button:has-text('Continue')")
     confirm = page.locator("dl.confirm")
     expect(confirm).to_contain_text("REPLACING_MERGE_TREE")

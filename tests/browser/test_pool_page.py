@@ -67,3 +67,37 @@ def test_the_cards_and_deliveries_follow_a_delivery_while_the_page_is_open(
     land_direct(pool, [change_record(f"o{i}") for i in range(7)])
     expect(page.locator("#pool-stats .stat-value").first).to_have_text("7", timeout=20_000)
     expect(page.locator("#pool-deliveries")).to_contain_text("Loaded", timeout=20_000)
+
+
+def test_a_hidden_tab_stops_polling_and_asks_again_when_shown(page, live_server, user, warehouse_worker):
+    """A page left open in a background tab asked the server every few seconds for ever; now its
+    polling rests while the tab is hidden and asks at once when the tab is shown again."""
+    import time
+
+    from pools.services import create_pool
+
+    pool = create_pool("hidden_tab")
+    login(page, live_server)
+    page.goto(live_server.url + pool.get_absolute_url())
+    expect(page.locator("#pool-stats")).to_contain_text("never")
+    polled: list[float] = []
+    page.on("request", lambda r: polled.append(time.monotonic()) if "part=live" in r.url else None)
+
+    def tab(hidden: bool) -> None:
+        page.evaluate(
+            """(hidden) => {
+                Object.defineProperty(document, "hidden", {configurable: true, get: () => hidden});
+                Object.defineProperty(document, "visibilityState",
+                    {configurable: true, get: () => (hidden ? "hidden" : "visible")});
+                document.dispatchEvent(new Event("visibilitychange"));
+            }""",
+            hidden,
+        )
+
+    tab(hidden=True)
+    page.wait_for_timeout(6_500)  # the idle poll is every 5 s
+    assert polled == []
+    shown = time.monotonic()
+    tab(hidden=False)
+    page.wait_for_timeout(1_000)
+    assert polled and polled[0] - shown < 1.0  # asked at once, not at the next tick
