@@ -133,3 +133,53 @@ def test_a_kinesis_stream_split_while_reading_loses_and_repeats_nothing(aws, no_
     for _ in range(2):
         reader.read_once(pipeline, stream)
     assert ShardCheckpoint.objects.get(pipeline=pipeline, shard_id=child["ShardId"]).finished
+
+
+class GappedStream:
+    """A Kinesis shard as AWS documents it and moto does not emulate: GetRecords may answer empty
+    pages (with MillisBehindLatest > 0) for a while before the records further on, and each call
+    only moves the iterator on. An iterator made again from the checkpoint starts over."""
+
+    arn = "arn:aws:kinesis:us-east-1:000000000000:stream/gapped"
+
+    def __init__(self, empty_pages: int, records: list[bytes]):
+        self.empty_pages, self.records, self.calls = empty_pages, records, 0
+
+    def shards(self) -> list[dict]:
+        return [{"ShardId": "shardId-000000000000"}]
+
+    def iterator(self, shard_id: str, after: str | None) -> str:
+        return f"{int(after or 0)}:0"  # (records read, empty pages passed)
+
+    def page(self, iterator: str) -> streams.Page:
+        self.calls += 1
+        read, passed = (int(x) for x in iterator.split(":"))
+        if read == 0 and passed < self.empty_pages:
+            return streams.Page([], None, f"0:{passed + 1}", 60_000)  # behind, nothing in this window
+        held = self.records[read : read + 2]
+        last = str(read + len(held)) if held else None
+        return streams.Page(held, last, f"{read + len(held)}:{passed}", 0 if not held else 1)
+
+
+def test_empty_pages_before_the_records_are_walked_across_passes(no_worker):
+    """25 empty pages stand before the records: a pass reads 10 pages of a shard, and each pass
+    made a fresh iterator from the checkpoint, so the reader started over and never got there.
+    The reader now keeps going while the stream says it is behind, and keeps its iterator from one
+    pass to the next (AWS's iterators live 5 minutes)."""
+    pool = create_pool("gapped")
+    from pools.aws.models import AwsConnection, Pipeline
+
+    connection = AwsConnection.objects.create(name="gap", region="us-east-1")
+    pipeline = Pipeline.objects.create(
+        pool=pool, connection=connection, status="active", delivery_mode="kinesis_pull", table_name="t"
+    )
+    change = records.encode_record(
+        records.change_record(
+            "INSERT", keys={"k": {"S": "1"}}, event_id="e1", created=1, table_name="t", region="r"
+        )
+    )
+    stream = GappedStream(25, [change, change.replace(b"e1", b"e2"), change.replace(b"e1", b"e3")])
+    iterators: dict = {}
+    got = sum(reader.read_once(pipeline, stream, iterators).records for _ in range(4))
+    assert got == 3 and sorted(c["eventID"] for c in landed(pool)) == ["e1", "e2", "e3"]
+    assert reader.read_once(pipeline, stream, iterators).records == 0  # nothing twice

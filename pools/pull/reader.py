@@ -11,6 +11,7 @@ elsewhere and lands over HTTP (pools/aws/sandbox.py).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from pools.reading import Batch, into_pool, land_batches
 log = logging.getLogger(__name__)
 
 MAX_PAGES_PER_SHARD = 10  # a pass moves on to the other shards after this many pages of one
+ITERATOR_REUSE_SECONDS = 240  # AWS's shard iterators expire after 5 minutes
 
 
 @dataclass
@@ -39,16 +41,27 @@ class Pass:
     finished_shards: list[str] = field(default_factory=list)
 
 
-def shard_pages(stream, saved: dict, new_position, prefix: str) -> Iterator[Batch]:
+def shard_pages(
+    stream, saved: dict, new_position, prefix: str, iterators: dict | None = None
+) -> Iterator[Batch]:
     """A batch per page of each readable shard, from its saved position; `position` of each batch is
     (the shard's position, the page, closed). The caller saves the position (updating it in place)
-    before the next batch is asked for, so each request id starts where the last page ended."""
+    before the next batch is asked for, so each request id starts where the last page ended.
+
+    A page without records while the stream says it is behind (Kinesis may answer empty pages
+    before the records further on) is read past; `iterators` keeps each shard's iterator from one
+    pass to the next, so such a stretch longer than a pass is crossed rather than started over
+    (an iterator is used again only from the same checkpoint and while AWS still honours it)."""
     shards = stream.shards()
     finished = {shard_id for shard_id, p in saved.items() if p.finished}
     ending = {s["ShardId"]: s.get("SequenceNumberRange", {}).get("EndingSequenceNumber") for s in shards}
+    kept = iterators if iterators is not None else {}
     for shard_id in lineage.readable(shards, finished):
         position = saved.get(shard_id) or new_position(shard_id)
-        iterator = stream.iterator(shard_id, position.sequence_number or None)
+        iterator = _kept_iterator(kept, shard_id, position) or stream.iterator(
+            shard_id, position.sequence_number or None
+        )
+        closed = False
         for _ in range(MAX_PAGES_PER_SHARD):
             page = stream.page(iterator)
             closed = page.next_iterator is None or _read_to_its_end(position, page, ending.get(shard_id))
@@ -56,9 +69,23 @@ def shard_pages(stream, saved: dict, new_position, prefix: str) -> Iterator[Batc
                 first = position.sequence_number or "start"
                 request_id = f"{prefix}:{shard_id}:{first}:{page.last_sequence}"
                 yield Batch(request_id, page.records, position=(position, page, closed))
-            if closed or page.last_sequence is None:
-                break  # the shard is finished, or caught up with for now
             iterator = page.next_iterator
+            if closed or (page.last_sequence is None and not page.lag_ms):
+                break  # the shard is finished, or caught up with for now
+        if closed or not iterator:
+            kept.pop(shard_id, None)
+        else:
+            kept[shard_id] = (position.sequence_number, iterator, time.monotonic())
+
+
+def _kept_iterator(kept: dict, shard_id: str, position) -> str | None:
+    held = kept.get(shard_id)
+    if held is None:
+        return None
+    sequence, iterator, made = held
+    if sequence != position.sequence_number or time.monotonic() - made > ITERATOR_REUSE_SECONDS:
+        return None
+    return iterator
 
 
 def _read_to_its_end(position, page, ending: str | None) -> bool:
@@ -70,8 +97,9 @@ def _read_to_its_end(position, page, ending: str | None) -> bool:
     return int(position.sequence_number or 0) >= int(ending)
 
 
-def read_once(pipeline: Pipeline, stream) -> Pass:
-    """Read what each readable shard holds now; returns what was landed."""
+def read_once(pipeline: Pipeline, stream, iterators: dict | None = None) -> Pass:
+    """Read what each readable shard holds now; returns what was landed. `iterators`: the reader's
+    iterators of this pipeline's shards, kept from one pass to the next (shard_pages)."""
     done = Pass()
     saved = {c.shard_id: c for c in ShardCheckpoint.objects.filter(pipeline=pipeline, stream=stream.arn)}
 
@@ -89,7 +117,7 @@ def read_once(pipeline: Pipeline, stream) -> Pass:
             done.finished_shards.append(checkpoint.shard_id)
 
     tally = land_batches(
-        shard_pages(stream, saved, new_checkpoint, f"pull:{pipeline.pk}"),
+        shard_pages(stream, saved, new_checkpoint, f"pull:{pipeline.pk}", iterators),
         land=into_pool(pipeline.pool, source_arn=stream.arn),
         save=save,
     )

@@ -3,10 +3,11 @@ active pipeline that pulls is read again and again, one pass at a time (pools/pu
 
 Why one supervised process and not Celery tasks: a pass is short and repeats every second, and a
 shard must be read by one reader at a time in order; one loop owns that order without leases, and
-the supervisor restarts it like the other processes. A pass asks AWS for fresh iterators from the
-checkpoints, so an iterator that expired while the reader was stopped or throttled is renewed by
-the next pass. Throttling (and any other error) backs that pipeline off, doubling up to a limit,
-while the others go on.
+the supervisor restarts it like the other processes. A pass goes on with the iterators the last
+one ended with (for four minutes: AWS's live five), or asks AWS for fresh ones from the checkpoints,
+so an iterator that expired while the reader was stopped or throttled is renewed by the next pass.
+Throttling (and any other error) backs that pipeline off, doubling up to a limit, and drops its
+iterators, while the others go on.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Reader:
     max_backoff: float = 60.0
     _waits: dict[int, tuple[float, float]] = field(default_factory=dict)  # id: (next try, back-off)
     _clients: dict[int, tuple[object, Aws]] = field(default_factory=dict)  # connection id: (updated, Aws)
+    _iterators: dict[int, dict] = field(default_factory=dict)  # pipeline id: its shards' iterators
 
     def pipelines(self) -> list[Pipeline]:
         return list(
@@ -76,7 +78,8 @@ class Reader:
             if self._waits.get(pipeline.pk, (0.0, 0.0))[0] > now:
                 continue
             try:
-                landed += read_once(pipeline, stream_for(self.aws(pipeline), pipeline)).records
+                iterators = self._iterators.setdefault(pipeline.pk, {})
+                landed += read_once(pipeline, stream_for(self.aws(pipeline), pipeline), iterators).records
             except (ClientError, BotoCoreError) as exc:
                 self._back_off(pipeline, exc)
             except Exception as exc:  # a bad pipeline must not stop the others
@@ -87,6 +90,7 @@ class Reader:
         return landed
 
     def _back_off(self, pipeline: Pipeline, exc: BaseException) -> None:
+        self._iterators.pop(pipeline.pk, None)  # an expired or refused iterator is made again
         code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
         wait = min(self.max_backoff, self._waits.get(pipeline.pk, (0.0, self.first_backoff / 2))[1] * 2)
         self._waits[pipeline.pk] = (time.monotonic() + wait, wait)
