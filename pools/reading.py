@@ -1,14 +1,15 @@
 """Reading is one loop, whatever is read: take batches from somewhere, land each one, then save
-where the reading got to. The initial snapshot (Scan pages, export files), the replay of failed
-deliveries from S3, the sandbox relay and the pull reader (Kinesis, DynamoDB Streams) all run
-through `land_batches`; each supplies only what differs: where batches come from, where they land,
-and how its position is kept.
+where the reading got to. The initial snapshot (Scan pages, export files), the replays (of failed
+deliveries from S3, of quarantined records), the sandbox relay and the pull reader (Kinesis,
+DynamoDB Streams) all run through `land_batches`; each supplies only what differs: where batches
+come from, where they land, and how its position is kept.
 
 The rule they share: a position is saved only once its batch is durable. When the landing is a
 row in Shoal's database (`into_pool`), the position is saved in the same transaction as the
 delivery (`together=True`), so a crash keeps both or neither and a re-read cannot skip or double.
-When the landing is elsewhere (an HTTP endpoint, an S3 object to archive), the position is saved
-after it (`together=False`), and the landing's own request id makes a re-sent batch harmless.
+When the landing or the position is elsewhere (the relay posts to an HTTP endpoint; the S3 replay
+archives the object), the position is saved after the landing (`together=False`), and the
+landing's own request id makes a batch sent again harmless.
 
     tally = land_batches(batches, land=into_pool(pool, arn), save=save_position, room=wait, stop=asked)
 """
