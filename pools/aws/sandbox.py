@@ -31,7 +31,7 @@ from pools.aws.errors import error_code
 from pools.aws.models import AwsConnection, Pipeline, SandboxRelay
 from pools.firehose_client import FirehoseSender, batches
 from pools.ingest.records import epoch
-from pools.pull.reader import Position, shard_pages
+from pools.pull.reader import Position, advance, shard_pages
 from pools.pull.streams import DynamoDBStream
 from pools.reading import Batch, land_batches
 from pools.samples import MENU, NAMES, STATUSES, TAQUERIAS
@@ -243,9 +243,7 @@ class Relay:
         saved = _relay_positions(pipeline, stream.arn)
 
         def save(batch: Batch, stored: bool) -> None:
-            position, page, closed = batch.position
-            position.sequence_number = page.last_sequence or position.sequence_number
-            position.finished = closed
+            position = advance(batch)
             saved[position.shard_id] = position
             kept = {p.shard_id: {"seq": p.sequence_number, "finished": p.finished} for p in saved.values()}
             SandboxRelay.objects.update_or_create(

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pools.aws.models import Pipeline, ShardCheckpoint
 from pools.pull import lineage
-from pools.reading import Batch, into_pool, land_batches
+from pools.reading import Batch, Tally, into_pool, land_batches
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,6 @@ class Position:
     shard_id: str
     sequence_number: str = ""
     finished: bool = False
-
-
-@dataclass
-class Pass:
-    records: int = 0
-    deliveries: int = 0
-    finished_shards: list[str] = field(default_factory=list)
 
 
 def shard_pages(
@@ -97,29 +90,31 @@ def _read_to_its_end(position, page, ending: str | None) -> bool:
     return int(position.sequence_number or 0) >= int(ending)
 
 
-def read_once(pipeline: Pipeline, stream, iterators: dict | None = None) -> Pass:
+def advance(batch: Batch):
+    """Move a shard's position to the end of the batch's page (a batch of `shard_pages`); returns
+    the position, for the caller to keep it."""
+    position, page, closed = batch.position
+    position.sequence_number = page.last_sequence or position.sequence_number
+    position.finished = closed
+    return position
+
+
+def read_once(pipeline: Pipeline, stream, iterators: dict | None = None) -> Tally:
     """Read what each readable shard holds now; returns what was landed. `iterators`: the reader's
     iterators of this pipeline's shards, kept from one pass to the next (shard_pages)."""
-    done = Pass()
     saved = {c.shard_id: c for c in ShardCheckpoint.objects.filter(pipeline=pipeline, stream=stream.arn)}
 
     def new_checkpoint(shard_id: str) -> ShardCheckpoint:
         return ShardCheckpoint(pipeline=pipeline, stream=stream.arn, shard_id=shard_id)
 
     def save(batch: Batch, stored: bool) -> None:
-        checkpoint, page, closed = batch.position
-        checkpoint.sequence_number = page.last_sequence or checkpoint.sequence_number
+        checkpoint = advance(batch)
         checkpoint.records += len(batch.records)
-        checkpoint.finished = closed
-        checkpoint.lag_ms = page.lag_ms
+        checkpoint.lag_ms = batch.position[1].lag_ms
         checkpoint.save()
-        if closed:
-            done.finished_shards.append(checkpoint.shard_id)
 
-    tally = land_batches(
+    return land_batches(
         shard_pages(stream, saved, new_checkpoint, f"pull:{pipeline.pk}", iterators),
         land=into_pool(pipeline.pool, source_arn=stream.arn),
         save=save,
     )
-    done.records, done.deliveries = tally.records, tally.stored
-    return done
